@@ -1,0 +1,3 @@
+"""codebench: a Jupyter research workbench for code language models."""
+
+__version__ = "0.1.0"

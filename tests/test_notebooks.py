@@ -1,0 +1,60 @@
+"""Every notebook is thin and parameterized: a `parameters` cell, no committed outputs, and
+(for stage notebooks) defaults for exactly the common keys plus its profile section's fields."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import pytest
+
+from codebench.params import COMMON_KEYS, SECTION_MODELS
+from codebench.pipeline import NOTEBOOKS
+
+NB_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+ALL = sorted(NB_DIR.glob("*.ipynb"))
+STAGE_OF = {v: k for k, v in NOTEBOOKS.items()}
+
+
+def _cells(path: Path) -> list[dict]:
+    return json.loads(path.read_text())["cells"]
+
+
+def _param_names(path: Path) -> set[str]:
+    cells = [c for c in _cells(path) if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(cells) == 1, f"{path.name}: expected exactly one cell tagged 'parameters', found {len(cells)}"
+    tree = ast.parse("".join(cells[0]["source"]))
+    names = set()
+    for node in tree.body:
+        assert isinstance(node, ast.Assign | ast.AnnAssign), f"{path.name}: parameters cell must hold only assignments"
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        names |= {t.id for t in targets if isinstance(t, ast.Name)}
+    return names
+
+
+def test_stage_notebooks_exist() -> None:
+    missing = [nb for nb in NOTEBOOKS.values() if not (NB_DIR / nb).is_file()]
+    assert not missing, f"stage notebooks missing: {missing}"
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
+def test_committed_without_outputs(path: Path) -> None:
+    for i, c in enumerate(_cells(path)):
+        if c["cell_type"] == "code":
+            assert not c.get("outputs") and c.get("execution_count") is None, f"{path.name} cell {i} has outputs"
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
+def test_parameters_cell_and_kernel(path: Path) -> None:
+    names = _param_names(path)
+    assert set(COMMON_KEYS) <= names, f"{path.name}: parameters cell lacks {set(COMMON_KEYS) - names}"
+    assert json.loads(path.read_text())["metadata"]["kernelspec"]["name"] == "codebench"
+
+
+@pytest.mark.parametrize("path", [p for p in ALL if p.name in STAGE_OF], ids=lambda p: p.name)
+def test_stage_parameters_match_profile_section(path: Path) -> None:
+    section = SECTION_MODELS[STAGE_OF[path.name]]
+    names = _param_names(path) - set(COMMON_KEYS)
+    fields = set(section.model_fields)
+    assert names == fields, f"{path.name}: parameters {sorted(names ^ fields)} differ from {section.__name__}"

@@ -9,6 +9,18 @@ from pathlib import Path
 from codebench import __version__
 
 
+def _stage_logging(quiet: bool) -> None:
+    """Show each notebook's printed output indented under its stage line."""
+    import logging
+
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("    | %(message)s"))
+    log = logging.getLogger("papermill")
+    log.handlers[:] = [handler]
+    log.setLevel(logging.WARNING if quiet else logging.INFO)
+    log.propagate = False
+
+
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from codebench.params import ProfileError
     from codebench.pipeline import NOTEBOOKS, Runner, StageFailed
@@ -24,6 +36,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
                 last = f"last: {prev.get('status')} in {prev.get('duration_s', '?')}s" if prev else "never ran"
                 print(f"  {NOTEBOOKS[stage]:<22} key {key}  {state:<10}  ({last})")
             return 0
+        _stage_logging(args.quiet)
         runner.run(only=args.only, force=args.force)
         return 0
     except (ProfileError, StageFailed) as e:
@@ -54,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("profile", help="profile YAML, e.g. params/smoke.yaml")
     rp.add_argument("--only", nargs="+", metavar="STAGE", help="run only these stages (model data finetune compress evaluate report)")
     rp.add_argument("--force", action="store_true", help="rerun stages even when their key is unchanged")
+    rp.add_argument("--quiet", action="store_true", help="do not echo notebook output")
     rp.add_argument("--list", action="store_true", help="show the stages, their keys and what would run; run nothing")
     rp.add_argument("--runs-dir", default="runs", help="root of run folders (default: runs)")
     rp.add_argument("--figures-dir", default="figures", help="root of figure folders (default: figures)")

@@ -1,0 +1,124 @@
+"""`codebench fetch-data DIR`: download the public benchmark sets into a data folder.
+
+Tests and CI never call this (they read local copies through $CODEBENCH_DATA). Each file is
+downloaded to a temporary name, checked against the SHA-256 of the copy codebench was tested
+with, and renamed into place; files already present with the right hash are skipped, so an
+interrupted fetch resumes. A hash mismatch is kept but reported (upstream files do change),
+and recorded in DIR/FETCHED.json.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from codebench.records import write_json
+
+DS = "https://raw.githubusercontent.com/deepseek-ai/DeepSeek-Coder/main/Evaluation"
+
+
+@dataclass(frozen=True)
+class Source:
+    path: str  # destination, relative to the data folder
+    url: str
+    sha256: str | None  # of the copy codebench was tested with
+
+
+_HX = {  # local name -> (DeepSeek-Coder file suffix, sha256 of the tested copy)
+    "cpp": ("cpp", "8717eabdf202137158c84506144b0fb1e73d5ecccbe5363ec79009ca014df629"),
+    "java": ("java", "b21b015763452ec4f9f4e0e6425148ec331ace4da1232c8b4d441186185f6265"),
+    "js": ("js", "634e2eee8d6e22de07c121b972207683dd96be76256bf44bdfc1a3386b739287"),
+    "sh": ("sh", "2f702106e9ce4aa7385de568d9248d6c57c90382d782b162cb9e072fbd01ccf8"),
+    "python": ("python", "0eae07adadbb00d51962fdb78b9e2a26bfa8ade85dc54eb57cae9bffed2f5c54"),
+    "ts": ("ts", "4b1af1050c9f226335d54a8c80553c39454a525cace3e67bdcfcc9092ba02637"),
+    "go": ("go", "7f5dfe3ff001049b1221e9d21a8119b5cbc38eb87c97fefc5d57fa7adc1df888"),
+    "php": ("php", "bebd86875b1d8e65a8b7e692ed7bdf64612b44aa388825ea4dab40c7047c786b"),
+    "rb": ("rb", "4204395b835019e32d55513325a0fad01c6d382fd1eb97b516f0458d00058302"),
+    "cs": ("cs", "1c3fe18be10addc2d0b96311f4db192ae3232e08628d17768d889d6ab87be224"),
+    "rs": ("rust", "e33f562838e973b7e6b8d76dbc1fb84b076d7426629b4cdc624f12678778d2fa"),
+}
+_PAL = {
+    "gsm8k": "9f098df7ff4522078d6ccec27a5c38a454790fdb51131bedfaa0e490070d5394",
+    "gsm-hard": "45db606263a4902580aba3974e8b7fb3f66012877889209af206b1c1b2f208f5",
+    "svamp": "d0826ff1264f3860e46fc4e71db9e31d2d188960db87090e22677f9493e67a0d",
+    "asdiv": "5759580385e706f961a30d4c07d6925b35c3f7c86d6c50bc413957169693dad2",
+    "mawps": "00ffe31161be8623a3d36741830edbba87a3aee0109f693810fe40b9d5d91b8b",
+    "math": "3371949f33dd702d04b43fddd7d53a028de0aaca0e76abb1b875a050297b3aa4",
+}
+
+SOURCES: dict[str, list[Source]] = {
+    "humaneval-x": [Source(f"humaneval-x/humaneval-{k}.jsonl", f"{DS}/HumanEval/data/humaneval-{v[0]}.jsonl", v[1]) for k, v in _HX.items()],
+    "mbpp": [
+        Source("mbpp/mbpp.jsonl", "https://raw.githubusercontent.com/google-research/google-research/master/mbpp/mbpp.jsonl", "ccf64ceae9c5403bf50a044cb6d505bfd2a2963ee58338ba268fd65beab92a9f"),
+        Source("mbpp/mbpp_test.jsonl", f"{DS}/MBPP/data/mbpp_test.jsonl", "e57e9c9999aa35128f4d0b6a486979c2c1dce4f4b8c0680bf92bc6f5f147779f"),
+    ],
+    "mtpb": [Source("mtpb/mtpb.jsonl", "https://raw.githubusercontent.com/salesforce/CodeGen/main/codegen1/benchmark/mtpb.jsonl", "3ab79ddb160f484a63491330ba72204930d56cc946f7c0c5fb469622a941f89c")],
+    "pal-math": [Source(f"pal-math/{k}/test.json", f"{DS}/PAL-Math/datasets/{k}/test.json", h) for k, h in _PAL.items()],
+    "codeio": [
+        Source("codeio/rawcode_1k.jsonl", "https://raw.githubusercontent.com/hkust-nlp/CodeIO/main/data/rawcode_1k.jsonl", "95330e9f9189939c96e0561f694baa63148f70210efdf308d3902ad9fb9355de"),
+        Source("codeio/rawcode_1k_parsed.jsonl", "https://raw.githubusercontent.com/hkust-nlp/CodeIO/main/data/rawcode_1k_parsed.jsonl", "810a69b819d4d6b28da5d146bcdde9bbac776545f5da146ccecfd88570d46e6a"),
+    ],
+}
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while b := fh.read(1 << 20):
+            h.update(b)
+    return h.hexdigest()
+
+
+def fetch(dest: str | os.PathLike, sets: list[str] | None = None, *, base_url: str | None = None, timeout: float = 60, log=print) -> dict:
+    """Download `sets` (default all) into `dest`; return {path: status}. `base_url` replaces
+    every source's host part with a mirror (used by the tests with a local server)."""
+    dest = Path(dest)
+    unknown = [s for s in sets or [] if s not in SOURCES]
+    if unknown:
+        raise ValueError(f"unknown data set(s) {unknown}; known: {', '.join(SOURCES)}")
+    status: dict[str, str] = {}
+    for name in sets or list(SOURCES):
+        for src in SOURCES[name]:
+            target = dest / src.path
+            if target.is_file() and src.sha256 and _sha256(target) == src.sha256:
+                status[src.path] = "present"
+                continue
+            url = f"{base_url.rstrip('/')}/{src.path}" if base_url else src.url
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_suffix(target.suffix + ".part")
+            try:
+                with urllib.request.urlopen(url, timeout=timeout) as r, tmp.open("wb") as fh:
+                    while chunk := r.read(1 << 20):
+                        fh.write(chunk)
+            except OSError as e:
+                tmp.unlink(missing_ok=True)
+                status[src.path] = f"failed: {url}: {e}"
+                log(f"  {src.path}: FAILED ({e})")
+                continue
+            os.replace(tmp, target)
+            ok = src.sha256 is None or _sha256(target) == src.sha256
+            status[src.path] = "fetched" if ok else "fetched (hash differs from the tested copy)"
+            log(f"  {src.path}: {status[src.path]}")
+    write_json(dest / "FETCHED.json", status)
+    return status
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("fetch-data", help="download the public benchmark sets into a data folder")
+    p.add_argument("dest", help="data folder to fill (then point $CODEBENCH_DATA or data_dir at it)")
+    p.add_argument("--sets", nargs="+", choices=list(SOURCES), help="which sets (default: all)")
+    p.add_argument("--mirror", help="base URL of a mirror holding the same relative paths")
+    p.set_defaults(func=_cmd)
+
+
+def _cmd(args) -> int:
+    status = fetch(args.dest, args.sets, base_url=args.mirror)
+    failed = [k for k, v in status.items() if v.startswith("failed")]
+    if failed:
+        print(f"codebench: error: {len(failed)} file(s) could not be fetched (see above)", file=sys.stderr)
+        return 1
+    return 0

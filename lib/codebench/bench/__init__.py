@@ -1,0 +1,57 @@
+"""codebench.bench: benchmarks, prompt protocols, completion extraction, pass@k, canaries.
+
+Quick start::
+
+    from codebench import bench
+    from codebench.generate import make_backend
+
+    backend = make_backend("hf", model=...)
+    res = bench.evaluate(backend, "humaneval", "runs/x/eval/base/humaneval", model="base",
+                         config=bench.EvalConfig(n=1, temperature=0.0, limit=10))
+    res["metrics"]["pass@1"]            # {'value', 'ci_low', 'ci_high', 'k', 'problems'}
+    bench.rescore("runs/x/eval/base/humaneval")   # scores again from samples.jsonl only
+
+Benchmarks (`bench.names()`; spec strings `name[:protocol]`):
+humaneval[:base|instruct], multiple-{js,cpp,java,sh}[:base|instruct], mbpp[:base|instruct],
+mtpb[:multi|single], fim[:single-line|multi-line], pal-{gsm8k,gsm-hard,svamp,mawps}[:base|instruct],
+codeio[:path] (held-out I/O prediction), custom:path.jsonl[:base|instruct].
+See docs/benchmarks.md for each protocol, its extraction and its tests.
+"""
+
+from codebench.bench.canary import CanaryError, run_canaries
+from codebench.bench.extract import extract_fenced, fenced_blocks, truncate_at_stops
+from codebench.bench.passk import bootstrap_ci, pass_at_k, summarize
+from codebench.bench.runner import EvalConfig, evaluate, rescore, score
+from codebench.bench.suite import bench_dirname, evaluate_variants, results_table
+from codebench.bench.tasks import (
+    BenchError,
+    Problem,
+    Task,
+    get_task,
+    names,
+    parse_spec,
+)
+
+__all__ = [
+    "BenchError",
+    "CanaryError",
+    "EvalConfig",
+    "Problem",
+    "Task",
+    "bench_dirname",
+    "bootstrap_ci",
+    "evaluate",
+    "evaluate_variants",
+    "extract_fenced",
+    "fenced_blocks",
+    "get_task",
+    "names",
+    "parse_spec",
+    "pass_at_k",
+    "rescore",
+    "results_table",
+    "run_canaries",
+    "score",
+    "summarize",
+    "truncate_at_stops",
+]

@@ -1,0 +1,190 @@
+"""Custom benchmarks: any JSONL of problems with a prompt, tests and an entry point.
+
+Spec: `custom:path/to/file.jsonl` (base protocol) or `custom:path/to/file.jsonl:instruct`.
+One JSON object per line (format in docs/benchmarks.md, example in
+examples/custom_benchmark.jsonl):
+
+    task_id      optional, default "<file stem>/<line number>"
+    prompt       required: the text the model continues (base) or completes (instruct)
+    tests        required: Python test code that defines `check(candidate)` (HumanEval style),
+                 or assert lines (a string or a list of strings, MBPP style); for other
+                 languages, code appended after the completion (MultiPL-E style, the program
+                 must exit 0)
+    entry_point  the function under test (required for check-style tests)
+    language     python (default), js, cpp, java, sh
+    stop         stop strings for the base protocol (Python default: HumanEval's set)
+    reference    optional known-good completion (text after the prompt) -- the canaries
+                 need at least one; `canonical_solution` is accepted as an alias
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from codebench.bench.extract import extract_fenced, truncate_at_stops
+from codebench.bench.humaneval import BASE_STOPS, python_program
+from codebench.bench.multiple import LANGUAGES, function_body, java_offline
+from codebench.bench.tasks import BenchError, Problem, Task, fenced, register
+
+LANGS = ("python", *LANGUAGES)
+CLOSING = {"python": "", "js": "", "cpp": "}\n", "java": "    }\n}\n", "sh": "}\n"}
+
+
+def _problem(obj: Any, where: str, stem: str, lineno: int) -> Problem:
+    if not isinstance(obj, dict):
+        raise BenchError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+    for key in ("prompt", "tests"):
+        if key not in obj:
+            raise BenchError(f"{where}: missing required field {key!r}")
+    if not isinstance(obj["prompt"], str) or not obj["prompt"].strip():
+        raise BenchError(f"{where}: 'prompt' must be a non-empty string")
+    tests = obj["tests"]
+    if isinstance(tests, list):
+        if not all(isinstance(t, str) for t in tests):
+            raise BenchError(f"{where}: 'tests' as a list must hold strings")
+        tests = "\n".join(t.strip() for t in tests) + "\n"
+    if not isinstance(tests, str) or not tests.strip():
+        raise BenchError(f"{where}: 'tests' must be a non-empty string or list of strings")
+    lang = obj.get("language", "python")
+    if lang not in LANGS:
+        raise BenchError(f"{where}: unknown language {lang!r} (known: {', '.join(LANGS)})")
+    ep = obj.get("entry_point")
+    check_style = lang == "python" and "def check(" in tests
+    if check_style and not ep:
+        raise BenchError(f"{where}: 'entry_point' is required when tests define check(candidate)")
+    stop = obj.get("stop", BASE_STOPS if lang == "python" else [])
+    if not (isinstance(stop, list) and all(isinstance(s, str) for s in stop)):
+        raise BenchError(f"{where}: 'stop' must be a list of strings")
+    ref = obj.get("reference", obj.get("canonical_solution"))
+    if ref is not None and not isinstance(ref, str):
+        raise BenchError(f"{where}: 'reference' must be a string")
+    return Problem(
+        task_id=str(obj.get("task_id") or f"{stem}/{lineno}"),
+        prompt=obj["prompt"],
+        language=lang,
+        entry_point=ep,
+        tests=tests,
+        stop=list(stop),
+        reference=ref,
+        meta={"check_style": check_style},
+    )
+
+
+def read_custom(path: str | Path) -> list[Problem]:
+    """Problems of a custom JSONL; errors name file, line and field."""
+    p = Path(path)
+    if not p.is_file():
+        raise BenchError(f"custom benchmark file not found: {p}")
+    out, seen = [], set()
+    for lineno, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{p}:{lineno}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise BenchError(f"{where}: malformed JSONL line: {e}") from None
+        prob = _problem(obj, where, p.stem, lineno)
+        if prob.task_id in seen:
+            raise BenchError(f"{where}: duplicate task_id {prob.task_id!r}")
+        seen.add(prob.task_id)
+        out.append(prob)
+    if not out:
+        raise BenchError(f"{p}: no problems")
+    return out
+
+
+@register("custom")
+class Custom(Task):
+    """A user JSONL benchmark (see module doc)."""
+
+    name = "custom"
+    protocols = ("base", "instruct")
+    canary_count = 3
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        if not self.options.get("path"):
+            raise BenchError("custom benchmark needs a path: 'custom:path/to/file.jsonl'")
+        self.path = Path(self.options["path"]).expanduser().resolve()
+
+    @property
+    def spec(self) -> str:
+        return f"custom:{self.path}:{self.protocol}"
+
+    def info(self) -> dict[str, Any]:
+        return {**super().info(), "path": str(self.path)}
+
+    def data_files(self) -> list[Path]:
+        return [self.path]
+
+    def load(self) -> list[Problem]:
+        return read_custom(self.path)
+
+    def messages(self, problem: Problem) -> list[dict]:
+        tag = "python" if problem.language == "python" else LANGUAGES[problem.language]["fence"]
+        content = (
+            f"Complete the following code. Reply with the whole function in one ```{tag} code block.\n\n"
+            f"```{tag}\n{problem.prompt.strip()}\n```"
+        )
+        return [{"role": "user", "content": content}]
+
+    def extract(self, problem: Problem, raw: str) -> str:
+        lang = problem.language
+        if lang == "python":
+            if self.protocol == "base":
+                return problem.prompt + truncate_at_stops(
+                    raw, problem.stop, language="python", prefix=problem.prompt
+                )
+            return python_program(problem, extract_fenced(raw, "python", problem.entry_point))
+        if self.protocol == "base":
+            body = truncate_at_stops(raw, problem.stop, language=lang, prefix=problem.prompt)
+        else:
+            code = extract_fenced(raw, lang, problem.entry_point)
+            inner = function_body(code, problem.entry_point, lang) if problem.entry_point else None
+            body = (
+                code
+                if inner is None
+                else inner.strip("\n") + "\n" + ("" if LANGUAGES[lang]["tests_close"] else "}\n")
+            )
+        program = problem.prompt + body + "\n" + problem.tests
+        return java_offline(program) if lang == "java" else program
+
+    def job(self, problem: Problem, program: str):
+        from codebench.sandbox import ProgramJob, TestsJob
+
+        if problem.language != "python":
+            return ProgramJob(program=program, language=problem.language, nonce=True)
+        if problem.meta["check_style"]:
+            return TestsJob(
+                program=program,
+                tests=f"{problem.tests}\n\ncheck({problem.entry_point})\n",
+                entry_point=problem.entry_point,
+                prelude=problem.prompt,
+            )
+        return TestsJob(program=program, tests=problem.tests, entry_point=None)
+
+    def reference(self, problem: Problem) -> str | None:
+        if problem.reference is None:
+            return None
+        if self.protocol == "base":
+            return problem.reference
+        tag = "python" if problem.language == "python" else LANGUAGES[problem.language]["fence"]
+        return fenced(problem.prompt + problem.reference + CLOSING[problem.language], tag)
+
+    def wrong(self, problem: Problem) -> str:
+        if problem.language == "python":
+            body = "    return None  # codebench-wrong\n"
+            if self.protocol == "base":
+                return body
+            return fenced(f"def {problem.entry_point or 'solution'}(*args, **kwargs):\n{body}")
+        from codebench.bench.multiple import wrong_completion
+
+        w = wrong_completion(problem)
+        if self.protocol == "base":
+            return w
+        return fenced(
+            problem.prompt + w + CLOSING[problem.language], LANGUAGES[problem.language]["fence"]
+        )

@@ -1,0 +1,179 @@
+"""Programs and sandbox jobs for running unified functions.
+
+A unified function runs as ``PRELUDE + refcode + HARNESS`` inside `codebench.sandbox` (never in
+this process). The prelude supplies the imports CodeI/O's reference code assumes without
+importing them (`math`, `collections`, `np`, ...); numpy is imported only when the code names
+it. The harness adds:
+
+- ``_codeio_probe_(seed, kwargs, budget)``: seeds `random` (and numpy, if loaded) with `seed`,
+  calls the function with `kwargs` and returns ``[output, kwargs]`` so the trusted side can
+  compare the arguments after the call with its pristine copy (input-mutation check). The
+  sandbox decodes a fresh copy of the arguments for every call, so one call cannot change
+  another's. Once the job's calls have used `budget` CPU seconds, the running call is
+  interrupted and later calls are refused (`CodeioBudgetExceeded`, a BaseException so that
+  ``except Exception`` in the code cannot swallow it; counted as a timeout): one slow function
+  costs about `budget` CPU seconds per run.
+- ``_codeio_gen_(seed, n)``: seeds, then returns ``[input_generator() for _ in range(n)]``.
+
+Call outcomes map to reasons with `call_reason`. Every executor here only needs
+``map(jobs) -> list[Result]`` (`codebench.sandbox.Sandbox` has it; so does the reference
+executor of benchmarks/io_generation_throughput.py).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from codebench.sandbox import CallJob, Result
+
+PRELUDE = """\
+import bisect, collections, copy, datetime, functools, heapq, itertools, json, math, operator, random, re, string, sys
+from bisect import bisect, bisect_left, bisect_right, insort
+from collections import Counter, OrderedDict, defaultdict, deque
+from copy import deepcopy
+from functools import cache, cmp_to_key, lru_cache, partial, reduce
+from heapq import heapify, heappop, heappush, heapreplace, merge, nlargest
+from itertools import accumulate, chain, combinations, count, cycle, groupby, islice, pairwise, permutations, product, repeat, zip_longest
+from math import atan2, ceil, comb, dist, factorial, floor, gcd, hypot, inf, isqrt, lcm, log, log2, log10, pi, prod, sqrt
+from operator import and_, itemgetter, or_, sub, xor
+from random import randint, randrange, shuffle
+from string import ascii_lowercase, ascii_uppercase
+from typing import Any, Callable, Dict, Generator, Iterable, Iterator, List, Optional, Set, Tuple, Union
+"""
+
+NUMPY_PRELUDE = """\
+try:
+    import numpy as np
+except ImportError:
+    pass
+"""
+
+HARNESS = """
+
+# ---- codebench.codeio harness
+def _codeio_seed_(seed):
+    import random as _random
+    import sys as _sys
+    _random.seed(seed)
+    _np = _sys.modules.get("numpy")
+    if _np is not None:
+        _np.random.seed(seed % 4294967296)
+
+
+_codeio_state_ = {"spent": 0.0, "fired": False}
+
+
+class CodeioBudgetExceeded(BaseException):  # not an Exception: `except Exception` cannot swallow it
+    pass
+
+
+def _codeio_fire_(signum, frame):
+    _codeio_state_["fired"] = True
+    raise CodeioBudgetExceeded("CPU time budget of this function used up")
+
+
+def _codeio_probe_(seed, kwargs, budget=None, limit=None):
+    import signal as _signal
+    import time as _time
+    st = _codeio_state_
+    timer = None
+    if budget is not None:
+        left = budget - st["spent"]
+        if left <= 0:
+            raise CodeioBudgetExceeded("CPU time budget of this function used up")
+        timer = min(left, limit) if limit else left
+        _signal.signal(_signal.SIGPROF, _codeio_fire_)
+    _codeio_seed_(seed)
+    st["fired"] = False
+    _t0 = _time.process_time()
+    try:
+        if timer is not None:
+            _signal.setitimer(_signal.ITIMER_PROF, timer)
+        out = {funcname}(**kwargs)
+    finally:
+        if timer is not None:
+            _signal.setitimer(_signal.ITIMER_PROF, 0)
+        st["spent"] += _time.process_time() - _t0
+    if st["fired"]:  # the code caught the interruption and carried on: its value is not trusted
+        raise CodeioBudgetExceeded("CPU time budget of this function used up")
+    return [out, kwargs]
+
+
+def _codeio_gen_(seed, n):
+    _codeio_seed_(seed)
+    return [input_generator() for _ in range(n)]
+"""
+
+PROBE = "_codeio_probe_"
+GENERATE = "_codeio_gen_"
+_NUMPY = re.compile(r"\bnp\.|\bnumpy\b")
+
+
+class Executor(Protocol):
+    """Anything that runs sandbox jobs: `codebench.sandbox.Sandbox` or a reference executor."""
+
+    def map(self, jobs: Sequence[Any], progress: Any = None) -> list[Result]: ...
+
+
+def program(unified: dict) -> str:
+    """The full program run in the sandbox for one unified record."""
+    code = unified["refcode"]
+    parts = [PRELUDE]
+    if _NUMPY.search(code) or _NUMPY.search(unified.get("input_generator") or ""):
+        parts.append(NUMPY_PRELUDE)
+    parts.append("\n" + code + "\n")
+    if unified.get("input_generator"):
+        parts.append("\n" + unified["input_generator"] + "\n")
+    parts.append(HARNESS.replace("{funcname}", unified.get("funcname") or "main_solution"))
+    return "".join(parts)
+
+
+def probe_job(
+    unified: dict,
+    calls: list[tuple[int, dict]],
+    timeout: float,
+    max_value_bytes: int,
+    budget: float | None = None,
+) -> CallJob:
+    """Call the function once per (seed, kwargs), within a CPU `budget` for the whole job.
+
+    With a budget, the harness interrupts a call itself (SIGPROF) at min(budget left, 0.9 x
+    timeout) CPU seconds, before the sandbox's own per-call limit would kill the process, so the
+    spent time carries over to the next call."""
+    limit = 0.9 * timeout if budget is not None else None
+    return CallJob(
+        program(unified),
+        PROBE,
+        [(seed, kwargs, budget, limit) for seed, kwargs in calls],
+        timeout,
+        max_value_bytes,
+    )
+
+
+def generator_job(
+    unified: dict, seed: int, n: int, timeout: float, max_value_bytes: int
+) -> CallJob:
+    """Draw `n` inputs from the record's `input_generator` in one call."""
+    return CallJob(program(unified), GENERATE, [(seed, n)], timeout, max_value_bytes)
+
+
+LOAD_ERROR = "program failed to load"
+
+
+def call_reason(outcome: str, error: str) -> str:
+    """Map a sandbox call outcome to a drop reason (see records.DROP_REASONS)."""
+    outcome = str(outcome)
+    error = error or ""
+    if outcome == "timeout" or "CodeioBudgetExceeded" in error[:80]:
+        return "timeout"
+    if outcome == "sandbox-error":
+        return "sandbox-error"
+    if outcome == "out-of-memory" or "value too large" in error:
+        return "too-large"
+    if error.startswith(LOAD_ERROR):
+        return "load-error"
+    if outcome == "failed" and ("cannot send" in error or "cannot be checked" in error):
+        return "not-serializable"
+    return "exception"  # raised, exited, or crashed (killed by a signal)

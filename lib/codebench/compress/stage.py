@@ -1,0 +1,463 @@
+"""Stage 03_compress: build each variant of the source model, measure it and the source, write
+results/compress.json.
+
+`run_stage(ctx, cfg)` is what the notebook calls. A variant this machine cannot run (nf4 on a
+CPU, head pruning of a fused-qkv model, ...) is recorded as skipped with the reason; a variant
+that fails for any other reason is recorded as failed and, after every other variant has been
+built, measured and written, the stage raises `CompressError` naming it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from codebench.compress.variants import (
+    VariantSpec,
+    VariantUnavailable,
+    describe,
+    parse_specs,
+    unavailable_reason,
+)
+
+BUILDER_VERSION = 1
+HF_QUANT = ("nf4", "bnb-int8", "int4-weight")
+
+
+class CompressError(RuntimeError):
+    """One or more variants failed to build or measure; the message names them."""
+
+
+# --------------------------------------------------------------------------- source
+def resolve_source(run, source: str) -> tuple[str, str]:
+    """(name, folder-or-hub-id) of the model to compress.
+
+    'auto': the run's fine-tuned model ('finetuned') when present, else 'base'. A variant name
+    of the run, a local folder, or a hub id are taken as given.
+    """
+    from codebench import models
+
+    present = run.variants()
+    name = source
+    if source == "auto":
+        name = "finetuned" if "finetuned" in present else "base"
+    if name in present or name in ("base", "finetuned"):
+        if name not in present:
+            hint = (
+                "run 02_finetune first (or use source: base)"
+                if name == "finetuned"
+                else "run 00_base_model first"
+            )
+            raise FileNotFoundError(
+                f"compress.source: variant '{name}' not found in {run.models}; {hint}"
+            )
+        return name, models.resolve(name, run)
+    return source, models.resolve(source, run)
+
+
+def fingerprint(target: str) -> str:
+    """A cheap identity of a model folder: file names, sizes and modification times."""
+    p = Path(target)
+    if not p.is_dir():
+        return f"hub:{target}"
+    h = hashlib.sha256()
+    for f in sorted(p.rglob("*")):
+        if f.is_file():
+            st = f.stat()
+            h.update(f"{f.relative_to(p)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- building
+def _prune(model, variant: VariantSpec, batches) -> dict:
+    """Apply the pruning steps in order; return their reports."""
+    from codebench.compress import prune, structured
+
+    out: dict = {"structured": [], "masked": None}
+    for step in variant.pruning:
+        if step.method == "mlp-prune":
+            out["structured"].append(structured.prune_mlp_channels(model, step.amount, batches))
+        elif step.method == "head-prune":
+            out["structured"].append(structured.prune_attention_heads(model, step.amount, batches))
+        elif step.kind == "prune":
+            if step.method == "wanda":
+                masks = prune.prune_wanda(model, step.amount, batches)
+            else:
+                masks = prune.prune_magnitude(
+                    model, step.amount, "global" if step.method == "magnitude-global" else "layer"
+                )
+            out["masked"] = sorted(masks)
+        elif step.kind == "semi":
+            masks, skipped = prune.prune_semi_structured(
+                model, step.method, batches if step.method == "wanda" else None
+            )
+            out["masked"], out["semi_skipped"] = sorted(masks), skipped
+    if out["masked"] is not None:
+        out["sparsity"] = prune.sparsity_report(model, out["masked"])
+    return out
+
+
+def build_variant(
+    source: str,
+    variant: VariantSpec | str,
+    dest: str | os.PathLike,
+    *,
+    device: str = "cpu",
+    calibration_texts: list[str] | None = None,
+    calibration_sequences: int = 16,
+    calibration_seq_len: int = 256,
+    quantize_embeddings: bool = True,
+    sparse_storage: bool = True,
+    parent: str | None = None,
+    extra_info: dict | None = None,
+) -> dict:
+    """Create one variant of the model at `source` and save it to `dest`; return its info.
+
+    Raises VariantUnavailable when this machine cannot build or run it.
+    """
+    import torch
+
+    from codebench import models
+    from codebench.compress import io, prune
+    from codebench.compress.quantize import quantize_with_transformers
+
+    if isinstance(variant, str):
+        variant = parse_specs([variant])[0]
+    reason = unavailable_reason(variant, device)
+    if reason:
+        raise VariantUnavailable(reason)
+    t0 = time.perf_counter()
+    quant = variant.quantization
+    kinds = {s.kind for s in variant.steps}
+    kind = (
+        "quantized"
+        if kinds == {"quantize"}
+        else "pruned"
+        if "quantize" not in kinds
+        else "compressed"
+    )
+    info = {
+        "kind": kind,
+        "parent": parent or str(source),
+        "spec": variant.spec,
+        "source": str(source),
+        "steps": describe(variant)["steps"],
+        **(extra_info or {}),
+    }
+    if quant is not None and quant.method in HF_QUANT and not variant.pruning:
+        tok = models.load_tokenizer(str(source))
+        model = None  # transformers' quantizer loads the source itself
+    else:
+        model, tok = models.load(str(source), device, torch.float32 if device == "cpu" else "auto")
+    batches = None
+    if variant.needs_calibration:
+        if not calibration_texts:
+            raise ValueError(f"{variant.spec}: needs calibration texts (code)")
+        batches = prune.calibration_batches(
+            tok, calibration_texts, calibration_sequences, calibration_seq_len
+        )
+    report = (
+        _prune(model, variant, batches) if model is not None else {"structured": [], "masked": None}
+    )
+    info["structured"] = report["structured"] or None
+    if "sparsity" in report:
+        sp = report["sparsity"]
+        info["sparsity"] = {k: v for k, v in sp.items() if k != "layers"}
+        info["sparsity_layers"] = sp["layers"]
+        info["semi_skipped"] = report.get("semi_skipped") or None
+    if quant is None:
+        if report["masked"] is not None and sparse_storage:
+            io.save_sparse(model, tok, dest, report["masked"], **info)
+        else:
+            io.save_hf(model, tok, dest, **info)
+    elif quant.method in ("int8-dynamic", "int8-weight"):
+        mode = "dynamic" if quant.method == "int8-dynamic" else "weight"
+        io.save_int8(
+            model,
+            tok,
+            dest,
+            mode=mode,
+            include_embeddings=quantize_embeddings,
+            quantization=quant.method,
+            **info,
+        )
+    else:
+        src = str(source)
+        with tempfile.TemporaryDirectory(prefix="codebench-prequant-") as tmp:
+            if variant.pruning:  # quantize the pruned model, not the source
+                model.save_pretrained(tmp)
+                src = tmp
+
+            def write(folder: Path) -> None:
+                quantize_with_transformers(src, folder, quant.method, device)
+                tok.save_pretrained(folder)
+                io._info(folder, format="hf", quantization=quant.method, **info)
+
+            io.save_atomic(dest, write)
+    info["build_s"] = round(time.perf_counter() - t0, 2)
+    del model
+    return info
+
+
+# --------------------------------------------------------------------------- measuring
+def _ratios(ref: dict, m: dict) -> dict:
+    out = {}
+    if ref.get("weight_bytes") and m.get("weight_bytes"):
+        out["size_ratio"] = ref["weight_bytes"] / m["weight_bytes"]  # > 1: smaller than the source
+    if ref.get("decode_ms_per_token") and m.get("decode_ms_per_token"):
+        out["decode_speedup"] = ref["decode_ms_per_token"] / m["decode_ms_per_token"]
+    if ref.get("prefill_ms") and m.get("prefill_ms"):
+        out["prefill_speedup"] = ref["prefill_ms"] / m["prefill_ms"]
+    if ref.get("perplexity") and m.get("perplexity"):
+        out["ppl_change"] = m["perplexity"] / ref["perplexity"] - 1.0
+    return out
+
+
+def _summary(m: dict) -> dict:
+    """Flat headline numbers (what 05_report reads): MB on disk, ms per decoded token, perplexity, peak RSS."""
+    out = {
+        "size_mb": m["weight_bytes"] / 1e6 if m.get("weight_bytes") else None,
+        "ms_per_token": m.get("decode_ms_per_token"),
+        "perplexity": m.get("perplexity"),
+    }
+    if m.get("peak_rss_bytes"):
+        out["peak_rss_mb"] = m["peak_rss_bytes"] / 1e6
+    if m.get("gpu_peak_bytes"):
+        out["gpu_peak_mb"] = m["gpu_peak_bytes"] / 1e6
+    return out
+
+
+def _pass_at_1(run, label: str, model_spec: str, cfg, device: str, data_dir, log) -> dict:
+    """pass@1 through the evaluation engine (codebench.bench), in results/compress_eval/."""
+    try:
+        from codebench import bench
+        from codebench.bench.suite import bench_dirname, make_backend
+
+        out = run.results / "compress_eval" / label / bench_dirname(cfg.pass_at_1_benchmark)
+        ecfg = bench.EvalConfig(
+            n=1,
+            temperature=0.0,
+            limit=cfg.pass_at_1_limit,
+            max_new_tokens=cfg.pass_at_1_max_new_tokens,
+            ks=(1,),
+        )
+        res = bench.evaluate(
+            make_backend(model_spec, run, device=device),
+            cfg.pass_at_1_benchmark,
+            out,
+            model=label,
+            config=ecfg,
+            data_dir=data_dir,
+            progress=False,
+            log=log,
+        )
+        if res.get("status") == "skipped":
+            return {"pass_at_1": None, "pass_at_1_note": res.get("reason")}
+        return {
+            "pass_at_1": res["metrics"]["pass@1"]["value"],
+            "pass_at_1_problems": res["metrics"]["pass@1"].get("problems"),
+            "pass_at_1_dir": str(out),
+        }
+    except Exception as e:  # noqa: BLE001 - pass@1 is optional; the reason is recorded
+        return {"pass_at_1": None, "pass_at_1_note": f"{type(e).__name__}: {e}"}
+
+
+def texts_for(cfg) -> tuple[list[str], list[str], dict]:
+    """(held-out texts for perplexity, train-split texts for calibration, corpus stats)."""
+    from codebench.corpus import load_corpus
+    from codebench.params import TinyModelConfig
+    from codebench.tiny import heldout_texts
+
+    t = TinyModelConfig()  # the tiny model's split: its held-out files stay unseen
+    corpus = load_corpus(
+        "stdlib", max_files=t.max_files, max_chars=t.max_chars, heldout_fraction=t.heldout_fraction
+    )
+    calib, left = [], cfg.calibration_sequences * cfg.calibration_seq_len * 8
+    for d in corpus.train:
+        if left <= 0:
+            break
+        calib.append(d.text[:left])
+        left -= len(calib[-1])
+    return heldout_texts(corpus, cfg.eval_chars), calib, corpus.stats()
+
+
+def _reusable(dest: Path, variant: VariantSpec, fp: str) -> dict | None:
+    from codebench.runs import read_variant_info
+
+    info = read_variant_info(dest)
+    if (
+        info
+        and info.get("spec") == variant.spec
+        and info.get("source_fingerprint") == fp
+        and info.get("builder_version") == BUILDER_VERSION
+    ):
+        return info
+    return None
+
+
+def run_stage(ctx, cfg, log: Callable[[str], None] = print) -> dict:
+    """Build, save and measure every variant of `cfg.variants`; write results/compress.json."""
+    from codebench.compress.measure import MeasureConfig, measure, measure_isolated
+    from codebench.records import write_json
+    from codebench.runs import provenance
+
+    t0 = time.perf_counter()
+    variants = parse_specs(cfg.variants)
+    run, device = ctx.run, ctx.device
+    source_name, source = resolve_source(run, cfg.source)
+    fp = fingerprint(source)
+    ppl_texts, calib_texts, corpus_stats = texts_for(cfg)
+    mcfg = MeasureConfig(
+        threads=cfg.threads,
+        prompt_tokens=cfg.prompt_tokens,
+        new_tokens=cfg.new_tokens,
+        repeats=cfg.repeats,
+        ppl_context=cfg.ppl_context,
+        ppl_stride=cfg.ppl_stride,
+        kernel=cfg.int8_kernel,
+    )
+    measure_fn = measure_isolated if cfg.isolate else measure
+
+    def do_measure(path: str) -> dict:
+        try:
+            return measure_fn(path, device, ppl_texts, mcfg)
+        except VariantUnavailable as e:
+            return {"path": path, "unavailable": str(e)}
+
+    log(f"[compress] source {source_name} ({source}); {len(variants)} variant(s) on {device}")
+    ref_m = do_measure(source)
+    reference = {"name": source_name, "path": source, **ref_m, **_summary(ref_m)}
+    if cfg.pass_at_1:
+        reference.update(
+            _pass_at_1(
+                run,
+                source_name,
+                source_name if source_name in run.variants() else source,
+                cfg,
+                device,
+                ctx.data_dir,
+                log,
+            )
+        )
+    if "error" in reference:
+        raise CompressError(f"measuring the source model {source} failed: {reference['error']}")
+    rows = []
+    for v in variants:
+        rows.append(
+            _one_variant(
+                v, ctx, cfg, source, source_name, fp, calib_texts, do_measure, reference, log
+            )
+        )
+    result = {
+        "source": {"name": source_name, "path": source, "fingerprint": fp},
+        "device": device,
+        "reference": reference,
+        "variants": rows,
+        "corpus": corpus_stats,
+        "measure": mcfg.__dict__,
+        "config": json.loads(cfg.model_dump_json()),
+        "wall_seconds": round(time.perf_counter() - t0, 2),
+        "provenance": provenance(ctx.seed),
+    }
+    write_json(run.result_file("compress"), result)
+    failed = [r for r in rows if r["status"] == "failed"]
+    if failed:
+        raise CompressError(
+            f"{len(failed)} variant(s) failed (results kept in {run.result_file('compress')}): "
+            + "; ".join(f"{r['spec']}: {r['error']}" for r in failed)
+        )
+    return result
+
+
+def _one_variant(
+    v: VariantSpec,
+    ctx,
+    cfg,
+    source: str,
+    source_name: str,
+    fp: str,
+    calib_texts,
+    do_measure,
+    reference: dict,
+    log,
+) -> dict:
+    run, device = ctx.run, ctx.device
+    row: dict = {"spec": v.spec, "name": v.name, "steps": describe(v)["steps"]}
+    reason = unavailable_reason(v, device)
+    if reason:
+        log(f"[compress] {v.spec}: skipped ({reason})")
+        return {**row, "status": "skipped", "reason": reason}
+    dest = run.model_dir(v.name)
+    try:
+        info = _reusable(dest, v, fp) if cfg.reuse else None
+        status = "reused" if info else "built"
+        if info is None:
+            info = build_variant(
+                source,
+                v,
+                dest,
+                device=device,
+                calibration_texts=calib_texts,
+                calibration_sequences=cfg.calibration_sequences,
+                calibration_seq_len=cfg.calibration_seq_len,
+                quantize_embeddings=cfg.quantize_embeddings,
+                sparse_storage=cfg.sparse_storage,
+                parent=source_name,
+                extra_info={"source_fingerprint": fp, "builder_version": BUILDER_VERSION},
+            )
+            from codebench.runs import read_variant_info
+
+            info = {**(read_variant_info(dest) or {}), "build_s": info["build_s"]}
+    except VariantUnavailable as e:
+        log(f"[compress] {v.spec}: skipped ({e})")
+        return {**row, "status": "skipped", "reason": str(e)}
+    except Exception as e:  # noqa: BLE001 - recorded; the stage raises after the others ran
+        log(
+            f"[compress] {v.spec}: FAILED to build: {type(e).__name__}: {e}\n{traceback.format_exc(limit=4)}"
+        )
+        return {**row, "status": "failed", "error": f"build: {type(e).__name__}: {e}"}
+    m = do_measure(str(dest))
+    if "unavailable" in m:
+        log(f"[compress] {v.spec}: built but cannot run here ({m['unavailable']})")
+        return {
+            **row,
+            "status": "skipped",
+            "reason": m["unavailable"],
+            "info": info,
+            "path": str(dest),
+        }
+    if "error" in m:
+        log(f"[compress] {v.spec}: FAILED to measure: {m['error']}")
+        return {
+            **row,
+            "status": "failed",
+            "error": f"measure: {m['error']}",
+            "info": info,
+            "path": str(dest),
+        }
+    row.update(
+        status="ok",
+        built=status,
+        kind=info.get("kind"),
+        parent=source_name,
+        path=str(dest),
+        format=info.get("format"),
+        **_summary(m),
+        **_ratios(reference, m),
+        info=info,
+        measure=m,
+    )
+    if cfg.pass_at_1:
+        row.update(_pass_at_1(run, v.name, v.name, cfg, device, ctx.data_dir, log))
+    log(
+        f"[compress] {v.spec}: {m['weight_bytes'] / 1e6:.2f} MB ({row.get('size_ratio', float('nan')):.2f}x smaller), "
+        f"decode {m.get('decode_ms_per_token', float('nan')):.1f} ms/token ({row.get('decode_speedup', float('nan')):.2f}x), "
+        f"ppl {m.get('perplexity', float('nan')):.2f} ({100 * row.get('ppl_change', float('nan')):+.1f}%)"
+    )
+    return row

@@ -1,0 +1,126 @@
+"""Figures of the 01_build_data stage, as functions of its summary (results/build_data.json).
+
+Each function returns a matplotlib Figure (or None when there is nothing to draw); save it
+with `codebench.plots.savefig`. `save_all` draws and saves every figure.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from codebench.plots import savefig
+
+FUNCTION_STEPS = (
+    ("raw", "source records"),
+    ("unified", "unified functions"),
+    ("decontaminated", "after decontamination"),
+    ("with_io", "with checked I/O"),
+)
+SAMPLE_STEPS = (
+    ("prompts", "training prompts"),
+    ("predicted", "predicted (turn 1)"),
+    ("verified_turn1", "verified in turn 1"),
+    ("fixed_turn2", "fixed in turn 2"),
+    ("sft", "SFT records"),
+)
+STATUS_COLORS = {
+    "success": "#2ca02c",
+    "wrong": "#d62728",
+    "no-answer": "#7f7f7f",
+    "truncated": "#bcbd22",
+    "exception": "#ff7f0e",
+    "timeout": "#9467bd",
+}
+
+
+def _bars(ax, labels: list[str], values: list[int], color: str) -> None:
+    y = np.arange(len(labels))[::-1]
+    ax.barh(y, values, color=color)
+    ax.set_yticks(y, labels)
+    top = max(values + [1])
+    for yi, v in zip(y, values, strict=True):
+        ax.text(v + top * 0.01, yi, str(v), va="center", fontsize=8)
+    ax.set_xlim(0, top * 1.15)
+
+
+def funnel(summary: dict) -> plt.Figure | None:
+    """Two panels: functions (raw -> unified -> decontaminated -> with I/O), samples (prompts ->
+    verified in turn 1 -> fixed in turn 2 -> SFT records)."""
+    f = summary.get("funnel") or {}
+    if not f:
+        return None
+    fsteps = [(label, int(f[k])) for k, label in FUNCTION_STEPS if k in f]
+    ssteps = [(label, int(f[k])) for k, label in SAMPLE_STEPS if k in f]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+    _bars(axes[0], [a for a, _ in fsteps], [b for _, b in fsteps], "#1f77b4")
+    axes[0].set_title("functions")
+    _bars(axes[1], [a for a, _ in ssteps], [b for _, b in ssteps], "#2ca02c")
+    axes[1].set_title("prediction samples (training split)")
+    fig.suptitle("CodeI/O data funnel", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def drop_reasons(summary: dict) -> plt.Figure | None:
+    """Horizontal bars: why records were dropped, per stage (unify, decontam, I/O generation)."""
+    rows = [
+        (f"{stage}: {reason}", n)
+        for stage, by in (summary.get("drop_reasons") or {}).items()
+        for reason, n in by.items()
+        if n
+    ]
+    if not rows:
+        return None
+    rows.sort(key=lambda r: (r[0].split(":")[0], -r[1]))
+    fig, ax = plt.subplots(figsize=(7, 0.3 * len(rows) + 1.2))
+    _bars(ax, [r[0] for r in rows], [r[1] for r in rows], "#d62728")
+    ax.set_xlabel("records dropped")
+    ax.set_title("drop reasons")
+    fig.tight_layout()
+    return fig
+
+
+def statuses(summary: dict) -> plt.Figure | None:
+    """Stacked bars: verification statuses by direction, turn 1 and turn 2 (revisions)."""
+    st = summary.get("statuses") or {}
+    groups = [
+        (f"{d}\nturn {t[-1]}", counts)
+        for t in ("turn1", "turn2")
+        for d, counts in sorted((st.get(t) or {}).items())
+    ]
+    if not groups:
+        return None
+    names = list(STATUS_COLORS) + sorted({s for _, c in groups for s in c} - set(STATUS_COLORS))
+    fig, ax = plt.subplots(figsize=(1.3 * len(groups) + 2.5, 3.4))
+    x = np.arange(len(groups))
+    bottom = np.zeros(len(groups))
+    for s in names:
+        vals = np.array([c.get(s, 0) for _, c in groups], dtype=float)
+        if vals.any():
+            ax.bar(x, vals, bottom=bottom, label=s, color=STATUS_COLORS.get(s))
+            bottom += vals
+    ax.set_xticks(x, [g for g, _ in groups])
+    ax.set_ylabel("samples")
+    ax.set_title("verification status by direction")
+    ax.legend(fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def save_all(summary: dict, figures_dir: str | os.PathLike) -> dict[str, Path | None]:
+    """Draw and save every figure of the stage; None for figures with nothing to draw."""
+    out: dict[str, Path | None] = {}
+    for name, fn in (
+        ("data_funnel", funnel),
+        ("data_drop_reasons", drop_reasons),
+        ("data_statuses", statuses),
+    ):
+        fig = fn(summary)
+        out[name] = savefig(fig, figures_dir, name) if fig is not None else None
+        if fig is not None:
+            plt.close(fig)
+    return out

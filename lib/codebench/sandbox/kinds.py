@@ -1,0 +1,201 @@
+"""The three job kinds, each run on one worker: tests, call and program.
+
+Budgets: a `TestsJob` has one budget for the whole sample (loading plus every call):
+`timeout` CPU seconds (polled by the worker and backed by RLIMIT_CPU) and
+`timeout * wall_factor + 0.5` wall-clock seconds. A `CallJob` gives every call its own
+budget of that size; after a call kills the process (timeout, crash, oversize reply) the
+program is loaded again for the next call. A `ProgramJob` gives compilation
+`compile_timeout` and the run `timeout`.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from codebench.sandbox import languages, prefetch, wire
+from codebench.sandbox.host import WorkerProcess
+from codebench.sandbox.jobs import Args, CallJob, Job, ProgramJob, TestsJob
+from codebench.sandbox.outcome import CallResult, Outcome, Result
+from codebench.sandbox.runner import (
+    GRACE,
+    Session,
+    Settings,
+    classify_death,
+    refine_oom,
+    result,
+)
+from codebench.sandbox.trusted import (
+    SampleAbort,
+    assigned_names,
+    failure_detail,
+    proxy_names,
+    run_trusted,
+)
+
+
+def run_job(worker: WorkerProcess, s: Settings, job: Job) -> tuple[Result, bool]:
+    """Run `job`; returns (result, whether a timeout was a definite CPU-budget exhaustion)."""
+    if isinstance(job, TestsJob):
+        return run_tests(worker, s, job)
+    if isinstance(job, CallJob):
+        return run_calls(worker, s, job)
+    if isinstance(job, ProgramJob):
+        return run_program(worker, s, job)
+    raise TypeError(f"not a sandbox job: {type(job).__name__}")
+
+
+def run_tests(worker: WorkerProcess, s: Settings, job: TestsJob) -> tuple[Result, bool]:
+    """Trusted tests in this process against proxies for the sandboxed program."""
+    t0 = time.monotonic()
+    budget = job.timeout or s.timeout
+    sess = Session(worker, s)
+    plan = None
+    if s.prefetch:
+        try:
+            targets = proxy_names(job.tests, job.prelude, job.entry_point, job.setup)
+            plan = prefetch.plan_for(job, targets, assigned_names(job.setup))
+        except SyntaxError:
+            plan = None
+    caller = prefetch.PlannedCaller(sess, job, plan, budget, t0 + s.wall(budget), s.wall(budget))
+    try:
+        try:
+            caller.begin()
+            outcome, detail = run_trusted(job.tests, job.prelude, job.entry_point, job.setup,
+                                          caller, wire.Ref)
+        except SampleAbort as e:
+            outcome, detail = e.outcome, e.detail
+        except SyntaxError as e:
+            outcome, detail = Outcome.FAILED, f"program failed to load: SyntaxError: {e}"
+        except Exception as e:  # noqa: BLE001 - the program failed to load
+            outcome, detail = Outcome.FAILED, "program failed to load: " + failure_detail(e)
+    finally:
+        sess.end()
+    caller.learn(outcome is Outcome.PASSED)
+    outcome, detail = refine_oom(outcome, detail, sess.stderr)
+    exhausted = outcome is Outcome.TIMEOUT and ("CPU" in detail or caller.cpu_used() >= budget * 0.95)
+    return result(outcome, detail, t0, sess), exhausted
+
+
+def _one_call(sess: Session, fn: str, spec: Any, per: float, s: Settings) -> CallResult:
+    t1 = time.monotonic()
+    try:
+        a = Args.of(spec)
+    except TypeError as e:
+        return CallResult(Outcome.SANDBOX_ERROR, error=str(e))
+    cpu_limit = sess.cpu_used + per
+    try:
+        value = sess.call(fn, a.args, a.kwargs, cpu_limit, s.wall(per))
+        return CallResult(Outcome.PASSED, value, "", time.monotonic() - t1)
+    except SampleAbort as e:
+        return CallResult(e.outcome, None, e.detail, time.monotonic() - t1)
+    except Exception as e:  # noqa: BLE001 - the function raised
+        return CallResult(Outcome.FAILED, None, f"{type(e).__name__}: {e}"[:2000], time.monotonic() - t1)
+
+
+def run_calls(worker: WorkerProcess, s: Settings, job: CallJob) -> tuple[Result, bool]:
+    """Load the program, then one call per spec; reload after a call kills the process."""
+    t0 = time.monotonic()
+    per = job.timeout or s.timeout
+    load = max(per, s.timeout)
+    rlimit = min(load + per * max(1, len(job.calls)) + 1, 24 * 3600)
+    if job.max_value_bytes:
+        s = Settings(**{**s.__dict__, "max_value_bytes": job.max_value_bytes})
+    sess = Session(worker, s)
+    values: list[CallResult] = []
+    load_error: tuple[Outcome, str] | None = None
+    try:
+        for spec in job.calls:
+            if not sess.alive:
+                if values:
+                    sess.end()
+                try:
+                    sess.load(job.program, "", sess.cpu_used + load, s.wall(load), rlimit)
+                except SampleAbort as e:
+                    load_error = (e.outcome, "program failed to load: " + e.detail)
+                except Exception as e:  # noqa: BLE001
+                    load_error = (Outcome.FAILED, "program failed to load: " + failure_detail(e))
+                if load_error:
+                    break
+            values.append(_one_call(sess, job.function, spec, per, s))
+    finally:
+        sess.end()
+    if load_error:
+        values += [CallResult(load_error[0], None, load_error[1]) for _ in job.calls[len(values):]]
+    bad = load_error or next(((v.outcome, v.error) for v in values if not v.ok), None)
+    outcome, detail = refine_oom(*(bad or (Outcome.PASSED, "")), sess.stderr)
+    exhausted = any(v.outcome is Outcome.TIMEOUT and "CPU" in v.error for v in values)
+    return result(outcome, detail, t0, sess, values=values), exhausted
+
+
+def _exec(worker: WorkerProcess, s: Settings, argv: list[str], files: dict[str, str],
+          stdin: str, budget: float, tc: languages.Toolchain | None) -> dict[str, Any]:
+    header = {"op": "exec", "argv": argv, "files": files, "stdin": stdin, "wall": s.wall(budget),
+              "cpu": budget, "max_out": s.max_output, "max_value": 1 << 16,
+              "limits": s.limits(budget, tc.nproc if tc else None, tc.nofile if tc else None)}
+    h, _ = worker.request(header, None, timeout=s.wall(budget) + GRACE)
+    return h
+
+
+def run_program(worker: WorkerProcess, s: Settings, job: ProgramJob) -> tuple[Result, bool]:
+    """Compile (if needed) and run a whole program; exit status, output, outcome."""
+    t0 = time.monotonic()
+    budget = job.timeout or s.timeout
+    try:
+        tc = languages.toolchain(job.language, s.toolchains)
+    except ValueError as e:
+        return result(Outcome.TOOLCHAIN_MISSING, str(e), t0), False
+    missing = languages.missing_program(tc)
+    if missing:
+        return result(Outcome.TOOLCHAIN_MISSING, f"{missing}: not found", t0), False
+    nonce = secrets.token_hex(16) if job.nonce else None
+    try:
+        files, source, main_class = languages.prepare(tc, job.program, nonce)
+    except ValueError as e:
+        return result(Outcome.SANDBOX_ERROR, str(e), t0), False
+    fill = {"heap_mb": max(64, s.memory_mb // 4), "main_class": main_class, "source": source}
+    try:
+        if tc.compile:
+            h = _exec(worker, s, languages.expand(tc.compile, **fill), files, "", s.compile_timeout, tc)
+            if h.get("st") != "exit" or h.get("rc") != 0:
+                return _program_result(h, t0, s.compile_timeout, "while compiling", None), False
+            files = {}
+        if tc.language == "python":
+            header = {"op": "start", "mode": "run", "program": files[source], "stdin": job.stdin,
+                      "wall": s.wall(budget), "cpu": budget, "limits": s.limits(budget),
+                      "max_out": s.max_output}
+            h, _ = worker.request(header, None, timeout=s.wall(budget) + GRACE)
+        else:
+            h = _exec(worker, s, languages.expand(tc.run, **fill), files, job.stdin, budget, tc)
+    finally:
+        if worker.proc is not None:
+            end, _ = worker.request({"op": "end"}, None, timeout=GRACE + 10)
+            if not end.get("clean", False):
+                worker.kill()
+    res = _program_result(h, t0, budget, "", nonce)
+    return res, res.outcome is Outcome.TIMEOUT and "CPU" in res.detail
+
+
+def _program_result(h: dict[str, Any], t0: float, budget: float, during: str, nonce: str | None) -> Result:
+    out, err = str(h.get("out", "")), str(h.get("err", ""))
+    rc, sig = h.get("rc"), h.get("sig")
+    exit_code = rc if sig is None else -int(sig)
+    if h.get("st") == "noexec":
+        return result(Outcome.TOOLCHAIN_MISSING, str(h.get("why", "")), t0, stdout=out, stderr=err)
+    if h.get("st") == "exit" and sig is None and rc == 0:
+        if nonce is None:
+            return result(Outcome.PASSED, "", t0, stdout=out, stderr=err, exit_code=0)
+        lines = out.splitlines()
+        if nonce in lines:
+            out = "\n".join(x for x in lines if x != nonce) + ("\n" if lines[:-1] else "")
+            return result(Outcome.PASSED, "", t0, stdout=out, stderr=err, exit_code=0)
+        return result(Outcome.FAILED, "exited with status 0 before the tests finished (no nonce)",
+                      t0, stdout=out, stderr=err, exit_code=0)
+    outcome, detail = classify_death(h, budget, during or "while running")
+    if h.get("st") == "exit" and sig is None and during:
+        detail = f"compilation failed (status {rc}): {err[-1500:]}"
+    elif outcome is not Outcome.TIMEOUT and err.strip():
+        detail = f"{detail}: {err.strip()[-1500:]}"
+    outcome, detail = refine_oom(outcome, detail, err + out[-2000:])
+    return result(outcome, detail, t0, stdout=out, stderr=err, exit_code=exit_code)

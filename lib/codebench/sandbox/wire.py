@@ -1,0 +1,203 @@
+"""Tagged-JSON codec for plain data crossing the sandbox boundary. Never pickle.
+
+Round-trips None, bool, int (any size), float (nan, inf, -0.0), complex, str, bytes,
+bytearray, list, tuple, dict (any encodable hashable keys), set and frozenset.
+
+JSON scalars (null, true/false, small ints, finite floats, strings) and arrays (lists) are
+used as is; everything else is a one-key object whose key is a tag:
+``{"$t": [...]}`` tuple, ``{"$s": [...]}`` set, ``{"$fs": [...]}`` frozenset,
+``{"$d": {...}}`` dict with str keys, ``{"$D": [[k, v], ...]}`` other dicts,
+``{"$i": "hex"}`` big int, ``{"$f": "nan"|"inf"|"-inf"}``, ``{"$c": [re, im]}`` complex,
+``{"$b": "base64"}`` bytes, ``{"$ba": "base64"}`` bytearray, ``{"$ref": name}`` a name
+in the sandboxed program's namespace (host to sandbox only).
+
+`loads` is the trusted side: it builds only exact builtin types, checks every tag and
+raises WireError on anything else. `dumps` coerces subclasses of builtins (namedtuple,
+Counter, IntEnum, numpy scalars/arrays via tolist) to their plain base value, so an object
+with an overridden ``__eq__`` arrives as the plain value it wraps.
+
+This module is imported inside the sandbox too: standard library only.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from typing import Any
+
+MAX_DEPTH = 200
+_SAFE_INT = 1 << 53
+
+
+class WireError(ValueError):
+    """A value cannot be encoded, or received data is not valid tagged JSON."""
+
+
+class Ref:
+    """A reference to a global name of the sandboxed program (for MBPP test_setup_code)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<sandbox object {self.name}>"
+
+
+def _float(x: float) -> Any:
+    if math.isfinite(x):
+        return x
+    return {"$f": "nan" if x != x else ("inf" if x > 0 else "-inf")}
+
+
+def _plain(x: Any) -> Any:
+    """Coerce a subclass of a builtin (or a numpy value) to its exact base value."""
+    if isinstance(x, bool):
+        return bool(x)
+    if isinstance(x, int):
+        return int.__index__(x)
+    if isinstance(x, float):
+        return float.__float__(x)
+    if isinstance(x, str):
+        return str.__str__(x)
+    if isinstance(x, tuple):
+        return tuple(tuple.__iter__(x))
+    if isinstance(x, list):
+        return list(list.__iter__(x))
+    if isinstance(x, dict):
+        return dict(dict.items(x))
+    if isinstance(x, frozenset):
+        return frozenset(frozenset.__iter__(x))
+    if isinstance(x, set):
+        return set(set.__iter__(x))
+    if isinstance(x, bytes):
+        return bytes.__bytes__(x)
+    if isinstance(x, complex):
+        return complex.__complex__(x)
+    if isinstance(x, bytearray):
+        return bytearray(memoryview(x))
+    mod = getattr(type(x), "__module__", "") or ""
+    if mod.split(".")[0] == "numpy" and hasattr(x, "tolist"):
+        return x.tolist()
+    raise WireError(f"cannot send a value of type {type(x).__module__}.{type(x).__qualname__}")
+
+
+def _enc(x: Any, depth: int, seen: set[int]) -> Any:
+    t = type(x)
+    if x is None or t is bool or t is str:
+        return x
+    if t is int:
+        return x if -_SAFE_INT < x < _SAFE_INT else {"$i": hex(x)}
+    if t is float:
+        return _float(x)
+    if depth > MAX_DEPTH:
+        raise WireError("value nested too deeply")
+    if t is Ref:
+        return {"$ref": x.name}
+    if t in (list, tuple, set, frozenset, dict):
+        if id(x) in seen:
+            raise WireError("cannot send a self-referencing value")
+        seen.add(id(x))
+        try:
+            d = depth + 1
+            if t is list:
+                return [_enc(v, d, seen) for v in x]
+            if t is tuple:
+                return {"$t": [_enc(v, d, seen) for v in x]}
+            if t is dict:
+                if all(type(k) is str for k in x):
+                    return {"$d": {k: _enc(v, d, seen) for k, v in x.items()}}
+                return {"$D": [[_enc(k, d, seen), _enc(v, d, seen)] for k, v in x.items()]}
+            return {("$s" if t is set else "$fs"): [_enc(v, d, seen) for v in x]}
+        finally:
+            seen.discard(id(x))
+    if t is bytes:
+        return {"$b": base64.b64encode(x).decode("ascii")}
+    if t is bytearray:
+        return {"$ba": base64.b64encode(x).decode("ascii")}
+    if t is complex:
+        return {"$c": [_float(x.real), _float(x.imag)]}
+    return _enc(_plain(x), depth + 1, seen)
+
+
+def encode(value: Any) -> Any:
+    """Value -> JSON-compatible tree (raises WireError for unsupported values)."""
+    try:
+        return _enc(value, 0, set())
+    except RecursionError:
+        raise WireError("value nested too deeply") from None
+
+
+def dumps(value: Any) -> bytes:
+    """Value -> UTF-8 tagged JSON bytes."""
+    return json.dumps(encode(value), separators=(",", ":"), allow_nan=False).encode()
+
+
+def _num(x: Any) -> float:
+    if type(x) in (int, float):
+        return float(x)
+    if type(x) is dict and len(x) == 1 and "$f" in x and x["$f"] in ("nan", "inf", "-inf"):
+        return float(x["$f"])
+    raise WireError("bad float")
+
+
+def _dec(x: Any, depth: int, refs: Any) -> Any:
+    t = type(x)
+    if x is None or t in (bool, int, float, str):
+        return x
+    if depth > MAX_DEPTH:
+        raise WireError("value nested too deeply")
+    d = depth + 1
+    if t is list:
+        return [_dec(v, d, refs) for v in x]
+    if t is not dict or len(x) != 1:
+        raise WireError("malformed value")
+    ((tag, v),) = x.items()
+    tv = type(v)
+    if tag == "$t" and tv is list:
+        return tuple(_dec(e, d, refs) for e in v)
+    if tag == "$d" and tv is dict:
+        return {k: _dec(e, d, refs) for k, e in v.items()}
+    if tag == "$D" and tv is list:
+        if not all(type(p) is list and len(p) == 2 for p in v):
+            raise WireError("malformed dict")
+        return {_dec(k, d, refs): _dec(e, d, refs) for k, e in v}
+    if tag == "$s" and tv is list:
+        return {_dec(e, d, refs) for e in v}
+    if tag == "$fs" and tv is list:
+        return frozenset(_dec(e, d, refs) for e in v)
+    if tag == "$i" and tv is str and len(v) < 100_000:
+        return int(v, 16)
+    if tag == "$f" and tv is str:
+        return _num(x)
+    if tag == "$c" and tv is list and len(v) == 2:
+        return complex(_num(v[0]), _num(v[1]))
+    if tag in ("$b", "$ba") and tv is str:
+        raw = base64.b64decode(v.encode("ascii"), validate=True)
+        return raw if tag == "$b" else bytearray(raw)
+    if tag == "$ref" and tv is str and refs is not None:
+        return refs(v)
+    raise WireError(f"unknown or malformed tag {str(tag)[:20]!r}")
+
+
+def decode(tree: Any, refs: Any = None) -> Any:
+    """JSON tree -> value of exact builtin types. `refs(name)` resolves {"$ref": name}."""
+    try:
+        return _dec(tree, 0, refs)
+    except WireError:
+        raise
+    except (TypeError, ValueError, RecursionError, UnicodeError) as e:  # unhashable key, bad b64
+        raise WireError(f"malformed value: {type(e).__name__}") from None
+
+
+def loads(data: bytes | str, refs: Any = None, max_bytes: int | None = None) -> Any:
+    """Tagged JSON bytes -> value (strict; raises WireError)."""
+    if max_bytes is not None and len(data) > max_bytes:
+        raise WireError(f"value too large ({len(data)} bytes > {max_bytes})")
+    try:
+        tree = json.loads(data)
+    except (ValueError, RecursionError) as e:
+        raise WireError(f"not JSON: {type(e).__name__}") from None
+    return decode(tree, refs)

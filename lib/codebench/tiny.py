@@ -1,0 +1,414 @@
+"""The embedded tiny code model: a byte-level BPE tokenizer and a small Llama trained here.
+
+`model.base: tiny` makes every stage runnable offline. `build()` reads local Python sources
+(`codebench.corpus`), trains a byte-level BPE tokenizer with end-of-text, padding and
+fill-in-the-middle tokens, trains a small Llama-architecture causal LM from scratch (fp32,
+AdamW, cosine schedule with linear warm-up) on packed sequences with FIM examples mixed in,
+and saves both with `save_pretrained` into `run.model_dir('base')`, so every later stage
+loads it exactly like a hub model. The model is weak; it exists so the workbench runs
+without a GPU or a network.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from codebench.corpus import Corpus, Document, load_corpus
+from codebench.params import TinyModelConfig
+
+EOS, PAD = "<|endoftext|>", "<|pad|>"
+FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX = "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>"
+SPECIAL_TOKENS = (EOS, PAD, FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX)
+TOKENIZER_TRAIN_CHARS = (
+    2_000_000  # BPE merges settle long before this; keeps tokenizer training ~seconds
+)
+HELDOUT_EVAL_ROWS = 16  # packed held-out rows scored at every evaluation
+
+
+# --------------------------------------------------------------------------- tokenizer
+def train_tokenizer(texts: Sequence[str], vocab_size: int, *, context: int = 1024):
+    """Train a byte-level BPE tokenizer (lossless on any UTF-8) and wrap it for transformers.
+
+    Special tokens get ids 0-4 in SPECIAL_TOKENS order; eos = bos = <|endoftext|>, pad = <|pad|>.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+
+    def sample() -> Any:
+        budget = TOKENIZER_TRAIN_CHARS
+        for t in texts:
+            if budget <= 0:
+                return
+            yield t[:budget]
+            budget -= len(t)
+
+    bpe.train_from_iterator(sample(), trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        bos_token=EOS,
+        eos_token=EOS,
+        pad_token=PAD,
+        extra_special_tokens=[FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX],
+        model_max_length=context,
+        clean_up_tokenization_spaces=False,
+    )
+
+
+# --------------------------------------------------------------------------- examples
+def fim_example(text: str, rng: random.Random) -> str:
+    """Rewrite `text` as a PSM fill-in-the-middle example with two random character cut points.
+
+    `<|fim_prefix|>pre<|fim_suffix|>suf<|fim_middle|>mid<|endoftext|>`
+    """
+    a, b = sorted(rng.randint(0, len(text)) for _ in range(2))
+    pre, mid, suf = text[:a], text[a:b], text[b:]
+    return f"{FIM_PREFIX}{pre}{FIM_SUFFIX}{suf}{FIM_MIDDLE}{mid}{EOS}"
+
+
+def chunk_text(text: str, max_chars: int) -> list[str]:
+    """Split `text` at line boundaries into pieces of at most ~max_chars (long lines are cut)."""
+    chunks: list[str] = []
+    cur: list[str] = []
+    size = 0
+    for line in text.splitlines(keepends=True):
+        if len(line) > max_chars and cur:
+            chunks.append("".join(cur))
+            cur, size = [], 0
+        while len(line) > max_chars:
+            chunks.append(line[:max_chars])
+            line = line[max_chars:]
+        if size + len(line) > max_chars and cur:
+            chunks.append("".join(cur))
+            cur, size = [], 0
+        cur.append(line)
+        size += len(line)
+    if cur:
+        chunks.append("".join(cur))
+    return chunks
+
+
+def build_examples(
+    docs: Sequence[Document], chunk_chars: int, fim_rate: float, rng: random.Random
+) -> list[str]:
+    """Chunk documents to about one context window and turn a `fim_rate` share into FIM examples.
+
+    Chunking first keeps each FIM example inside one training window, so the model sees the
+    whole prefix/suffix/middle layout it will be prompted with.
+    """
+    out = []
+    for doc in docs:
+        for chunk in chunk_text(doc.text, chunk_chars):
+            out.append(fim_example(chunk, rng) if rng.random() < fim_rate else chunk + EOS)
+    rng.shuffle(out)
+    return out
+
+
+def pack(token_lists: Sequence[Sequence[int]], context: int) -> torch.Tensor:
+    """Concatenate token lists and cut them into rows of `context` tokens (the tail is dropped)."""
+    flat = [t for ids in token_lists for t in ids]
+    rows = len(flat) // context
+    if rows == 0:
+        raise ValueError(
+            f"corpus too small: {len(flat)} tokens, fewer than one context of {context}"
+        )
+    return torch.tensor(flat[: rows * context], dtype=torch.long).view(rows, context)
+
+
+def encode(tokenizer, texts: Sequence[str]) -> list[list[int]]:
+    """Token ids of many texts (no special tokens added; the texts carry their own)."""
+    return [
+        e.ids
+        for e in tokenizer.backend_tokenizer.encode_batch(list(texts), add_special_tokens=False)
+    ]
+
+
+# --------------------------------------------------------------------------- model
+def make_model(cfg: TinyModelConfig, tokenizer, seed: int = 0):
+    """A randomly initialised Llama causal LM shaped by `cfg` (tied input/output embeddings)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    if cfg.hidden_size % cfg.num_heads:
+        raise ValueError(
+            f"tiny.hidden_size ({cfg.hidden_size}) must be divisible by tiny.num_heads ({cfg.num_heads})"
+        )
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=cfg.hidden_size,
+        intermediate_size=cfg.intermediate_size,
+        num_hidden_layers=cfg.num_layers,
+        num_attention_heads=cfg.num_heads,
+        num_key_value_heads=cfg.num_heads,
+        max_position_embeddings=cfg.context,
+        rope_theta=10000.0,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+def lr_at(step: int, cfg: TinyModelConfig) -> float:
+    """Linear warm-up to cfg.lr, then cosine decay to 10% of it."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    span = max(1, cfg.steps - cfg.warmup_steps)
+    progress = min(1.0, (step - cfg.warmup_steps) / span)
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
+def _optimizer(model, lr: float) -> torch.optim.Optimizer:
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95), eps=1e-8)
+
+
+@torch.no_grad()
+def heldout_loss(model, rows: torch.Tensor, batch_size: int) -> float:
+    """Mean next-token loss over packed held-out rows."""
+    model.eval()
+    total, count = 0.0, 0
+    for i in range(0, len(rows), batch_size):
+        x = rows[i : i + batch_size].to(model.device)
+        out = model(input_ids=x, labels=x)
+        n = x.numel() - x.size(0)
+        total += out.loss.item() * n
+        count += n
+    model.train()
+    return total / max(count, 1)
+
+
+def train(
+    model,
+    data: torch.Tensor,
+    heldout: torch.Tensor,
+    cfg: TinyModelConfig,
+    *,
+    seed: int = 0,
+    log: Callable[[str], None] | None = print,
+) -> dict:
+    """Train `model` on packed rows; return loss curves (train every step, held-out every eval_every)."""
+    device = model.device
+    opt = _optimizer(model, cfg.lr)
+    gen = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(data), generator=gen)
+    cursor = 0
+    history: dict[str, list] = {
+        "step": [],
+        "train_loss": [],
+        "lr": [],
+        "eval_step": [],
+        "heldout_loss": [],
+    }
+    model.train()
+    start = time.perf_counter()
+    for step in range(cfg.steps):
+        if cursor + cfg.batch_size > len(order):  # next epoch, fresh order
+            order, cursor = torch.randperm(len(data), generator=gen), 0
+        idx = order[cursor : cursor + cfg.batch_size]
+        cursor += cfg.batch_size
+        x = data[idx].to(device)
+        lr = lr_at(step, cfg)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        loss = model(input_ids=x, labels=x).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        history["step"].append(step + 1)
+        history["train_loss"].append(round(loss.item(), 5))
+        history["lr"].append(lr)
+        if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps or step == 0:
+            hl = heldout_loss(model, heldout, cfg.batch_size)
+            history["eval_step"].append(step + 1)
+            history["heldout_loss"].append(round(hl, 5))
+            if log:
+                log(
+                    f"step {step + 1:>5}/{cfg.steps}  train loss {loss.item():.3f}  held-out loss {hl:.3f}  lr {lr:.2e}  {time.perf_counter() - start:.0f}s"
+                )
+    model.eval()
+    return history
+
+
+# --------------------------------------------------------------------------- saving
+def save_atomic(model, tokenizer, dest: Path, variant_info: dict) -> None:
+    """save_pretrained into a temp folder beside `dest`, then swap it in with renames.
+
+    A run killed mid-save leaves the previous model (or nothing), never a half-written one.
+    """
+    from codebench.runs import write_variant_info
+
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        write_variant_info(tmp, **variant_info)
+        old = None
+        if dest.exists():
+            old = dest.parent / f".{dest.name}.old-{os.getpid()}"
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(dest, old)
+        os.replace(tmp, dest)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+# --------------------------------------------------------------------------- stage
+def auto_threads() -> int:
+    """CPU threads worth using now: the cores not already busy (1-minute load average), at least 1.
+
+    On a shared machine more torch threads than idle cores make every op spin-wait: a small
+    model then trains 10-20x slower with 2 threads than with 1.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        busy = round(os.getloadavg()[0])
+    except OSError:
+        busy = 0
+    return max(1, min(cores, cores - busy))
+
+
+def prepare_data(
+    corpus: Corpus, tokenizer, cfg: TinyModelConfig, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Packed train rows (with FIM examples) and packed held-out rows (plain code)."""
+    sample = "".join(d.text for d in corpus.train[:20])[:200_000]
+    chars_per_token = len(sample) / max(1, len(encode(tokenizer, [sample])[0]))
+    chunk_chars = max(64, int(cfg.context * chars_per_token * 0.9))
+    rng = random.Random(seed)
+    train_rows = pack(
+        encode(tokenizer, build_examples(corpus.train, chunk_chars, cfg.fim_rate, rng)), cfg.context
+    )
+    held_texts = [d.text + EOS for d in corpus.heldout]
+    held_ids = encode(tokenizer, held_texts)
+    if (
+        sum(map(len, held_ids)) < cfg.context
+    ):  # a tiny held-out split: score what there is in one row
+        flat = [t for ids in held_ids for t in ids]
+        held_rows = torch.tensor([flat or [tokenizer.eos_token_id]], dtype=torch.long)
+    else:
+        held_rows = pack(held_ids, cfg.context)[:HELDOUT_EVAL_ROWS]
+    return train_rows, held_rows
+
+
+def build(
+    cfg: TinyModelConfig,
+    run,
+    *,
+    seed: int = 0,
+    device: str = "cpu",
+    eval_chars: int = 50_000,
+    log: Callable[[str], None] | None = print,
+) -> dict:
+    """Train the tiny model and tokenizer, save them to run.model_dir('base'), record results.
+
+    Returns the record also written to run.result_file('base_model'): parameter count,
+    tokens seen, loss curves, held-out perplexity, wall time, config and provenance.
+    """
+    from codebench import models
+    from codebench.records import write_json
+    from codebench.runs import provenance
+
+    t0 = time.perf_counter()
+    threads = cfg.threads or auto_threads()
+    prev_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        corpus = load_corpus(
+            cfg.source,
+            max_files=cfg.max_files,
+            max_chars=cfg.max_chars,
+            heldout_fraction=cfg.heldout_fraction,
+        )
+        tokenizer = train_tokenizer(
+            [d.text for d in corpus.train], cfg.vocab_size, context=cfg.context
+        )
+        train_rows, held_rows = prepare_data(corpus, tokenizer, cfg, seed)
+        if log:
+            stats = corpus.stats()
+            log(
+                f"corpus {cfg.source}: {stats['train_files']} train files ({stats['train_chars']:,} chars), {stats['heldout_files']} held-out; {len(train_rows)} packed rows of {cfg.context} tokens"
+            )
+        model = make_model(cfg, tokenizer, seed).to(device)
+        t_train = time.perf_counter()
+        history = train(model, train_rows, held_rows, cfg, seed=seed, log=log)
+        train_s = time.perf_counter() - t_train
+        ppl = models.perplexity(
+            model,
+            tokenizer,
+            heldout_texts(corpus, eval_chars),
+            context=cfg.context,
+            batch_size=cfg.batch_size,
+        )
+        dest = run.model_dir("base")
+        save_atomic(
+            model.to("cpu"),
+            tokenizer,
+            dest,
+            {"kind": "base", "parent": None, "loader": "hf", "builder": "codebench.tiny"},
+        )
+    finally:
+        torch.set_num_threads(prev_threads)
+    record = {
+        "base": "tiny",
+        "model_dir": str(dest),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "vocab_size": len(tokenizer),
+        "tokens_seen": cfg.steps * cfg.batch_size * cfg.context,
+        "train_rows": len(train_rows),
+        "corpus": corpus.stats(),
+        "history": history,
+        "final_train_loss": history["train_loss"][-1],
+        "final_heldout_loss": history["heldout_loss"][-1],
+        "heldout_perplexity": ppl,
+        "train_seconds": round(train_s, 2),
+        "wall_seconds": round(time.perf_counter() - t0, 2),
+        "threads": threads,
+        "device": device,
+        "config": cfg.model_dump(),
+        "provenance": provenance(seed),
+    }
+    write_json(run.result_file("base_model"), record)
+    return record
+
+
+def heldout_texts(corpus: Corpus, max_chars: int) -> list[str]:
+    """Held-out documents up to `max_chars` characters in all (the last one cut to fit)."""
+    out, left = [], max_chars
+    for d in corpus.heldout:
+        if left <= 0:
+            break
+        out.append(d.text[:left])
+        left -= len(out[-1])
+    return out

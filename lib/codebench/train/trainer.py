@@ -1,0 +1,586 @@
+"""The fine-tuning entry point.
+
+In a notebook::
+
+    job = train.make_job(ctx, cfg)        # resolves the base model and data, clear errors
+    data = train.prepare_data(job)        # template, masks, truncation stats, packing
+    result = train.finetune(job, data=data)
+
+From a shell, single process or under `accelerate launch` (DeepSpeed / FSDP)::
+
+    python -m codebench.train.trainer --config job.json
+    accelerate launch --config_file params/accelerate/zero3.yaml -m codebench.train.trainer --config job.json
+
+Training runs through transformers' `Trainer` with our own masking and packing (exact control
+over labels and attention), checkpoints every `save_steps`, and resumes from the latest
+checkpoint of the same configuration. The main process saves the adapter to models/lora,
+merges it into the full-precision base at models/finetuned, and writes results/finetune.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel, ConfigDict
+
+from codebench.params import FinetuneSection, resolve_device, seed_everything
+from codebench.records import write_json
+from codebench.runs import VARIANT_INFO, RunLayout, file_sha256, provenance
+from codebench.train import _models
+from codebench.train import data as D
+from codebench.train.callbacks import LogPrinter
+from codebench.train.collate import PackedCollator, PaddedCollator, RowDataset
+from codebench.train.lora import attach_adapters, bnb_config, qlora_method, trainable_parameters
+from codebench.train.packing import (
+    Row,
+    as_row,
+    mask_kind,
+    pack,
+    packed_attention,
+    packing_efficiency,
+    resolve_packed_attention,
+    verify_packing,
+)
+from codebench.train.schedule import ScheduleGuard, expected_curve, warmup_steps
+
+log = logging.getLogger(__name__)
+PACKING_TOLERANCE = {torch.float32: 1e-3, torch.bfloat16: 5e-2, torch.float16: 5e-2}
+
+
+class FinetuneJob(BaseModel):
+    """Everything one fine-tuning run needs; serialised as the `--config` JSON."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    finetune: FinetuneSection
+    base_path: str
+    data_path: str
+    run_dir: str
+    figures_dir: str | None = None
+    seed: int = 0
+    device: str = "auto"
+
+    @property
+    def run(self) -> RunLayout:
+        return RunLayout(
+            Path(self.run_dir), Path(self.figures_dir or Path(self.run_dir) / "figures")
+        )
+
+    def save(self, path: str | os.PathLike) -> Path:
+        write_json(path, self.model_dump(mode="json"))
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> FinetuneJob:
+        return cls.model_validate_json(Path(path).read_text(encoding="utf-8"))
+
+
+# --------------------------------------------------------------------------- inputs
+def resolve_base(spec: str, run: RunLayout) -> str:
+    """A run variant ('base', 'tiny'), a local path, or a hub id -> a folder or hub id to load."""
+    from codebench.models import resolve
+
+    if spec in ("base", "tiny") and not (run.model_dir("base") / VARIANT_INFO).is_file():
+        raise FileNotFoundError(
+            f"base model not found at {run.model_dir('base')}: stage 00_base_model writes it (run "
+            "notebooks/00_base_model.ipynb or `codebench reproduce`), or set finetune.base to a path or hub id"
+        )
+    return resolve(spec, run)
+
+
+def resolve_data(spec: str, run: RunLayout) -> Path:
+    """The training JSONL: an existing path, else a file in the run's data/ folder."""
+    p = Path(spec).expanduser()
+    if p.is_file():
+        return p.resolve()
+    in_run = run.data / spec
+    if in_run.is_file():
+        return in_run
+    where = in_run if not p.is_absolute() else p
+    raise FileNotFoundError(
+        f"training data not found: {where}. Stage 01_build_data (codebench.codeio) writes "
+        f"{run.data / 'sft.jsonl'}; run it first, or set finetune.data to an instruction/chat JSONL"
+    )
+
+
+def make_job(ctx: Any, cfg: FinetuneSection) -> FinetuneJob:
+    """Build the job of a notebook's stage context and finetune section (paths resolved)."""
+    run = ctx.run
+    return FinetuneJob(
+        finetune=cfg,
+        base_path=resolve_base(cfg.base, run),
+        data_path=str(resolve_data(cfg.data, run)),
+        run_dir=str(ctx.run_dir),
+        figures_dir=str(ctx.figures_dir),
+        seed=ctx.seed,
+        device=ctx.device,
+    )
+
+
+# --------------------------------------------------------------------------- data
+@dataclass
+class PreparedData:
+    """Tokenized, masked, truncated and (optionally) packed train/validation data."""
+
+    tokenizer: Any
+    template: str
+    train: list[D.Tokenized]
+    val: list[D.Tokenized]
+    train_rows: list[Row]
+    val_rows: list[Row]
+    stats: D.TokenizeStats
+    formats: dict[str, int]
+    n_records: int
+
+    def summary(self) -> dict[str, Any]:
+        ml = self.stats.max_length
+        return {
+            "records": self.n_records,
+            "formats": self.formats,
+            "template": self.template,
+            "train_examples": len(self.train),
+            "val_examples": len(self.val),
+            "train_rows": len(self.train_rows),
+            "val_rows": len(self.val_rows),
+            "train_tokens": sum(len(r) for r in self.train_rows),
+            "train_loss_tokens": sum(t.n_loss for t in self.train),
+            "packing_efficiency": round(packing_efficiency(self.train_rows, ml), 4),
+            **self.stats.as_dict(),
+        }
+
+
+def prepare_data(job: FinetuneJob, tokenizer: Any = None) -> PreparedData:
+    """Read, split (seeded), template, mask, truncate and pack the job's data."""
+    cfg = job.finetune
+    tokenizer = tokenizer if tokenizer is not None else _models.load_tokenizer(job.base_path)
+    examples = D.load_examples(job.data_path, limit=cfg.max_examples)
+    if not examples:
+        raise ValueError(f"{job.data_path}: no training records")
+    train_ex, val_ex = D.split_examples(examples, cfg.val_fraction, job.seed, cfg.max_val)
+    template = D.resolve_template(tokenizer, cfg.template)
+    train, stats = D.tokenize_examples(train_ex, tokenizer, cfg.max_length, template)
+    val, vstats = D.tokenize_examples(val_ex, tokenizer, cfg.max_length, template, warn=False)
+    stats.n_in += vstats.n_in
+    stats.n_truncated += vstats.n_truncated
+    stats.dropped += vstats.dropped
+    stats.lengths += vstats.lengths
+    if not train:
+        raise ValueError(
+            f"{job.data_path}: every training example was dropped by truncation at max_length={cfg.max_length}"
+        )
+    if cfg.packing:
+        train_rows, val_rows = pack(train, cfg.max_length), pack(val, cfg.max_length)
+    else:
+        train_rows, val_rows = [as_row(t) for t in train], [as_row(t) for t in val]
+    return PreparedData(
+        tokenizer,
+        template,
+        train,
+        val,
+        train_rows,
+        val_rows,
+        stats,
+        D.format_counts(examples),
+        len(examples),
+    )
+
+
+# --------------------------------------------------------------------------- model
+def training_dtype(precision: str, device: str) -> torch.dtype:
+    """fp32 on CPU; bf16 on GPU (fp16 where bf16 is unsupported); or as configured."""
+    if precision == "auto":
+        if device != "cuda":
+            return torch.float32
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def load_model(
+    job: FinetuneJob, method: str, device: str, dtype: torch.dtype, tokenizer: Any
+) -> Any:
+    """The base model, with adapters attached (LoRA/QLoRA) or as is (full)."""
+    cfg = job.finetune
+    if method == "qlora":
+        local = int(os.environ.get("LOCAL_RANK", 0))
+        model = _models.load_causal_lm(
+            job.base_path,
+            dtype=dtype,
+            quantization_config=bnb_config(dtype),
+            device_map={"": local},
+        )
+    else:
+        # Full fine-tuning keeps fp32 master weights and autocasts; adapters train on a bf16 base.
+        model = _models.load_causal_lm(
+            job.base_path, dtype=torch.float32 if method == "full" else dtype
+        )
+    if method != "qlora":
+        _models.align(model, tokenizer)
+    max_pos = getattr(model.config, "max_position_embeddings", None) or getattr(
+        model.config, "n_positions", None
+    )
+    if max_pos and cfg.max_length > max_pos:
+        log.warning("max_length=%d exceeds the model's %d positions", cfg.max_length, max_pos)
+    if cfg.gradient_checkpointing and method != "qlora":
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.config.use_cache = False  # position-id packing needs no cache
+    return attach_adapters(
+        model, cfg, method=method, gradient_checkpointing=cfg.gradient_checkpointing
+    )
+
+
+def make_collator(
+    model: Any, tokenizer: Any, packing: bool, packed_attention: str
+) -> tuple[Any, str]:
+    """The collator for the data layout, and the attention mode used ('padded' when unpacked)."""
+    pad = _models.pad_id(tokenizer)
+    if not packing:
+        return PaddedCollator(pad), "padded"
+    mode = resolve_packed_attention(model, packed_attention)
+    return PackedCollator(
+        pad, mode=mode, mask_dtype=mask_kind(model) if mode == "4d" else None
+    ), mode
+
+
+@torch.no_grad()
+def response_perplexity(
+    model: Any, rows: Sequence[Row], collator: Any, batch_size: int = 8
+) -> float | None:
+    """exp(mean cross-entropy) over the loss-carrying (response) tokens of `rows`."""
+    if not rows:
+        return None
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    try:
+        for i in range(0, len(rows), batch_size):
+            batch = {k: v.to(device) for k, v in collator(rows[i : i + batch_size]).items()}
+            labels = batch.pop("labels")
+            logits = model(**batch, use_cache=False).logits.float()
+            shift_logits, shift_labels = logits[:, :-1], labels[:, 1:]
+            loss = torch.nn.functional.cross_entropy(
+                shift_logits.reshape(-1, shift_logits.shape[-1]),
+                shift_labels.reshape(-1),
+                ignore_index=D.IGNORE_INDEX,
+                reduction="sum",
+            )
+            total += loss.item()
+            count += int((shift_labels != D.IGNORE_INDEX).sum())
+    finally:
+        model.train(was_training)
+    return math.exp(total / count) if count else None
+
+
+# --------------------------------------------------------------------------- trainer
+def checkpoint_dir(job: FinetuneJob) -> Path:
+    """Checkpoints of this exact run: base, data content, training fields, seed, training code."""
+    keep = job.finetune.model_dump(
+        exclude={
+            "merge",
+            "merge_dtype",
+            "push_to_hub",
+            "distributed",
+            "num_processes",
+            "resume",
+            "logging_steps",
+            "threads",
+        }
+    )
+    code = hashlib.sha256(
+        b"".join(p.read_bytes() for p in sorted(Path(__file__).parent.glob("*.py")))
+    ).hexdigest()
+    key = json.dumps(
+        {
+            "cfg": keep,
+            "base": job.base_path,
+            "data": file_sha256(job.data_path),
+            "seed": job.seed,
+            "code": code,
+        },
+        sort_keys=True,
+    )
+    return (
+        Path(job.run_dir)
+        / "checkpoints"
+        / f"finetune-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    )
+
+
+def training_arguments(
+    job: FinetuneJob, out_dir: Path, device: str, dtype: torch.dtype, has_val: bool
+) -> Any:
+    from transformers import TrainingArguments
+
+    cfg = job.finetune
+    return TrainingArguments(
+        output_dir=str(out_dir),
+        max_steps=cfg.max_steps or -1,
+        num_train_epochs=cfg.epochs,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.lr,
+        lr_scheduler_type=cfg.lr_scheduler,
+        warmup_steps=cfg.warmup,
+        weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm,
+        logging_steps=cfg.logging_steps,
+        logging_first_step=True,
+        eval_strategy="steps" if has_val else "no",
+        eval_steps=cfg.eval_steps,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        seed=job.seed,
+        data_seed=job.seed,
+        use_cpu=device != "cuda",
+        bf16=dtype == torch.bfloat16,
+        fp16=dtype == torch.float16,
+        report_to="none",
+        disable_tqdm=True,
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        log_level="warning",
+        use_cache=False,
+    )
+
+
+def resolve_resume(resume: str, out_dir: Path) -> str | None:
+    """'auto' -> the latest checkpoint in `out_dir` (None if there is none); 'never' -> None; else the path."""
+    if resume == "never":
+        return None
+    if resume == "auto":
+        from transformers.trainer_utils import get_last_checkpoint
+
+        return get_last_checkpoint(str(out_dir)) if out_dir.is_dir() else None
+    if not Path(resume).is_dir():
+        raise FileNotFoundError(f"resume: checkpoint folder not found: {resume}")
+    return resume
+
+
+def run_training(trainer: Any, resume: str | None) -> tuple[float, float, float]:
+    """Train (resuming from `resume`); a checkpoint of a finished run is restored, not retrained.
+
+    Returns (mean training loss, wall seconds, process CPU seconds). transformers trains one extra step when resumed
+    from a checkpoint at max_steps, so a finished checkpoint is loaded directly instead.
+    """
+    from transformers import TrainerState
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    if resume is not None:
+        state = TrainerState.load_from_json(str(Path(resume) / "trainer_state.json"))
+        if state.global_step >= state.max_steps > 0:
+            trainer._load_from_checkpoint(resume)
+            trainer.state = state
+            losses = [h["loss"] for h in state.log_history if "loss" in h]
+            log.info("checkpoint %s is a finished run: restored without training", resume)
+            return (sum(losses) / len(losses) if losses else float("nan")), 0.0, 0.0
+    out = trainer.train(resume_from_checkpoint=resume)
+    return out.training_loss, time.perf_counter() - t0, time.process_time() - c0
+
+
+def build_trainer(
+    job: FinetuneJob,
+    model: Any,
+    data: PreparedData,
+    collator: Any,
+    dtype: torch.dtype,
+    device: str,
+    callbacks: Sequence[Any] = (),
+    *,
+    eval_on_start: bool = False,
+) -> tuple[Any, ScheduleGuard]:
+    """A transformers Trainer over the prepared rows, with the schedule guard and log printer."""
+    from transformers import PrinterCallback, Trainer
+
+    cfg = job.finetune
+    guard = ScheduleGuard(lr=cfg.lr, schedule=cfg.lr_scheduler, warmup=cfg.warmup)
+    args = training_arguments(job, checkpoint_dir(job), device, dtype, has_val=bool(data.val_rows))
+    args.eval_on_start = eval_on_start and bool(data.val_rows)
+    trainer = Trainer(
+        model=model,
+        args=args,
+        data_collator=collator,
+        processing_class=data.tokenizer,
+        train_dataset=RowDataset(data.train_rows),
+        eval_dataset=RowDataset(data.val_rows) if data.val_rows else None,
+        callbacks=[guard, LogPrinter(), *callbacks],
+    )
+    trainer.remove_callback(PrinterCallback)
+    return trainer, guard
+
+
+# --------------------------------------------------------------------------- entry point
+def finetune(
+    job: FinetuneJob, *, data: PreparedData | None = None, callbacks: Sequence[Any] = ()
+) -> dict[str, Any]:
+    """Fine-tune per `job`; save adapter, merged model and results (main process). Returns the results.
+
+    `data`: what `prepare_data(job)` returned (prepared here when None); `callbacks`: extra
+    transformers TrainerCallbacks. Single process: checks packing numerically and measures
+    validation perplexity before and after exactly; under `accelerate launch` (WORLD_SIZE > 1)
+    perplexity comes from the Trainer's evaluation loss at step 0 and at the end.
+    """
+    cfg = job.finetune
+    seed_everything(job.seed)
+    torch.manual_seed(job.seed)
+    device = resolve_device(job.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    method = qlora_method(cfg.method, device, allow_cpu_fallback=cfg.allow_qlora_cpu)
+    dtype = training_dtype(cfg.precision, device) if method == cfg.method else torch.float32
+    data = data or prepare_data(job)
+    model = load_model(job, method, device, dtype, data.tokenizer)
+    collator, mode = make_collator(model, data.tokenizer, cfg.packing, cfg.packed_attention)
+    single = int(os.environ.get("WORLD_SIZE", 1)) == 1
+    if single and device == "cuda" and method != "qlora":
+        model.to("cuda")
+    with packed_attention(model, mode):
+        trainer, measured = _train(
+            job, model, data, collator, mode, dtype, device, callbacks, single
+        )
+    result = {
+        "method": method,
+        "requested_method": cfg.method,
+        "device": device,
+        "dtype": str(dtype).replace("torch.", ""),
+        "attention": mode,
+        **measured,
+        "data": {"path": job.data_path, "sha256": file_sha256(job.data_path), **data.summary()},
+        "lengths": data.stats.lengths,
+        "expected_lr": _expected(cfg, trainer.state.max_steps),
+        "log_history": trainer.state.log_history,
+        "trainable_parameters": dict(
+            zip(("trainable", "total"), trainable_parameters(model), strict=True)
+        ),
+        "config": cfg.model_dump(mode="json"),
+        "base_path": job.base_path,
+        "checkpoints": str(checkpoint_dir(job)),
+        "provenance": provenance(job.seed),
+    }
+    if trainer.is_world_process_zero():
+        from codebench.train.merge import save_outputs
+
+        result["artifacts"] = save_outputs(trainer, job, method, data)
+        write_json(job.run.result_file("finetune"), result)
+    return result
+
+
+def _train(
+    job: FinetuneJob,
+    model: Any,
+    data: PreparedData,
+    collator: Any,
+    mode: str,
+    dtype: torch.dtype,
+    device: str,
+    callbacks: Sequence[Any],
+    single: bool,
+) -> tuple[Any, dict[str, Any]]:
+    """Packing check, perplexity before, training (or resume), schedule check, perplexity after."""
+    cfg = job.finetune
+    check = check_packing(model, data, mode, dtype) if single and cfg.packing else None
+    ppl_before = (
+        response_perplexity(model, data.val_rows, collator, cfg.batch_size) if single else None
+    )
+    trainer, guard = build_trainer(
+        job, model, data, collator, dtype, device, callbacks, eval_on_start=not single
+    )
+    resume = resolve_resume(cfg.resume, checkpoint_dir(job))
+    train_loss, seconds, cpu_seconds = run_training(trainer, resume)
+    if guard.checked is None:  # restored a finished run: check the schedule it would build
+        trainer.create_optimizer_and_scheduler(num_training_steps=trainer.state.max_steps)
+        guard.on_train_begin(trainer.args, trainer.state, None, lr_scheduler=trainer.lr_scheduler)
+    if single:
+        ppl_after = response_perplexity(model, data.val_rows, collator, cfg.batch_size)
+    else:
+        ppl_before, ppl_after = _ppl_from_eval(trainer)
+    return trainer, {
+        "packing_check_max_abs_diff": check,
+        "resumed_from": resume,
+        "schedule": guard.checked,
+        "train": _train_summary(trainer, train_loss, seconds, cfg)
+        | {"cpu_seconds": round(cpu_seconds, 2)},
+        "val_ppl_before": ppl_before,
+        "val_ppl_after": ppl_after,
+    }
+
+
+def _ppl_from_eval(trainer: Any) -> tuple[float | None, float | None]:
+    """Perplexity before/after from the Trainer's eval loss (multi-process runs)."""
+    if trainer.eval_dataset is None:
+        return None, None
+    first = next((h["eval_loss"] for h in trainer.state.log_history if "eval_loss" in h), None)
+    last = trainer.evaluate()["eval_loss"]
+    return (math.exp(first) if first is not None else None), math.exp(last)
+
+
+def check_packing(model: Any, data: PreparedData, mode: str, dtype: torch.dtype) -> float:
+    """Verify on real samples that packed rows give the logits of each sample alone."""
+    samples = [
+        t.input_ids[:48] for t in (data.train[:3] if len(data.train) >= 2 else data.train * 2)
+    ]
+    diff = verify_packing(model, samples, mode)
+    if diff > PACKING_TOLERANCE.get(dtype, 5e-2):
+        raise RuntimeError(
+            f"packed samples attend across boundaries with packed_attention={mode!r} "
+            f"(max logit difference {diff:.3g}); use packed_attention: 4d or packing: false"
+        )
+    log.info("packing check (%s): max |logit diff| %.2e", mode, diff)
+    return diff
+
+
+def _expected(cfg: FinetuneSection, total: int) -> list[float]:
+    return expected_curve(
+        lr=cfg.lr, schedule=cfg.lr_scheduler, warmup=warmup_steps(cfg.warmup, total), total=total
+    )
+
+
+def _train_summary(
+    trainer: Any, train_loss: float, seconds: float, cfg: FinetuneSection
+) -> dict[str, Any]:
+    tokens = getattr(trainer.train_dataset, "tokens_served", None)
+    return {
+        "steps": trainer.state.global_step,
+        "max_steps": trainer.state.max_steps,
+        "seconds": round(seconds, 2),
+        "train_loss": train_loss,
+        "rows_per_step": cfg.batch_size * cfg.grad_accum,
+        "real_tokens": tokens,
+        "tokens_per_second": round(tokens / seconds, 1) if tokens and seconds else None,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m codebench.train.trainer --config job.json` (also the accelerate-launch target)."""
+    ap = argparse.ArgumentParser(prog="codebench.train.trainer", description=__doc__.split("\n")[0])
+    ap.add_argument(
+        "--config", required=True, help="job JSON written by FinetuneJob.save / train.launch"
+    )
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    job = FinetuneJob.load(args.config)
+    result = finetune(job)
+    if int(os.environ.get("RANK", 0)) == 0:
+        print(
+            json.dumps(
+                {k: result.get(k) for k in ("method", "val_ppl_before", "val_ppl_after", "train")},
+                default=str,
+            )
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

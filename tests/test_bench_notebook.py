@@ -1,0 +1,52 @@
+"""04_evaluate runs headless under papermill on the session's tiny model, end to end:
+HF backend -> extraction -> sandbox -> records -> results.json -> figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "04_evaluate.ipynb"
+
+
+@pytest.mark.slow
+def test_evaluate_notebook_on_the_tiny_model(tiny_run, data_dir, tmp_path: Path) -> None:
+    import papermill as pm
+
+    out = tmp_path / "04_evaluate.ipynb"
+    figures = tmp_path / "figures"
+    pm.execute_notebook(
+        str(NOTEBOOK),
+        str(out),
+        kernel_name="codebench",
+        cwd=str(NOTEBOOK.parent),
+        progress_bar=False,
+        parameters={
+            "profile": "test",
+            "device": "cpu",
+            "data_dir": str(data_dir),
+            "run_dir": str(tiny_run.root),
+            "figures_dir": str(figures),
+            "variants": ["base", "no-such-variant"],
+            "benchmarks": ["humaneval", "mbpp", "fim"],
+            "limit": 2,
+            "max_new_tokens": 16,
+        },
+    )
+    for bench in ("humaneval", "mbpp", "fim"):
+        res = json.loads((tiny_run.eval_dir("base", bench) / "results.json").read_text())
+        assert res["status"] == "ok", res.get("reason")
+        assert res["canary"]["ok"] and res["problems"] == 2 and res["samples"] == 2
+        # near zero on the tiny model, honestly
+        assert 0.0 <= res["metrics"]["pass@1"]["value"] <= 1.0
+        assert res["provenance"]["packages"]["transformers"]
+        assert (tiny_run.eval_dir("base", bench) / "samples.jsonl").read_text().count("\n") == 2
+    summary = json.loads(tiny_run.result_file("evaluate").read_text())
+    assert summary["missing_variants"] == ["no-such-variant"]
+    assert all(summary["canaries"].values())
+    for name in ("eval_passk", "eval_outcomes", "eval_problems", "eval_languages"):
+        assert (figures / f"{name}.png").is_file()
+    text = out.read_text()
+    assert "not in" in text and "no-such-variant" in text

@@ -1,0 +1,212 @@
+"""codebench.tiny and codebench.corpus: the embedded offline model and its corpus."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from codebench import corpus, models, tiny
+from codebench.params import TinyModelConfig
+from codebench.records import RecordError
+from codebench.runs import read_variant_info
+
+REPO = Path(__file__).resolve().parents[1]
+TRICKY = "def f(x):\n\treturn x  # ünïcødé ✓ 日本語 🐍\r\n    s = '\\x00\\n'\u00a0\u200b\n\n\n"
+
+
+# --------------------------------------------------------------------------- tokenizer
+def test_tokenizer_specials_and_exact_round_trip(tiny_model_dir):
+    tok = models.load_tokenizer(tiny_model_dir)
+    assert [tok.convert_tokens_to_ids(t) for t in tiny.SPECIAL_TOKENS] == [0, 1, 2, 3, 4]
+    assert (tok.eos_token, tok.bos_token, tok.pad_token) == (tiny.EOS, tiny.EOS, tiny.PAD)
+    assert models.fim_tokens(tok) == (tiny.FIM_PREFIX, tiny.FIM_SUFFIX, tiny.FIM_MIDDLE)
+    for text in (TRICKY, "", " leading space", "x" * 300, "\x00\x01\x7f", "𝔘𝔫𝔦𝔠𝔬𝔡𝔢"):
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        assert tok.decode(ids) == text
+    ids = tok(f"{tiny.FIM_PREFIX}a{tiny.FIM_SUFFIX}b{tiny.FIM_MIDDLE}")["input_ids"]
+    assert ids[0] == 2 and 4 in ids and ids[-1] == 3  # special tokens stay single ids
+
+
+def test_train_tokenizer_vocab_size():
+    tok = tiny.train_tokenizer(["def f(x):\n    return x\n" * 50, TRICKY], 320, context=64)
+    assert len(tok) <= 320 and tok.model_max_length == 64
+    assert tok.decode(tok(TRICKY)["input_ids"]) == TRICKY
+
+
+# --------------------------------------------------------------------------- examples
+def test_fim_example_layout():
+    rng = random.Random(0)
+    text = "def add(a, b):\n    return a + b\n"
+    for _ in range(50):
+        ex = tiny.fim_example(text, rng)
+        assert ex.startswith(tiny.FIM_PREFIX) and ex.endswith(tiny.EOS)
+        body = ex[len(tiny.FIM_PREFIX) : -len(tiny.EOS)]
+        pre, rest = body.split(tiny.FIM_SUFFIX)
+        suf, mid = rest.split(tiny.FIM_MIDDLE)
+        assert pre + mid + suf == text
+    docs = [corpus.Document(str(i), text * 3) for i in range(40)]
+    plain = tiny.build_examples(docs, 40, 0.0, random.Random(0))
+    assert all(not e.startswith(tiny.FIM_PREFIX) and e.endswith(tiny.EOS) for e in plain)
+    assert all(
+        e.startswith(tiny.FIM_PREFIX) for e in tiny.build_examples(docs, 40, 1.0, random.Random(0))
+    )
+    mixed = tiny.build_examples(docs, 40, 0.5, random.Random(0))
+    share = sum(e.startswith(tiny.FIM_PREFIX) for e in mixed) / len(mixed)
+    assert 0.3 < share < 0.7
+
+
+def test_chunk_and_pack():
+    text = "".join(f"line {i}\n" for i in range(100)) + "x" * 95
+    chunks = tiny.chunk_text(text, 40)
+    assert "".join(chunks) == text and all(len(c) <= 40 for c in chunks)
+    rows = tiny.pack([[1, 2, 3], [4, 5], [6, 7, 8, 9]], 4)
+    assert rows.tolist() == [[1, 2, 3, 4], [5, 6, 7, 8]]
+    with pytest.raises(ValueError, match="corpus too small"):
+        tiny.pack([[1]], 4)
+
+
+def test_lr_schedule():
+    cfg = TinyModelConfig(steps=100, warmup_steps=10, lr=1e-3)
+    lrs = [tiny.lr_at(s, cfg) for s in range(100)]
+    assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:], strict=False))
+    assert lrs[-1] == pytest.approx(1e-4, rel=0.05)
+
+
+# --------------------------------------------------------------------------- corpus
+def test_stdlib_corpus_split_is_stable_and_capped():
+    a = corpus.load_corpus("stdlib", max_files=40, max_chars=200_000, heldout_fraction=0.2)
+    b = corpus.load_corpus("stdlib", max_files=40, max_chars=200_000, heldout_fraction=0.2)
+    assert [d.id for d in a.train] == [d.id for d in b.train] and a.heldout == b.heldout
+    assert len(a.train) + len(a.heldout) <= 40
+    assert sum(len(d.text) for d in a.train + a.heldout) <= 200_000
+    assert not {d.id for d in a.train} & {d.id for d in a.heldout}
+    ids = [d.id for d in a.train + a.heldout]
+    assert not any(p.startswith(("test/", "site-packages/")) or "/tests/" in p for p in ids)
+    assert all(corpus.is_heldout(d.id, 0.2) for d in a.heldout)
+
+
+def test_folder_and_jsonl_sources(tmp_path):
+    pkg = tmp_path / "src"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__pycache__").mkdir()
+    for i in range(6):
+        (pkg / f"m{i}.py").write_text(f"def f{i}():\n    return {i}\n")
+    (pkg / "sub" / "deep.py").write_text("x = 1\n")
+    (pkg / "__pycache__" / "junk.py").write_text("ignored = True\n")
+    (pkg / "latin.py").write_bytes(b"s = '\xe9'\n")
+    c = corpus.load_corpus(str(pkg), heldout_fraction=0.3)
+    ids = sorted(d.id for d in c.train + c.heldout)
+    assert "sub/deep.py" in ids and not any("__pycache__" in i for i in ids)
+    assert c.heldout and c.skipped and "latin.py" in c.skipped[0]
+    jl = tmp_path / "code.jsonl"
+    jl.write_text(
+        "\n".join(json.dumps({"task_id": f"t{i}", "content": f"print({i})\n"}) for i in range(10))
+        + "\n"
+    )
+    c = corpus.load_corpus(str(jl), heldout_fraction=0.2)
+    assert {d.id for d in c.train + c.heldout} == {f"t{i}" for i in range(10)}
+
+
+def test_corpus_errors_name_the_path(tmp_path):
+    with pytest.raises(corpus.CorpusError, match=str(tmp_path / "missing")):
+        corpus.load_corpus(str(tmp_path / "missing"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(corpus.CorpusError, match="no .py files"):
+        corpus.load_corpus(str(tmp_path / "empty"))
+    jl = tmp_path / "bad.jsonl"
+    jl.write_text('{"content": "x = 1"}\n{"nope": 1}\n')
+    with pytest.raises(corpus.CorpusError, match=r"bad.jsonl: record 2: no text field"):
+        corpus.load_corpus(str(jl))
+    jl.write_text('{"content": "x = 1"}\n{broken\n')
+    with pytest.raises(RecordError, match=r"bad.jsonl:2"):
+        corpus.load_corpus(str(jl))
+
+
+# --------------------------------------------------------------------------- training and saving
+def test_build_records_and_loss_drops(tiny_run):
+    rec = json.loads(tiny_run.result_file("base_model").read_text())
+    h = rec["history"]
+    assert len(h["train_loss"]) == rec["config"]["steps"] == 60
+    assert h["train_loss"][-1] < h["train_loss"][0] - 1.0
+    assert h["heldout_loss"][-1] < h["heldout_loss"][0] - 1.0
+    assert rec["parameters"] > 0 and rec["tokens_seen"] == 60 * 8 * 64
+    assert 1 < rec["heldout_perplexity"]["ppl"] < 512 and rec["heldout_perplexity"]["tokens"] > 100
+    assert rec["provenance"]["packages"]["transformers"]
+    assert read_variant_info(tiny_run.model_dir("base")) == {
+        "kind": "base",
+        "parent": None,
+        "loader": "hf",
+        "builder": "codebench.tiny",
+    }
+
+
+def test_saved_model_reloads_and_generates(tiny_run, tiny_model_dir):
+    model, tok = models.load("tiny", run=tiny_run)
+    assert type(model).__name__ == "LlamaForCausalLM" and not model.training
+    assert model.config.tie_word_embeddings and len(tok) == model.config.vocab_size
+    model2, _ = models.load(tiny_model_dir)  # a plain path loads the same way
+    x = tok(["def f(x):\n", "import"], return_tensors="pt", padding=True)
+    out = model.generate(**x, max_new_tokens=5, do_sample=False)
+    assert out.shape == (2, x.input_ids.shape[1] + 5)
+    assert torch.equal(model(**x).logits, model2(**x).logits)
+
+
+def test_save_is_atomic(tmp_path, tiny_run):
+    model, tok = models.load("tiny", run=tiny_run)
+    dest = tmp_path / "models" / "base"
+    tiny.save_atomic(model, tok, dest, {"kind": "base", "parent": None, "loader": "hf"})
+    before = sorted(p.name for p in dest.iterdir())
+
+    class Boom(RuntimeError):
+        pass
+
+    def explode(*a, **k):
+        raise Boom
+
+    tok.save_pretrained, saved = explode, tok.save_pretrained
+    try:
+        with pytest.raises(Boom):
+            tiny.save_atomic(model, tok, dest, {"kind": "base", "parent": None, "loader": "hf"})
+    finally:
+        tok.save_pretrained = saved
+    assert sorted(p.name for p in dest.iterdir()) == before
+    assert [p.name for p in dest.parent.iterdir()] == ["base"]  # no temp folders left behind
+    models.load(dest)
+
+
+# --------------------------------------------------------------------------- notebook
+def test_notebook_00_runs_headless(tmp_path, tiny_test_config):
+    import papermill as pm
+
+    run_dir, fig_dir = tmp_path / "run", tmp_path / "figures"
+    out = tmp_path / "00_out.ipynb"
+    pm.execute_notebook(
+        str(REPO / "notebooks" / "00_base_model.ipynb"),
+        str(out),
+        kernel_name="codebench",
+        cwd=str(REPO / "notebooks"),
+        parameters={
+            "profile": "nbtest",
+            "device": "cpu",
+            "run_dir": str(run_dir),
+            "figures_dir": str(fig_dir),
+            "eval_chars": 5_000,
+            "tiny": tiny_test_config,
+        },
+        progress_bar=False,
+    )
+    rec = json.loads((run_dir / "results" / "base_model.json").read_text())
+    assert rec["config"] == TinyModelConfig(**tiny_test_config).model_dump()
+    assert (fig_dir / "base_loss.png").stat().st_size > 5_000
+    assert read_variant_info(run_dir / "models" / "base")["kind"] == "base"
+    text = "".join(
+        "".join(o.get("text", ""))
+        for c in json.loads(out.read_text())["cells"]
+        for o in c.get("outputs", [])
+    )
+    assert "held-out perplexity" in text and "sample" in text

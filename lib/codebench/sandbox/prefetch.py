@@ -30,7 +30,7 @@ from codebench.sandbox import wire
 from codebench.sandbox.jobs import TestsJob
 from codebench.sandbox.outcome import Outcome
 from codebench.sandbox.runner import Session, classify_death, decode_reply, reply_value
-from codebench.sandbox.trusted import SampleAbort
+from codebench.sandbox.trusted import SampleAbort, parse
 
 _LEARNED: dict[str, Plan] = {}
 _LOCK = threading.Lock()
@@ -133,7 +133,7 @@ def static_plan(tests: str, targets: list[str], refs: tuple[str, ...]) -> Plan |
 @functools.lru_cache(maxsize=4096)
 def _static_plan(tests: str, targets: tuple[str, ...], refs: tuple[str, ...]) -> Plan | None:
     try:
-        tree = ast.parse(tests)
+        tree = parse(tests)
     except SyntaxError:
         return None
     ex = _Extractor(tree, set(targets), set(refs))

@@ -20,6 +20,7 @@ import importlib
 import importlib.util
 import linecache
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -46,14 +47,33 @@ class _AssertRewriter(ast.NodeTransformer):
         return ast.copy_location(new, node)
 
 
+# CPython 3.11's AST <-> object conversion keeps a recursion counter that is not thread-safe
+# ("SystemError: AST constructor recursion depth mismatch" when two threads parse at once),
+# so every parse/compile of an AST here goes through one lock (results are cached anyway).
+_AST_LOCK = threading.Lock()
+
+
+def parse(source: str, filename: str = "<unknown>") -> ast.Module:
+    """ast.parse under the module's lock (retried once if another thread still raced it)."""
+    for attempt in (0, 1):
+        try:
+            with _AST_LOCK:
+                return ast.parse(source, filename)
+        except SystemError:
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
 @functools.lru_cache(maxsize=2048)
 def compile_trusted(source: str, kind: str = "tests") -> Any:
     """Compile trusted test code with asserts made unconditional (cached per source)."""
     filename = f"<{kind} {hashlib.sha1(source.encode('utf-8', 'surrogatepass')).hexdigest()[:12]}>"
-    tree = _AssertRewriter().visit(ast.parse(source, filename))
+    tree = _AssertRewriter().visit(parse(source, filename))
     ast.fix_missing_locations(tree)
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    return compile(tree, filename, "exec", dont_inherit=True, optimize=0)
+    with _AST_LOCK:
+        return compile(tree, filename, "exec", dont_inherit=True, optimize=0)
 
 
 def rebuild_exception(type_name: str, module: str, message: str) -> Exception:
@@ -87,7 +107,7 @@ def assigned_names(source: str) -> tuple[str, ...]:
     if not source.strip():
         return ()
     names: list[str] = []
-    for node in ast.parse(source).body:
+    for node in parse(source).body:
         targets = []
         if isinstance(node, ast.Assign):
             targets = node.targets
@@ -105,7 +125,7 @@ def free_names(tests: str, prelude: str = "") -> tuple[tuple[str, ...], tuple[st
     """(called, other) names the tests use but neither they, the prelude nor builtins define."""
     defined = set(dir(builtins))
     for src in (prelude, tests):
-        for node in ast.walk(ast.parse(src)):
+        for node in ast.walk(parse(src)):
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store | ast.Del):
                 defined.add(node.id)
             elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
@@ -116,7 +136,7 @@ def free_names(tests: str, prelude: str = "") -> tuple[tuple[str, ...], tuple[st
                 defined.add(node.arg)
     called: list[str] = []
     other: list[str] = []
-    tree = ast.parse(tests)
+    tree = parse(tests)
     funcs = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
     for node in ast.walk(tree):
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id not in defined:

@@ -7,8 +7,11 @@ dynamic-padding collator, DeepSeek-Coder's). Steps alternate between the two lay
 busy machine slows both alike. Prints the packed/padded ratio.
 
 CPU (default): the workbench's tiny model (runs/smoke/models/base when built, else a random
-model of the same shape) on 01's CodeI/O SFT data (runs/smoke/data/sft.jsonl when built, else
-SFT-like records from data_dir/codeio/rawcode_1k_parsed.jsonl).
+model of the same shape) on SFT-like records built from data_dir/codeio/rawcode_1k_parsed.jsonl
+(prompt = problem + I/O spec, response = reference code: responses of very different
+lengths, like real SFT data), or `--data runs/smoke/data/sft.jsonl` (01's output; with the
+smoke profile its examples are nearly all the same length, dominated by the prompt template,
+so packing has little padding to remove there).
 
 --cuda: a random-weight model shaped like deepseek-coder-1.3b (Llama, hidden 2048, 24 layers,
 16 heads, intermediate 5504, vocab 32256) in bf16; also reports MFU by the 6*N rule against
@@ -49,11 +52,10 @@ PEAK_BF16_TFLOPS = {
 
 
 def load_records(path: str | None) -> tuple[list[dict], str]:
-    """01's SFT data when present, else SFT-like records built from CodeI/O raw code."""
-    candidates = [Path(path)] if path else [REPO_ROOT / "runs" / "smoke" / "data" / "sft.jsonl"]
-    for p in candidates:
-        if p.is_file():
-            return [{"messages": e.messages} for e in D.load_examples(p)], str(p)
+    """SFT records: `path` (e.g. 01's runs/<profile>/data/sft.jsonl), else SFT-like records
+    built from CodeI/O raw code (prompt = problem + I/O spec, response = reference code)."""
+    if path:
+        return [{"messages": e.messages} for e in D.load_examples(path)], str(path)
     raw = data_dir() / "codeio" / "rawcode_1k_parsed.jsonl"
     return rawcode_sft_records(raw), f"{raw} (prompt = problem + I/O spec, response = refcode)"
 
@@ -77,7 +79,7 @@ def cpu_model(records: list[dict], base: str | None):
     return model, tok, "random tiny-shaped Llama (128 wide, 4 layers, 2048 BPE)"
 
 
-def cuda_model(layers: int, vocab: int):
+def cuda_model(layers: int, vocab: int, device: str = "cuda"):
     """Random deepseek-coder-1.3b-shaped Llama in bf16 on the GPU."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -91,9 +93,12 @@ def cuda_model(layers: int, vocab: int):
         max_position_embeddings=16384,
         rope_theta=100000.0,
     )
-    cfg._attn_implementation = "sdpa"
+    import importlib.util
+
+    flash = device == "cuda" and importlib.util.find_spec("flash_attn") is not None
+    cfg._attn_implementation = "flash_attention_2" if flash else "sdpa"
     torch.manual_seed(0)
-    return LlamaForCausalLM(cfg).to(device="cuda", dtype=torch.bfloat16)
+    return LlamaForCausalLM(cfg).to(device=device, dtype=torch.bfloat16)
 
 
 def layouts(examples: list[D.Tokenized], max_length: int, batch: int, steps: int, seed: int):
@@ -104,10 +109,8 @@ def layouts(examples: list[D.Tokenized], max_length: int, batch: int, steps: int
     rng.shuffle(padded)
     rng.shuffle(rows)
     need = batch * (steps + 1)
-    if len(rows) < need or len(padded) < need:
-        raise SystemExit(
-            f"not enough data for {steps}+1 steps of {batch}: {len(rows)} packed rows, {len(padded)} examples"
-        )
+    rows = (rows * (need // len(rows) + 1))[:need]  # small data, long rows: reuse rows
+    padded = (padded * (need // len(padded) + 1))[:need]
     cut = lambda xs: [xs[i * batch : (i + 1) * batch] for i in range(steps + 1)]  # noqa: E731
     return cut(rows), cut(padded)
 
@@ -147,6 +150,8 @@ def run(
 def peak_tflops(override: float | None) -> float | None:
     if override:
         return override
+    if not torch.cuda.is_available():
+        return None
     name = torch.cuda.get_device_name()
     return next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
 
@@ -163,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--data",
         default=None,
-        help="SFT JSONL (default runs/smoke/data/sft.jsonl, else built from raw code)",
+        help="SFT JSONL, e.g. runs/smoke/data/sft.jsonl (default: SFT-like records from CodeI/O raw code)",
     )
     ap.add_argument(
         "--base",
@@ -177,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         default="auto",
         help="how packed samples are kept apart (auto: varlen on sdpa, position ids with flash-attention)",
     )
-    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (0 = all cores)")
     ap.add_argument(
         "--cuda",
         action="store_true",
@@ -185,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument(
         "--layers", type=int, default=24, help="--cuda model depth (24 = deepseek-coder-1.3b)"
+    )
+    ap.add_argument(
+        "--device", default="cuda", help="--cuda model device (cpu only to check the code path)"
     )
     ap.add_argument(
         "--peak-tflops",
@@ -197,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.cuda and not torch.cuda.is_available():
+    if args.cuda and args.device == "cuda" and not torch.cuda.is_available():
         print("--cuda needs a CUDA GPU; none is visible", file=sys.stderr)
         return 2
     steps = args.steps or (20 if args.cuda else 10)
@@ -217,9 +225,9 @@ def main(argv: list[str] | None = None) -> int:
                 [m["content"] for r in records[:400] for m in r["messages"]], vocab_size=2048
             )
         model, desc, device = (
-            cuda_model(args.layers, 32256),
+            cuda_model(args.layers, 32256, args.device),
             f"random deepseek-coder-1.3b-shaped Llama ({args.layers} layers, bf16)",
-            "cuda",
+            args.device,
         )
     else:
         model, tok, desc = cpu_model(records, args.base)

@@ -30,7 +30,9 @@ def code_prompts(n: int, seed_chars: int = 240) -> list[str]:
     """Openings of standard-library files (cut at a line end), varied lengths like real prompts."""
     from codebench.corpus import load_corpus
 
-    docs = load_corpus("stdlib", max_files=max(4 * n, 40), max_chars=4_000_000, heldout_fraction=0.3)
+    docs = load_corpus(
+        "stdlib", max_files=max(4 * n, 40), max_chars=4_000_000, heldout_fraction=0.3
+    )
     out = []
     for i, d in enumerate(d for d in docs.heldout + docs.train if len(d.text) > 2 * seed_chars):
         if len(out) == n:
@@ -63,7 +65,7 @@ def tiny_model(args) -> str:
     root = Path(tempfile.mkdtemp(prefix="cb-bench-"))
     print(f"[setup] no --model and no runs/smoke model: training a quick tiny model in {root}")
     run = RunLayout(root, root / "figures")
-    tiny.build(TinyModelConfig(steps=80, max_chars=600_000), run, eval_chars=2_000, log=None)
+    tiny.build(TinyModelConfig(steps=60, max_chars=400_000), run, eval_chars=2_000, log=None)
     return str(run.model_dir("base"))
 
 
@@ -71,22 +73,29 @@ def cpu(args) -> None:
     import torch
 
     from codebench.generate import GenerationConfig, HFBackend
+    from codebench.tiny import auto_threads
 
-    torch.set_num_threads(args.threads or torch.get_num_threads())
+    torch.set_num_threads(args.threads or auto_threads())
     spec = tiny_model(args)
     one = HFBackend(spec, device="cpu", batch_size=1)
     batched = HFBackend(one.model, one.tokenizer, batch_size=args.batch_size)
     prompts = code_prompts(args.prompts)
     cfg = GenerationConfig(max_new_tokens=args.max_new_tokens)
     one.generate(prompts[:2], GenerationConfig(max_new_tokens=4))  # warm-up
-    print(f"model {spec}: {sum(p.numel() for p in one.model.parameters()):,} params; {len(prompts)} prompts, greedy, max_new_tokens={args.max_new_tokens}, torch threads={torch.get_num_threads()}")
+    print(
+        f"model {spec}: {sum(p.numel() for p in one.model.parameters()):,} params; {len(prompts)} prompts, greedy, max_new_tokens={args.max_new_tokens}, torch threads={torch.get_num_threads()}"
+    )
     t1, n1, texts1 = timed(one, prompts, cfg)
     tb, nb, textsb = timed(batched, prompts, cfg)
     r1, rb = n1 / t1, nb / tb
     print(f"one-at-a-time        : {r1:8.1f} tokens/s  ({n1} tokens in {t1:.1f} s)")
-    print(f"batched (batch {args.batch_size:>3})  : {rb:8.1f} tokens/s  ({nb} tokens in {tb:.1f} s)")
+    print(
+        f"batched (batch {args.batch_size:>3})  : {rb:8.1f} tokens/s  ({nb} tokens in {tb:.1f} s)"
+    )
     print(f"ratio batched / one-at-a-time: {rb / r1:.2f}x")
-    print(f"identical greedy outputs: {sum(a == b for a, b in zip(texts1, textsb, strict=True))}/{len(prompts)}")
+    print(
+        f"identical greedy outputs: {sum(a == b for a, b in zip(texts1, textsb, strict=True))}/{len(prompts)}"
+    )
 
 
 def cuda(args) -> None:
@@ -110,32 +119,61 @@ def cuda(args) -> None:
     model = LlamaForCausalLM(cfg).to(device="cuda", dtype=torch.bfloat16).eval()
     prompts = code_prompts(args.prompts)
     gen = GenerationConfig(max_new_tokens=args.max_new_tokens)
-    print(f"random-weight deepseek-coder-1.3b shape: {sum(p.numel() for p in model.parameters()):,} params, bf16, {torch.cuda.get_device_name()}")
+    print(
+        f"random-weight deepseek-coder-1.3b shape: {sum(p.numel() for p in model.parameters()):,} params, bf16, {torch.cuda.get_device_name()}"
+    )
     print(f"{len(prompts)} prompts, greedy, max_new_tokens={args.max_new_tokens}")
     one = HFBackend(model, tok, batch_size=1, continuous_batching=False)
     one.generate(prompts[:2], GenerationConfig(max_new_tokens=8))
     subset = prompts[: args.single_prompts]
     t1, n1, _ = timed(one, subset, gen)
     r1 = n1 / t1
-    print(f"one-at-a-time ({len(subset)} prompts) : {r1:9.1f} tokens/s  ({n1} tokens in {t1:.1f} s)")
+    print(
+        f"one-at-a-time ({len(subset)} prompts) : {r1:9.1f} tokens/s  ({n1} tokens in {t1:.1f} s)"
+    )
     static = HFBackend(model, tok, batch_size=args.batch_size, continuous_batching=False)
     ts, ns, _ = timed(static, prompts, gen)
-    print(f"static batches of {args.batch_size:<4}   : {ns / ts:9.1f} tokens/s  ({ns} tokens in {ts:.1f} s)  ratio {ns / ts / r1:.2f}x")
+    print(
+        f"static batches of {args.batch_size:<4}   : {ns / ts:9.1f} tokens/s  ({ns} tokens in {ts:.1f} s)  ratio {ns / ts / r1:.2f}x"
+    )
     cb = HFBackend(model, tok, continuous_batching=True)
     cb.generate(prompts[:2], GenerationConfig(max_new_tokens=8))
     tc, nc, _ = timed(cb, prompts, gen)
-    print(f"continuous batching      : {nc / tc:9.1f} tokens/s  ({nc} tokens in {tc:.1f} s)  ratio {nc / tc / r1:.2f}x")
+    print(
+        f"continuous batching      : {nc / tc:9.1f} tokens/s  ({nc} tokens in {tc:.1f} s)  ratio {nc / tc / r1:.2f}x"
+    )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", help="model spec or path (CPU mode); default runs/smoke/models/base or a quick tiny model")
-    ap.add_argument("--prompts", type=int, default=None, help="number of prompts (default 32 CPU, 128 CUDA)")
-    ap.add_argument("--batch-size", type=int, default=None, help="sequences per forward pass (default 16 CPU, 64 CUDA)")
+    ap.add_argument(
+        "--model",
+        help="model spec or path (CPU mode); default runs/smoke/models/base or a quick tiny model",
+    )
+    ap.add_argument(
+        "--prompts", type=int, default=None, help="number of prompts (default 32 CPU, 128 CUDA)"
+    )
+    ap.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="sequences per forward pass (default 16 CPU, 64 CUDA)",
+    )
     ap.add_argument("--max-new-tokens", type=int, default=None, help="default 64 CPU, 256 CUDA")
-    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
-    ap.add_argument("--single-prompts", type=int, default=16, help="CUDA: prompts timed one at a time")
-    ap.add_argument("--cuda", action="store_true", help="GPU mode: deepseek-coder-1.3b-shaped random model, static vs continuous batching")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch CPU threads (default: the idle cores, see codebench.tiny.auto_threads)",
+    )
+    ap.add_argument(
+        "--single-prompts", type=int, default=16, help="CUDA: prompts timed one at a time"
+    )
+    ap.add_argument(
+        "--cuda",
+        action="store_true",
+        help="GPU mode: deepseek-coder-1.3b-shaped random model, static vs continuous batching",
+    )
     args = ap.parse_args()
     defaults = (128, 64, 256) if args.cuda else (32, 16, 64)
     args.prompts = args.prompts or defaults[0]

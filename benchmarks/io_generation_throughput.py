@@ -215,7 +215,7 @@ def main() -> None:
         iogen.generate_all(records, dataclasses_replace(cfg, check_determinism=False), probe)
     inside = sum(probe.call_seconds.values())
     print(
-        f"  CPU inside the functions' calls (run A): {inside:.1f} s in total, "
+        f"  time inside the functions' calls (run A): {inside:.1f} s in total, "
         f"{sorted(probe.call_seconds.values())[len(records) // 2] * 1000:.1f} ms for the median function"
     )
     light = [r for r in records if probe.call_seconds.get(program(r), 1.0) * 1000 < args.light_ms]

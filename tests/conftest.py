@@ -49,21 +49,21 @@ TEST_TINY = {
 }
 
 
-def pytest_configure(config: pytest.Config) -> None:
+def _cuda_available() -> bool:
     import torch
 
-    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    return torch.cuda.is_available()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    import torch
-
     skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU")
     skip_slow = pytest.mark.skip(reason="slow: run with `make test-slow` or -m slow")
     explicit = bool(config.getoption("markexpr", default=""))
-    for item in items:
-        if "gpu" in item.keywords and not torch.cuda.is_available():
+    gpu_items = [item for item in items if "gpu" in item.keywords]
+    if gpu_items and not _cuda_available():
+        for item in gpu_items:
             item.add_marker(skip_gpu)
+    for item in items:
         if "slow" in item.keywords and not explicit:
             item.add_marker(skip_slow)
 

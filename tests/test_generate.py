@@ -329,3 +329,17 @@ def test_openai_resume_repeats_only_unfinished_prompts(server, tmp_path):
         second[0] == first[0] and second[2] == first[2] and second[1][0].finish_reason == "length"
     )
     assert len(cache.read_text().splitlines()) == 3
+
+
+@pytest.mark.gpu
+def test_continuous_batching_on_cuda_matches_padded_greedy(tiny_model_dir):
+    cb = HFBackend(str(tiny_model_dir), device="cuda", dtype="float32", continuous_batching=True)
+    calls = []
+    original = cb.model.generate_batch
+    cb.model.generate_batch = lambda *a, **k: calls.append(1) or original(*a, **k)
+    padded = HFBackend(cb.model, cb.tokenizer, batch_size=8, continuous_batching=False)
+    cfg = GenerationConfig(max_new_tokens=16, stop=["\n\n"])
+    got, want = cb.generate(PROMPTS, cfg), padded.generate(PROMPTS, cfg)
+    assert calls, "continuous batching was not used"
+    assert all(c.finish_reason in ("stop", "length") for o in got for c in o)
+    assert sum(a == b for a, b in zip(got, want, strict=True)) >= len(PROMPTS) - 1

@@ -425,13 +425,18 @@ def test_register_base_points_models_base_at_a_path(tmp_path, deepseek_dir):
     from codebench.params import ModelSection
 
     run = RunLayout(tmp_path / "run", tmp_path / "fig")
-    section = ModelSection(base=str(deepseek_dir), eval_chars=1_000, tiny={"max_files": 20, "max_chars": 100_000})
+    section = ModelSection(
+        base=str(deepseek_dir), eval_chars=1_000, tiny={"max_files": 20, "max_chars": 100_000}
+    )
     rec = models.register_base(section, run, device="cpu", log=None)
     info = json.loads((run.model_dir("base") / "codebench_variant.json").read_text())
     assert info["kind"] == "base" and info["loader"] == "hf" and info["source"] == str(deepseek_dir)
     assert models.resolve("base", run) == str(deepseek_dir)
     saved = json.loads(run.result_file("base_model").read_text())
     assert saved["parameters"] == rec["parameters"] > 0 and saved["embedding_rows"] == 32256
-    assert math.isfinite(saved["heldout_perplexity"]["ppl"]) and saved["heldout_perplexity"]["tokens"] > 100
+    assert (
+        math.isfinite(saved["heldout_perplexity"]["ppl"])
+        and saved["heldout_perplexity"]["tokens"] > 100
+    )
     model, tok = models.load("base", run=run)
     assert model.config.vocab_size == 32256 and tok.bos_token == DEEPSEEK_SPECIALS[0]

@@ -58,3 +58,12 @@ def test_stage_parameters_match_profile_section(path: Path) -> None:
     names = _param_names(path) - set(COMMON_KEYS)
     fields = set(section.model_fields)
     assert names == fields, f"{path.name}: parameters {sorted(names ^ fields)} differ from {section.__name__}"
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
+def test_papermill_parses_every_parameter(path: Path) -> None:
+    """papermill must see every parameter (a comment it cannot parse hides one from it)."""
+    import papermill
+
+    seen = set(papermill.inspect_notebook(str(path)))
+    assert seen == _param_names(path), f"{path.name}: papermill cannot parse {sorted(_param_names(path) - seen)}"

@@ -158,6 +158,7 @@ def test_codegen_fused_qkv_trains_with_lora(tmp_path: Path, sft_file: Path) -> N
         {"packing": False},
         {"packed_attention": "4d"},
         {"packed_attention": "position_ids"},
+        {"gradient_checkpointing": True},
         {"method": "full", "lr": 1e-3},
     ],
 )
@@ -166,6 +167,7 @@ def test_other_layouts_and_full_finetuning(
 ) -> None:
     result = finetune(_job(tmp_path, llama_dir, sft_file, max_steps=2, **over))
     want = "padded" if "packing" in over else over.get("packed_attention", "varlen")
+    assert result["val_ppl_after"] < result["val_ppl_before"]
     assert result["attention"] == want
     assert all(math.isfinite(x) for x in _losses(result))
     if over.get("method") == "full":

@@ -13,7 +13,18 @@ def _stage_logging(quiet: bool) -> None:
     """Show each notebook's printed output indented under its stage line."""
     import logging
 
+    class _CellOutputOnly(logging.Filter):
+        """Keep the notebooks' own output and warnings; drop papermill's per-cell chatter."""
+
+        noise = ("Executing Cell", "Ending Cell", "Input Notebook", "Output Notebook", "Working directory", "Executing notebook with kernel", "Unable to parse line", "Passed unknown parameter")
+
+        def filter(self, record: logging.LogRecord) -> bool:
+            msg = record.getMessage()
+            record.msg, record.args = msg.rstrip("\n"), ()
+            return bool(record.msg.strip()) and not msg.startswith(self.noise)
+
     handler = logging.StreamHandler(sys.stdout)
+    handler.addFilter(_CellOutputOnly())
     handler.setFormatter(logging.Formatter("    | %(message)s"))
     log = logging.getLogger("papermill")
     log.handlers[:] = [handler]

@@ -249,7 +249,11 @@ class HFBackend(Backend):
         sample = cfg.temperature > 0
         # Sampling knobs are set only when sampling: greedy with them set makes transformers warn.
         # top_k=0 / top_p=1.0 are explicit "off" values, so the model's own defaults never leak in.
-        knobs = {"temperature": cfg.temperature, "top_p": cfg.top_p, "top_k": cfg.top_k} if sample else {}
+        knobs = (
+            {"temperature": cfg.temperature, "top_p": cfg.top_p, "top_k": cfg.top_k}
+            if sample
+            else {}
+        )
         return HFGenerationConfig(
             max_new_tokens=cfg.max_new_tokens,
             do_sample=sample,
@@ -265,8 +269,35 @@ class HFBackend(Backend):
         wanted = self.continuous_batching if self.continuous_batching is not None else on_cuda
         return bool(wanted and on_cuda and hasattr(self.model, "generate_batch"))
 
+    def _context_limit(self) -> int | None:
+        """The model's trained window in tokens (None when the config does not say)."""
+        conf = self.model.config
+        for name in ("max_position_embeddings", "n_positions", "n_ctx", "seq_length"):
+            v = getattr(conf, name, None)
+            if isinstance(v, int) and v > 0:
+                return v
+        return None
+
+    def _fit_context(self, encoded: list[list[int]], max_new: int) -> list[list[int]]:
+        """Cut prompts from the left so prompt + max_new_tokens fits the model's window.
+
+        Keeping the end of the prompt keeps the text the model must continue; the count of
+        cut prompts is logged, never silent.
+        """
+        limit = self._context_limit()
+        if limit is None:
+            return encoded
+        keep = max(limit - max_new, limit // 2)
+        cut = sum(len(x) > keep for x in encoded)
+        if cut:
+            log.warning(
+                "%d of %d prompts are longer than the model's window allows (%d tokens = %d - %d new); "
+                "kept their last %d tokens", cut, len(encoded), keep, limit, max_new, keep,
+            )
+        return [x[-keep:] if len(x) > keep else x for x in encoded]
+
     def _generate(self, prompts: list[str], cfg: GenerationConfig, emit: Emit) -> None:
-        encoded = [self._encode(p) for p in prompts]
+        encoded = self._fit_context([self._encode(p) for p in prompts], cfg.max_new_tokens)
         if self._use_continuous():
             try:
                 return self._generate_continuous(encoded, cfg, emit)

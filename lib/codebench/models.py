@@ -119,7 +119,8 @@ def resolve(spec: str | os.PathLike, run: RunLayout | str | os.PathLike | None =
             raise ModelNotFoundError(
                 f"model 'tiny' not found: {folder} has no model yet; run notebooks/00_base_model.ipynb (or `codebench reproduce`) first"
             )
-        return _follow_pointer(folder) or str(folder)
+        target = _follow_pointer(folder)
+        return resolve(target, run) if target else str(folder)
     if run is not None and "/" not in s and s in run.variants():
         folder = run.model_dir(s)
         target = _follow_pointer(folder)
@@ -142,7 +143,9 @@ def resolve(spec: str | os.PathLike, run: RunLayout | str | os.PathLike | None =
 def _pointer_revision(spec: str | os.PathLike, run: RunLayout | None) -> str | None:
     """The hub revision a registered base pins (models/base info written by register_base)."""
     s = str(spec)
-    folder = run.model_dir("base" if s == "tiny" else s) if run is not None and "/" not in s else Path(s)
+    folder = (
+        run.model_dir("base" if s == "tiny" else s) if run is not None and "/" not in s else Path(s)
+    )
     info = read_variant_info(folder) if folder.is_dir() else None
     return (info or {}).get("revision") if info and info.get("source") else None
 
@@ -486,7 +489,9 @@ def perplexity(
     context = context or model_context(model, tokenizer)
     stride = stride or max(1, context // 2)
     if context < 2 or not 0 < stride <= context:
-        raise ValueError(f"perplexity: need context >= 2 and stride in 1..context ({context}), got stride {stride}")
+        raise ValueError(
+            f"perplexity: need context >= 2 and stride in 1..context ({context}), got stride {stride}"
+        )
     windows = []
     for text in texts:
         ids = tokenizer(text, verbose=False)["input_ids"]

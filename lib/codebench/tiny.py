@@ -85,40 +85,31 @@ def fim_example(text: str, rng: random.Random) -> str:
     return f"{FIM_PREFIX}{pre}{FIM_SUFFIX}{suf}{FIM_MIDDLE}{mid}{EOS}"
 
 
-def chunk_text(text: str, max_chars: int) -> list[str]:
-    """Split `text` at line boundaries into pieces of at most ~max_chars (long lines are cut)."""
-    chunks: list[str] = []
-    cur: list[str] = []
-    size = 0
-    for line in text.splitlines(keepends=True):
-        if len(line) > max_chars and cur:
-            chunks.append("".join(cur))
-            cur, size = [], 0
-        while len(line) > max_chars:
-            chunks.append(line[:max_chars])
-            line = line[max_chars:]
-        if size + len(line) > max_chars and cur:
-            chunks.append("".join(cur))
-            cur, size = [], 0
-        cur.append(line)
-        size += len(line)
-    if cur:
-        chunks.append("".join(cur))
-    return chunks
-
-
 def build_examples(
     docs: Sequence[Document], chunk_chars: int, fim_rate: float, rng: random.Random
 ) -> list[str]:
-    """Chunk documents to about one context window and turn a `fim_rate` share into FIM examples.
+    """Training texts: documents cut into pieces of about one context window, a `fim_rate`
+    share of the pieces rewritten as FIM examples, runs of plain pieces joined back together.
 
-    Chunking first keeps each FIM example inside one training window, so the model sees the
-    whole prefix/suffix/middle layout it will be prompted with.
+    Pieces are cut at fixed character offsets, not at line ends: if every piece (and every
+    FIM suffix) ended with a newline, the model would learn that end-of-text and
+    <|fim_middle|> follow a bare newline, and stop at once on any prompt ending with one.
+    Each example ends with <|endoftext|>; the list is shuffled.
     """
     out = []
     for doc in docs:
-        for chunk in chunk_text(doc.text, chunk_chars):
-            out.append(fim_example(chunk, rng) if rng.random() < fim_rate else chunk + EOS)
+        plain: list[str] = []
+        for start in range(0, len(doc.text), chunk_chars):
+            piece = doc.text[start : start + chunk_chars]
+            if rng.random() < fim_rate:
+                if plain:
+                    out.append("".join(plain) + EOS)
+                    plain = []
+                out.append(fim_example(piece, rng))
+            else:
+                plain.append(piece)
+        if plain:
+            out.append("".join(plain) + EOS)
     rng.shuffle(out)
     return out
 
@@ -291,7 +282,9 @@ def auto_threads() -> int:
     On a shared machine more torch threads than idle cores make every op spin-wait: a small
     model then trains 10-20x slower with 2 threads than with 1.
     """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    )
     try:
         busy = round(os.getloadavg()[0])
     except OSError:
@@ -361,6 +354,10 @@ def build(
                 f"corpus {cfg.source}: {stats['train_files']} train files ({stats['train_chars']:,} chars), {stats['heldout_files']} held-out; {len(train_rows)} packed rows of {cfg.context} tokens"
             )
         model = make_model(cfg, tokenizer, seed).to(device)
+        if log:
+            log(
+                f"model: {sum(p.numel() for p in model.parameters()):,} parameters, {cfg.steps} steps of {cfg.batch_size}x{cfg.context} tokens on {device} ({threads} torch threads)"
+            )
         t_train = time.perf_counter()
         history = train(model, train_rows, held_rows, cfg, seed=seed, log=log)
         train_s = time.perf_counter() - t_train

@@ -59,6 +59,8 @@ class CodeIOHeldout(Task):
             return "codeio: skipped -- no held-out file given (evaluate it from a run: codeio:<run>/data/heldout.jsonl)"
         if not self.path.is_file():
             return f"codeio: skipped -- held-out split not found at {self.path} (written by 01_build_data)"
+        if not any(line.strip() for line in self.path.open(encoding="utf-8")):
+            return f"codeio: skipped -- held-out split {self.path} is empty (too few functions to hold any out: raise data.limit or data.heldout_fraction)"
         return None
 
     def _unified(self) -> dict[str, dict]:

@@ -1,11 +1,11 @@
 """Programs and sandbox jobs for running unified functions.
 
-A unified function runs as ``PRELUDE + refcode + HARNESS`` inside `codebench.sandbox` (never in
-this process). The prelude supplies the imports CodeI/O's reference code assumes without
-importing them (`math`, `collections`, `np`, ...); numpy is imported only when the code names
-it. The harness adds:
+A unified function runs as ``prelude(code) + refcode + HARNESS`` inside `codebench.sandbox`
+(never in this process). The prelude supplies the imports CodeI/O's reference code assumes
+without importing them (`math`, `defaultdict`, `List`, `np`, ...), only those whose names occur
+in the code. The harness adds:
 
-- ``_codeio_probe_(seed, kwargs, budget)``: seeds `random` (and numpy, if loaded) with `seed`,
+- ``_codeio_probe_(seed, kwargs, budget)``: seeds `random` and numpy (those loaded) with `seed`,
   calls the function with `kwargs` and returns ``[output, kwargs]`` so the trusted side can
   compare the arguments after the call with its pristine copy (input-mutation check). The
   sandbox decodes a fresh copy of the arguments for every call, so one call cannot change
@@ -28,20 +28,69 @@ from typing import Any, Protocol
 
 from codebench.sandbox import CallJob, Result
 
-PRELUDE = """\
-import bisect, collections, copy, datetime, functools, heapq, itertools, json, math, operator, random, re, string, sys
-from bisect import bisect, bisect_left, bisect_right, insort
-from collections import Counter, OrderedDict, defaultdict, deque
-from copy import deepcopy
-from functools import cache, cmp_to_key, lru_cache, partial, reduce
-from heapq import heapify, heappop, heappush, heapreplace, merge, nlargest
-from itertools import accumulate, chain, combinations, count, cycle, groupby, islice, pairwise, permutations, product, repeat, zip_longest
-from math import atan2, ceil, comb, dist, factorial, floor, gcd, hypot, inf, isqrt, lcm, log, log2, log10, pi, prod, sqrt
-from operator import and_, itemgetter, or_, sub, xor
-from random import randint, randrange, shuffle
-from string import ascii_lowercase, ascii_uppercase
-from typing import Any, Callable, Dict, Generator, Iterable, Iterator, List, Optional, Set, Tuple, Union
-"""
+# The names CodeI/O's reference code may use without importing them (its `solution_prefix`):
+# (module, names imported from it). Module imports come last, so `bisect`, `copy`, `random`
+# name the modules, as in the reference.
+_FROM_IMPORTS: tuple[tuple[str, str], ...] = (
+    ("bisect", "bisect bisect_left bisect_right insort"),
+    ("collections", "Counter OrderedDict defaultdict deque"),
+    ("copy", "deepcopy"),
+    ("functools", "cache cmp_to_key lru_cache partial reduce"),
+    ("heapq", "heapify heappop heappush heapreplace merge nlargest"),
+    (
+        "itertools",
+        "accumulate chain combinations count cycle groupby islice pairwise permutations product repeat zip_longest",
+    ),
+    (
+        "math",
+        "atan2 ceil comb dist factorial floor gcd hypot inf isqrt lcm log log2 log10 pi prod sqrt",
+    ),
+    ("operator", "and_ itemgetter or_ sub xor"),
+    ("random", "randint randrange shuffle"),
+    ("string", "ascii_lowercase ascii_uppercase"),
+    ("typing", "Any Callable Dict Generator Iterable Iterator List Optional Set Tuple Union"),
+)
+_MODULES = [
+    "bisect",
+    "collections",
+    "copy",
+    "datetime",
+    "functools",
+    "heapq",
+    "itertools",
+    "json",
+    "math",
+    "operator",
+    "random",
+    "re",
+    "string",
+    "sys",
+]
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def prelude(code: str) -> str:
+    """The imports of CodeI/O's prefix that `code` can use: only names that occur in it.
+
+    The reference prepends every import to every program; importing only what a program
+    names keeps each sandboxed run from loading modules it never touches.
+    """
+    words = set(_WORD.findall(code))
+    lines = []
+    for module, names in _FROM_IMPORTS:
+        used = [n for n in names.split() if n in words]
+        if used:
+            lines.append(f"from {module} import {', '.join(used)}")
+    mods = [m for m in _MODULES if m in words]
+    if mods:
+        lines.append("import " + ", ".join(mods))
+    return "\n".join(lines) + "\n"
+
+
+PRELUDE = prelude(
+    " ".join(n for _, names in _FROM_IMPORTS for n in names.split()) + " " + " ".join(_MODULES)
+)
+
 
 NUMPY_PRELUDE = """\
 try:
@@ -54,9 +103,10 @@ HARNESS = """
 
 # ---- codebench.codeio harness
 def _codeio_seed_(seed):
-    import random as _random
     import sys as _sys
-    _random.seed(seed)
+    _random = _sys.modules.get("random")
+    if _random is not None:
+        _random.seed(seed)
     _np = _sys.modules.get("numpy")
     if _np is not None:
         _np.random.seed(seed % 4294967296)
@@ -102,6 +152,7 @@ def _codeio_probe_(seed, kwargs, budget=None, limit=None):
 
 
 def _codeio_gen_(seed, n):
+    import random as _random
     _codeio_seed_(seed)
     return [input_generator() for _ in range(n)]
 """
@@ -120,8 +171,9 @@ class Executor(Protocol):
 def program(unified: dict) -> str:
     """The full program run in the sandbox for one unified record."""
     code = unified["refcode"]
-    parts = [PRELUDE]
-    if _NUMPY.search(code) or _NUMPY.search(unified.get("input_generator") or ""):
+    gen = unified.get("input_generator") or ""
+    parts = [prelude(code + "\n" + gen)]
+    if _NUMPY.search(code) or _NUMPY.search(gen):
         parts.append(NUMPY_PRELUDE)
     parts.append("\n" + code + "\n")
     if unified.get("input_generator"):

@@ -154,6 +154,39 @@ def analyze(
         rec["detail"] = job_error[:500]
         return rec
     vb = list(reversed(_values(res_b, len(cands))[0])) if res_b is not None else None
+    ok, pair_reasons, details, nondet, repro = _pairs(unified, cands, stored, va, vb, cfg)
+    rec.update(
+        n_ok=len(ok),
+        pair_reasons=dict(pair_reasons),
+        nondeterministic_calls=len(nondet),
+        mutating_calls=sum(m for *_, m in ok),
+        distinct_outputs=len({canonical(o) for _, _, o, _ in ok}),
+    )
+    if any(stored):
+        rec["reproduced"] = {
+            "stored": sum(stored),
+            **{k: repro[k] for k in ("exact", "tolerance", "mismatch", "failed")},
+        }
+    if details:
+        rec["detail"] = str(details[0])[:300]
+    if pair_reasons and set(pair_reasons) == {"load-error"}:
+        rec["reason"] = "load-error"
+        return rec
+    rec["reason"] = _verdict(rec, ok, pair_reasons, nondet, repro, cfg)
+    if rec["reason"] is None:
+        rec["kept"] = True
+        rec["pairs"] = [
+            {"idx": j, "input": inp, "output": out}
+            for j, (_, inp, out, _) in enumerate(_select(ok, cfg.max_pairs))
+        ]
+    return rec
+
+
+def _pairs(
+    unified: dict, cands: list[dict], stored: list[bool], va: list, vb: list | None, cfg: IOConfig
+):
+    """Classify every call of run A against run B: (ok pairs, pair reasons, details,
+    non-deterministic call indices, stored-pair reproduction counts)."""
     pair_reasons: Counter = Counter()
     ok: list[tuple[int, dict, Any, bool]] = []
     details: list[str] = []
@@ -196,31 +229,7 @@ def analyze(
             pair_reasons["too-large"] += 1
             continue
         ok.append((i, inp, out, _mutated(inp, after)))
-    rec.update(
-        n_ok=len(ok),
-        pair_reasons=dict(pair_reasons),
-        nondeterministic_calls=len(nondet),
-        mutating_calls=sum(m for *_, m in ok),
-        distinct_outputs=len({canonical(o) for _, _, o, _ in ok}),
-    )
-    if any(stored):
-        rec["reproduced"] = {
-            "stored": sum(stored),
-            **{k: repro[k] for k in ("exact", "tolerance", "mismatch", "failed")},
-        }
-    if details:
-        rec["detail"] = str(details[0])[:300]
-    if pair_reasons and set(pair_reasons) == {"load-error"}:
-        rec["reason"] = "load-error"
-        return rec
-    rec["reason"] = _verdict(rec, ok, pair_reasons, nondet, repro, cfg)
-    if rec["reason"] is None:
-        rec["kept"] = True
-        rec["pairs"] = [
-            {"idx": j, "input": inp, "output": out}
-            for j, (_, inp, out, _) in enumerate(_select(ok, cfg.max_pairs))
-        ]
-    return rec
+    return ok, pair_reasons, details, nondet, repro
 
 
 def _verdict(

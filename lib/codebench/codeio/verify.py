@@ -37,6 +37,7 @@ REL_TOL = 1e-3
 ABS_TOL = 1e-6
 MAX_SCAN_CHARS = 32_000  # answers are read from the end of the text; longer text is cut
 MAX_CANDIDATES = 200  # brace positions tried per text (hostile '{{{{...' stays cheap)
+MAX_SPAN = 16_000  # longest answer object considered
 
 
 @dataclass
@@ -89,7 +90,7 @@ def _match_brace(text: str, start: int) -> int | None:
     depth = 0
     quote: str | None = None
     i = start
-    n = len(text)
+    n = min(len(text), start + MAX_SPAN)
     while i < n:
         c = text[i]
         if quote:

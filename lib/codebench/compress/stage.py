@@ -146,7 +146,7 @@ def build_variant(
         "kind": kind,
         "parent": parent or str(source),
         "spec": variant.spec,
-        "source": str(source),
+        "source_model": str(source),
         "steps": describe(variant)["steps"],
         **(extra_info or {}),
     }

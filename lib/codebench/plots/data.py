@@ -75,7 +75,8 @@ def drop_reasons(summary: dict) -> plt.Figure | None:
     ]
     if not rows:
         return None
-    rows.sort(key=lambda r: (r[0].split(":")[0], -r[1]))
+    order = {"unify": 0, "decontam": 1, "io": 2}
+    rows.sort(key=lambda r: (order.get(r[0].split(":")[0], 3), -r[1]))
     fig, ax = plt.subplots(figsize=(7, 0.3 * len(rows) + 1.2))
     _bars(ax, [r[0] for r in rows], [r[1] for r in rows], "#d62728")
     ax.set_xlabel("records dropped")

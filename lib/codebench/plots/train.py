@@ -67,7 +67,7 @@ def length_histogram(
         ax.hist(lengths, bins=min(50, max(5, len(lengths) // 5)), color="#4c72b0", alpha=0.85)
     ax.axvline(max_length, color="#c44e52", ls="--", label=f"max_length = {max_length}")
     over = sum(1 for n in lengths if n > max_length)
-    note = f"{over} of {len(lengths)} truncated"
+    note = f"{over} of {len(lengths)} longer than max_length"
     if n_dropped is not None:
         note += f", {n_dropped} dropped (no response left)"
     ax.set(xlabel="tokens", ylabel="examples", title=f"{title}\n{note}")

@@ -3,7 +3,7 @@
 Modules: `data` (formats, templates, masks, truncation, split), `packing` (packed rows, block
 masks, numeric check), `collate`, `lora` (peft / bitsandbytes configs), `schedule` (lr schedule
 and its guard), `trainer` (the entry point), `merge` (adapter save, merge, hub), `inspect`
-(mask inspector), `launch` (accelerate launch), `testing` (tiny offline tokenizer and models).
+(mask inspector), `distributed` (accelerate launch), `testing` (tiny offline tokenizer and models).
 Public names are imported lazily so `import codebench.train` stays cheap.
 """
 
@@ -41,9 +41,9 @@ _EXPORTS = {
     "mask_tokens": "inspect",
     "mask_html": "inspect",
     "mask_text": "inspect",
-    "accelerate_command": "launch",
-    "launch": "launch",
-    "LaunchError": "launch",
+    "accelerate_command": "distributed",
+    "launch": "distributed",
+    "LaunchError": "distributed",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -53,4 +53,6 @@ def __getattr__(name: str) -> Any:
     mod = _EXPORTS.get(name)
     if mod is None:
         raise AttributeError(f"module 'codebench.train' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"codebench.train.{mod}"), name)
+    value = getattr(importlib.import_module(f"codebench.train.{mod}"), name)
+    globals()[name] = value
+    return value

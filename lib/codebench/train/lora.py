@@ -91,9 +91,13 @@ def attach_adapters(
             use_gradient_checkpointing=gradient_checkpointing,
             gradient_checkpointing_kwargs={"use_reentrant": False},
         )
-    peft_model = get_peft_model(
-        model, lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.target_modules)
-    )
+    with warnings.catch_warnings():  # peft 0.21 reads a deprecated transformers attribute
+        warnings.filterwarnings(
+            "ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning
+        )
+        peft_model = get_peft_model(
+            model, lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.target_modules)
+        )
     trainable, total = peft_model.get_nb_trainable_parameters()
     log.info(
         "LoRA adapters: %d trainable of %d parameters (%.2f%%)",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,11 @@ def merge_adapter(
 
     out = Path(out_dir)
     base = _models.load_causal_lm(base_path, dtype=torch.float32)
-    merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+    with warnings.catch_warnings():  # peft 0.21 reads a deprecated transformers attribute
+        warnings.filterwarnings(
+            "ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning
+        )
+        merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
     merged = merged.to(dtype)
     merged.save_pretrained(out)
     tok = tokenizer if tokenizer is not None else _models.load_tokenizer(adapter_dir)
@@ -103,6 +108,9 @@ def save_outputs(trainer: Any, job: Any, method: str, data: Any) -> dict[str, An
     else:
         fin = run.model_dir("finetuned")
         _fresh_dir(fin, "finetuned")
+        trainer.model.config.use_cache = (
+            True  # training turned the KV cache off; generation wants it
+        )
         trainer.save_model(str(fin))
         write_variant_info(fin, kind="finetuned", parent=parent, loader="hf", **common)
         out["finetuned"] = str(fin)

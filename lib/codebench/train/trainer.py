@@ -100,13 +100,13 @@ def resolve_base(spec: str, run: RunLayout) -> str:
 
 
 def resolve_data(spec: str, run: RunLayout) -> Path:
-    """The training JSONL: an existing path, else a file in the run's data/ folder."""
+    """The training JSONL: a file in the run's data/ folder, else a path."""
     p = Path(spec).expanduser()
+    in_run = run.data / spec
+    if not p.is_absolute() and in_run.is_file():
+        return in_run
     if p.is_file():
         return p.resolve()
-    in_run = run.data / spec
-    if in_run.is_file():
-        return in_run
     where = in_run if not p.is_absolute() else p
     raise FileNotFoundError(
         f"training data not found: {where}. Stage 01_build_data (codebench.codeio) writes "
@@ -320,6 +320,7 @@ def checkpoint_dir(job: FinetuneJob) -> Path:
 def training_arguments(
     job: FinetuneJob, out_dir: Path, device: str, dtype: torch.dtype, has_val: bool
 ) -> Any:
+    """transformers TrainingArguments for the job (no reporting integrations, our own logging)."""
     from transformers import TrainingArguments
 
     cfg = job.finetune
@@ -372,8 +373,9 @@ def resolve_resume(resume: str, out_dir: Path) -> str | None:
 def run_training(trainer: Any, resume: str | None) -> tuple[float, float, float]:
     """Train (resuming from `resume`); a checkpoint of a finished run is restored, not retrained.
 
-    Returns (mean training loss, wall seconds, process CPU seconds). transformers trains one extra step when resumed
-    from a checkpoint at max_steps, so a finished checkpoint is loaded directly instead.
+    Returns (mean training loss, wall seconds, process CPU seconds). transformers trains one
+    extra step when resumed from a checkpoint at max_steps, so a finished checkpoint is loaded
+    directly instead.
     """
     from transformers import TrainerState
 

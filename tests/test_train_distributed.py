@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from codebench.params import FinetuneSection
-from codebench.train.launch import (
+from codebench.train.distributed import (
     CONFIG_DIR,
     LaunchError,
     accelerate_command,
@@ -116,7 +116,7 @@ def test_entry_point_runs_single_process(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_accelerate_launch_on_cpu(tmp_path: Path) -> None:
-    from codebench.train.launch import launch
+    from codebench.train.distributed import launch
 
     job = FinetuneJob.load(_job_file(tmp_path, distributed="cpu"))
     result = launch(job, echo=False)
@@ -125,3 +125,13 @@ def test_accelerate_launch_on_cpu(tmp_path: Path) -> None:
         and (tmp_path / "run/models/lora/adapter_model.safetensors").is_file()
     )
     assert "accelerate" in (tmp_path / "run/finetune_launch.log").read_text().splitlines()[0]
+
+
+def test_public_names_stay_functions_after_submodule_imports() -> None:
+    import codebench.train.distributed  # noqa: F401
+    import codebench.train.inspect  # noqa: F401
+    from codebench import train
+
+    assert (
+        callable(train.launch) and callable(train.accelerate_command) and callable(train.mask_html)
+    )

@@ -9,6 +9,12 @@ in the generated text (text in the prompt never stops), wherever it occurs there
 string literal too), and the returned text is cut at the earliest occurrence with the stop
 string removed; `finish_reason` is 'stop' (stop string or end-of-sequence), 'length'
 (max_new_tokens reached) or 'error' (the request failed after retries; `error` says why).
+`n_tokens` counts the generated tokens the text keeps: the fewest tokens covering the text
+before the stop, never the end-of-sequence token.
+
+Seeds: HF seeds each padded batch with cfg.seed + batch index (prompts sorted by length),
+so the same prompts and config give the same samples; greedy (temperature 0) decodes once
+and repeats the result n times. OpenAI-compatible servers get `seed` per request.
 
 Every backend takes `cache=PATH`: completed prompts are appended to that JSONL as they
 finish (keyed by backend, prompt and config), so a killed run resumes without repeating
@@ -292,7 +298,13 @@ class HFBackend(Backend):
         if cut:
             log.warning(
                 "%d of %d prompts are longer than the model's window allows (%d tokens = %d - %d new); "
-                "kept their last %d tokens", cut, len(encoded), keep, limit, max_new, keep,
+                "kept their last %d tokens",
+                cut,
+                len(encoded),
+                keep,
+                limit,
+                max_new,
+                keep,
             )
         return [x[-keep:] if len(x) > keep else x for x in encoded]
 
@@ -410,7 +422,7 @@ class HFBackend(Backend):
         import torch
         from transformers import TextIteratorStreamer
 
-        batch = [self._encode(prompt)]
+        batch = self._fit_context([self._encode(prompt)], cfg.max_new_tokens)
         ids, mask = self._pad_left(batch)
         one = GenerationConfig(**{**asdict(cfg), "n": 1})
         stopping, processors = self._criteria(one, batch, ids.shape[1])

@@ -103,7 +103,7 @@ class DataSection(Section):
     max_new_tokens: int = Field(96, ge=1, description="tokens per answer; answers cut off here are recorded as truncated")
     temperature: float = Field(0.0, ge=0.0, description="0 = greedy")
     batch_size: int = Field(8, ge=1, description="prompts per generation batch")
-    max_predictions: int | None = Field(96, ge=1, description="at most this many training prompts are sent to the model (None = all); smoke-sized")
+    max_predictions: int | None = Field(64, ge=1, description="at most this many training prompts are sent to the model (None = all); smoke-sized")
     revision: bool = Field(True, description="CodeI/O++: feedback and a second turn for every non-success")
     # assembly
     gold_fallback: bool = Field(True, description="where the model never got it right, SFT records end with the executed answer instead of being left out")

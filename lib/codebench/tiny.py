@@ -305,9 +305,7 @@ def prepare_data(
     )
     held_texts = [d.text + EOS for d in corpus.heldout]
     held_ids = encode(tokenizer, held_texts)
-    if (
-        sum(map(len, held_ids)) < cfg.context
-    ):  # a tiny held-out split: score what there is in one row
+    if sum(map(len, held_ids)) < cfg.context:  # a tiny held-out split: one short row
         flat = [t for ids in held_ids for t in ids]
         held_rows = torch.tensor([flat or [tokenizer.eos_token_id]], dtype=torch.long)
     else:

@@ -31,6 +31,7 @@ from typing import Any
 
 from codebench.codeio import assemble, decontam, iogen, revise, stages, verify
 from codebench.codeio import summary as summaries
+from codebench.codeio.records import stable_fraction
 from codebench.records import read_jsonl, write_json, write_jsonl
 
 STAGE_FILES = (
@@ -211,8 +212,11 @@ def _stages(cfg, out: Path, ddir, seed, backend, gen_cfg, executor, check_execut
     held = stages.heldout_records(prompt_recs, kept, vcfg)
     write_jsonl(out / "heldout.jsonl", held)
     train = [p for p in prompt_recs if p["split"] == "train"]
-    if cfg.max_predictions is not None:
-        train = train[: cfg.max_predictions]
+    if cfg.max_predictions is not None and len(train) > cfg.max_predictions:
+        # a seeded sample spread over all functions, not the first functions' prompts
+        ranked = sorted(train, key=lambda p: stable_fraction(p["id"], f"predict-{seed}"))
+        chosen = {p["id"] for p in ranked[: cfg.max_predictions]}
+        train = [p for p in train if p["id"] in chosen]
     summary = summaries.base(cfg, raw_counts, unified, kept, rejected, ios, prompt_recs, held, dc)
     if backend is None:
         log("[data] no prediction backend: stopping after the prompts")

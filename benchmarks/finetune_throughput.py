@@ -18,7 +18,7 @@ so packing has little padding to remove there).
 the GPU's dense bf16 peak (for LoRA the real work is nearer 4*N: frozen weights get no
 weight gradients; both are printed).
 
-    python benchmarks/finetune_throughput.py [--steps 10] [--batch 8] [--max-length 1024]
+    python benchmarks/finetune_throughput.py [--steps 10] [--batch 8] [--max-length 2048]
     python benchmarks/finetune_throughput.py --cuda [--method full] [--peak-tflops 989]
 """
 
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--batch", type=int, default=8, help="rows per step")
     ap.add_argument(
-        "--max-length", type=int, default=None, help="row length (default 1024 CPU, 4096 GPU)"
+        "--max-length", type=int, default=None, help="row length (default 2048 CPU, 4096 GPU)"
     )
     ap.add_argument(
         "--data",
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         print("--cuda needs a CUDA GPU; none is visible", file=sys.stderr)
         return 2
     steps = args.steps or (20 if args.cuda else 10)
-    max_length = args.max_length or (4096 if args.cuda else 1024)
+    max_length = args.max_length or (4096 if args.cuda else 2048)
     records, source = load_records(args.data)
     if args.cuda:
         from transformers import AutoTokenizer

@@ -151,3 +151,29 @@ class _Opaque:
     """A model from code transformers does not own (e.g. remote code): no create_causal_mask."""
 
     config = type("C", (), {"_attn_implementation": "sdpa"})()
+
+
+def test_varlen_mode_keeps_padding_masks_and_skips_windowed_models() -> None:
+    """Under 'varlen', a left-padded batch with a 2D mask still gets its mask (generation-style)."""
+    from transformers import MistralConfig, MistralForCausalLM
+
+    model = MODELS["llama-sdpa"].eval()
+    ids = torch.tensor([[1, 1, 5, 6, 7], [8, 9, 10, 11, 12]])
+    mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])
+    with torch.no_grad():
+        want = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
+        with packed_attention(model, "varlen"):
+            got = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
+    assert (got[:, 2:] - want[:, 2:]).abs().max().item() < 1e-5
+    cfg = MistralConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        sliding_window=8,
+    )
+    assert (
+        resolve_packed_attention(MistralForCausalLM(cfg)) == "position_ids"
+    )  # the mask carries the window

@@ -213,6 +213,7 @@ def _pairs(
             and execute.call_reason(cb.outcome, cb.error) in ("timeout", "sandbox-error")
         ):
             pair_reasons["timeout"] += 1  # the check run could not confirm this pair
+            repro["failed"] += stored[i]
             continue
         if cb is not None and not _same(cb, out_raw):
             nondet.append(i)

@@ -174,12 +174,19 @@ def sdpa_varlen_forward(
     return torch.cat(out, dim=0).transpose(1, 2).contiguous(), None
 
 
+def _varlen_mask(*args, **kwargs):
+    """No dense mask without a padding mask: causality and packing are handled per sample."""
+    from transformers.masking_utils import sdpa_mask
+
+    return None if kwargs.get("attention_mask") is None else sdpa_mask(*args, **kwargs)
+
+
 def _register_varlen() -> None:
     from transformers import AttentionInterface
-    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS
 
     AttentionInterface.register(VARLEN, sdpa_varlen_forward)
-    ALL_MASK_ATTENTION_FUNCTIONS.register(VARLEN, sdpa_mask)
+    ALL_MASK_ATTENTION_FUNCTIONS.register(VARLEN, _varlen_mask)
 
 
 def _attn_impl(model: Any) -> str:
@@ -197,12 +204,17 @@ def uses_position_id_packing(model: Any) -> bool:
 
 
 def supports_varlen(model: Any) -> bool:
-    """Models on transformers' attention interface, now running sdpa or eager attention."""
+    """Models on transformers' attention interface, running sdpa or eager attention, whose
+    masks are plain causal (no sliding window or chunked attention, which only masks encode)."""
     base = _base_model(model)
-    return bool(getattr(base, "_supports_attention_backend", False)) and _attn_impl(model) in (
-        "sdpa",
-        "eager",
-        VARLEN,
+    cfg = base.config
+    windowed = (
+        getattr(cfg, "sliding_window", None) and getattr(cfg, "use_sliding_window", True)
+    ) or getattr(cfg, "attention_chunk_size", None)
+    return (
+        bool(getattr(base, "_supports_attention_backend", False))
+        and not windowed
+        and _attn_impl(model) in ("sdpa", "eager", VARLEN)
     )
 
 

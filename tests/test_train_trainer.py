@@ -220,3 +220,15 @@ def test_missing_inputs_name_path_and_stage(tmp_path: Path) -> None:
         resolve_data("sft.jsonl", run)
     with pytest.raises(FileNotFoundError, match=r"models/base.*00_base_model"):
         resolve_base("base", run)
+
+
+def test_all_examples_dropped_is_one_clear_error(
+    tmp_path: Path, llama_dir: Path, sft_file: Path
+) -> None:
+    from codebench.train.trainer import prepare_data
+
+    with (
+        pytest.warns(UserWarning),
+        pytest.raises(ValueError, match=r"every training example was dropped.*median"),
+    ):
+        prepare_data(_job(tmp_path, llama_dir, sft_file, max_length=8))

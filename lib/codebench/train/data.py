@@ -306,7 +306,7 @@ def tokenize_example(
     ids: list[int] = []
     labels: list[int] = []
     for text, loss in segments(example, tokenizer, template):
-        piece = tokenizer(text, add_special_tokens=False)["input_ids"]
+        piece = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
         ids += piece
         labels += piece if loss else [IGNORE_INDEX] * len(piece)
     if (_adds_bos(tokenizer) if bos is None else bos) and ids[:1] != [tokenizer.bos_token_id]:

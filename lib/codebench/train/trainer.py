@@ -176,8 +176,11 @@ def prepare_data(job: FinetuneJob, tokenizer: Any = None) -> PreparedData:
     stats.dropped += vstats.dropped
     stats.lengths += vstats.lengths
     if not train:
+        lengths = sorted(stats.lengths)
         raise ValueError(
-            f"{job.data_path}: every training example was dropped by truncation at max_length={cfg.max_length}"
+            f"{job.data_path}: every training example was dropped: its response lies past "
+            f"max_length={cfg.max_length} (examples are {lengths[0]}-{lengths[-1]} tokens, median "
+            f"{lengths[len(lengths) // 2]}); raise finetune.max_length or shorten the prompts"
         )
     if cfg.packing:
         train_rows, val_rows = pack(train, cfg.max_length), pack(val, cfg.max_length)

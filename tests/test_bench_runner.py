@@ -496,9 +496,9 @@ def test_custom_benchmark_errors_name_file_line_and_field(tmp_path: Path) -> Non
 
 def _codeio_split(path: Path) -> None:
     """A held-out file written the way 01_build_data writes it (stages.heldout_records)."""
-    from codebench.codeio.stages import heldout_records
     from codebench.codeio.prompts import prompt_records
     from codebench.codeio.records import unified_record
+    from codebench.codeio.stages import heldout_records
     from codebench.codeio.verify import VerifyConfig
     from codebench.records import write_jsonl
 

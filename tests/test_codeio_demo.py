@@ -84,7 +84,17 @@ def test_all_464_demo_functions(data_dir) -> None:
     assert len(recs) == 464 and len({r["fid"] for r in recs}) == 464
     with Sandbox(workers=2) as a, Sandbox(workers=1) as b:
         out = iogen.generate_all(recs, CFG, a, b)
-    assert Counter(r["reason"] for r in out) == Counter(OBSERVED)
+    got = Counter(r["reason"] for r in out)
+    # Eight demo functions time themselves (time.time() deltas): when both runs' timings agree
+    # within the verification tolerance, such a function is "irreproducible" (its stored output
+    # is another machine's timing) instead of "non-deterministic"; one of them flips between
+    # the two from run to run. Every other count is exact.
+    flaky = ("non-deterministic", "irreproducible")
+    assert sum(got[k] for k in flaky) == sum(OBSERVED[k] for k in flaky)
+    assert abs(got["non-deterministic"] - OBSERVED["non-deterministic"]) <= 1
+    assert {k: v for k, v in got.items() if k not in flaky} == {
+        k: v for k, v in OBSERVED.items() if k not in flaky
+    }
     for rec in out:
         _check_reproduction(rec)
     # stored outputs that fail to reproduce belong to flagged functions only

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from codebench.codeio import iogen, transform
+from codebench.codeio.execute import SandboxExecutor, uses_numpy
 from codebench.codeio.records import unified_record
 from codebench.codeio.verify import VerifyConfig, verify_batch
-from codebench.sandbox import Sandbox
 
 CFG = iogen.IOConfig(
     max_pairs=3,
@@ -21,9 +21,10 @@ CFG = iogen.IOConfig(
 
 @pytest.fixture(scope="module")
 def sandboxes():
+    # the executor 01_build_data uses: plain pool + numpy pool (started by the numpy programs)
     with (
-        Sandbox(workers=2, timeout=0.5, memory_mb=512) as a,
-        Sandbox(workers=1, timeout=0.5, memory_mb=512) as b,
+        SandboxExecutor(workers=2, timeout=0.5, memory_mb=1024) as a,
+        SandboxExecutor(workers=1, timeout=0.5, memory_mb=1024) as b,
     ):
         yield a, b
 
@@ -122,6 +123,13 @@ PLANTED = {
         "irreproducible",
     ),
     "no-inputs": ("def main_solution(n):\n    return n\n", None, None, "too-few-pairs"),
+    "numpy": ("def main_solution(n):\n    return int(np.arange(n).sum())\n", INT, None, None),
+    "numpy-random": (
+        "import numpy as np\ndef main_solution(n):\n    return n + int(np.random.randint(0, 10**9))\n",
+        INT,
+        None,
+        "non-deterministic",
+    ),
 }
 
 
@@ -130,6 +138,16 @@ def planted(sandboxes):
     recs = {name: _rec(code, spec, ios) for name, (code, spec, ios, _) in PLANTED.items()}
     out = iogen.generate_all(list(recs.values()), CFG, *sandboxes)
     return {name: r for name, r in zip(recs, out, strict=True)}
+
+
+def test_numpy_programs_run_in_the_numpy_pool(sandboxes, planted) -> None:
+    from codebench.codeio.execute import program
+
+    assert uses_numpy(type("J", (), {"program": program(_rec(PLANTED["numpy"][0], INT))})())
+    assert not uses_numpy(type("J", (), {"program": program(_rec(PLANTED["good"][0], INT))})())
+    assert all(ex._numpy is not None for ex in sandboxes)  # started by the numpy programs
+    pairs = planted["numpy"]["pairs"]
+    assert pairs and all(p["output"] == sum(range(p["input"]["n"])) for p in pairs)
 
 
 @pytest.mark.parametrize("name", list(PLANTED))

@@ -213,6 +213,26 @@ def test_call_job_per_call_timeout_reload_and_size_limit():
     assert res.outcome is Outcome.TIMEOUT
 
 
+def test_call_job_batch_gives_every_call_its_own_budget_and_keeps_state():
+    # all calls go to the sample process in one round trip; each still has its own limit
+    program = ("import os\nn = 0\ndef f(x):\n    global n\n    n += 1\n"
+               "    if x == 'spin':\n        t = __import__('time').process_time()\n"
+               "        while __import__('time').process_time() - t < 0.3:\n            pass\n"
+               "    if x == 'die':\n        os._exit(3)\n    return n\n")
+    calls = [("spin",), ("spin",), (object(),), ("spin",), ("die",), ("x",), ("spin",)]
+    with Sandbox(workers=1, timeout=0.5, retry_timeouts=False) as box:
+        res = box.run(CallJob(program, "f", calls))
+    outcomes = [v.outcome for v in res.values]
+    assert outcomes == [Outcome.PASSED, Outcome.PASSED, Outcome.SANDBOX_ERROR, Outcome.PASSED,
+                        Outcome.FAILED, Outcome.PASSED, Outcome.PASSED]
+    # 1.2 s of calls under a 0.5 s per-call limit: the budget is per call, not per batch
+    assert [res.values[i].value for i in (0, 1, 3)] == [1, 2, 3]  # one process, state kept
+    assert "exited with status 3" in res.values[4].error
+    assert [res.values[i].value for i in (5, 6)] == [1, 2]  # a fresh process after the exit
+    assert all(0.25 < res.values[i].duration_s < 2.0 for i in (0, 1, 3, 6))
+    assert "cannot be sent" in res.values[2].error
+
+
 def test_call_job_load_failure_fills_every_call(sb):
     res = sb.call("raise RuntimeError('nope')\n", "f", [(), ()])
     assert res.outcome is Outcome.FAILED and len(res.values) == 2

@@ -201,7 +201,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                               description=__doc__.split("\n\n")[1] if __doc__ else None)
     p.add_argument("samples", help="JSONL file of {task_id, completion}")
     p.add_argument("--benchmark", required=True, choices=["humaneval", "mbpp"])
-    p.add_argument("--workers", type=int, default=None, help="sandbox workers (default: cores)")
+    p.add_argument("--workers", type=int, default=None, help="sandbox workers (default: cores + 1)")
     p.add_argument("--timeout", type=float, default=3.0, help="seconds per sample (default 3)")
     p.add_argument("--data-dir", default=None, help="benchmark data folder (MBPP)")
     p.add_argument("--out", default=None, help="results file (default SAMPLES_results.jsonl)")

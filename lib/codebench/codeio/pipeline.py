@@ -164,13 +164,13 @@ def default_gen_config(cfg: Any, seed: int) -> Any:
 
 
 def make_sandbox(cfg: Any, half: bool = False) -> Any:
-    """A Sandbox sized from cfg (`half`: the determinism run's pool, half the workers)."""
-    from codebench.sandbox import Sandbox
+    """The sandbox executor sized from cfg (`half`: the determinism run's, half the workers)."""
+    from codebench.codeio.execute import SandboxExecutor
 
     workers = cfg.workers or (os.cpu_count() or 1)
     if half:
         workers = max(1, workers // 2)
-    return Sandbox(workers=workers, timeout=cfg.call_timeout, memory_mb=cfg.memory_mb)
+    return SandboxExecutor(workers=workers, timeout=cfg.call_timeout, memory_mb=cfg.memory_mb)
 
 
 def _stages(cfg, out: Path, ddir, seed, backend, gen_cfg, executor, check_executor, log) -> dict:

@@ -33,8 +33,9 @@ class WorkerLost(BaseException):  # noqa: N818 - BaseException: trusted tests ca
 class WorkerProcess:
     """One warm worker process in its own sandbox, with its own uid."""
 
-    def __init__(self, mode: str, layout: Layout, max_payload: int) -> None:
+    def __init__(self, mode: str, layout: Layout, max_payload: int, preload: tuple[str, ...] = ()) -> None:
         self.mode, self.layout, self.max_payload = mode, layout, max_payload
+        self.preload = preload
         self.lease = UidLease()
         self.proc: subprocess.Popen[bytes] | None = None
         self.tmpdir: str | None = None
@@ -47,11 +48,12 @@ class WorkerProcess:
         uid = self.lease.uid
         dedicated = uid is not None
         env = dict(isolation.BASE_ENV)
+        extra = {"preload_extra": list(self.preload)} if self.preload else {}
         if self.mode == "bwrap":
             return {"uid": uid, "gid": uid, "tmp": "/tmp", "kill_all": True, "env": env,
-                    "extra_wipe": ["/dev/shm"]}
+                    "extra_wipe": ["/dev/shm"], **extra}
         return {"uid": uid, "gid": uid, "tmp": self.tmpdir, "kill_all": dedicated, "env": env,
-                "extra_wipe": ["/tmp", "/var/tmp", "/dev/shm"] if dedicated else []}
+                "extra_wipe": ["/tmp", "/var/tmp", "/dev/shm"] if dedicated else [], **extra}
 
     def start(self) -> None:
         """Start (or restart) the worker and wait for its ready message."""

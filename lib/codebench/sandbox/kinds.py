@@ -23,7 +23,9 @@ from codebench.sandbox.runner import (
     Session,
     Settings,
     classify_death,
+    decode_reply,
     refine_oom,
+    reply_value,
     result,
 )
 from codebench.sandbox.trusted import (
@@ -94,6 +96,57 @@ def _one_call(sess: Session, fn: str, spec: Any, per: float, s: Settings) -> Cal
         return CallResult(Outcome.FAILED, None, f"{type(e).__name__}: {e}"[:2000], time.monotonic() - t1)
 
 
+def _start_batch(sess: Session, s: Settings, job: CallJob, values: list[CallResult], cap: int,
+                 per: float, load: float, rlimit: float) -> None:
+    """Fork a process for `job`, load it and answer the next calls in one round trip.
+
+    Appends a CallResult per call answered, and one for the call the process died in (if
+    it did); calls whose arguments cannot be sent get a sandbox-error result without
+    running. Raises SampleAbort or the program's exception when loading fails."""
+    fn = job.function
+    todo: list[tuple[int, bytes]] = []
+    ready: dict[int, CallResult] = {}
+    for i in range(len(values), min(len(job.calls), len(values) + cap)):
+        try:
+            a = Args.of(job.calls[i])
+            todo.append((i, Session.encode_call(fn, a.args, a.kwargs)))
+        except TypeError as e:
+            ready[i] = CallResult(Outcome.SANDBOX_ERROR, error=str(e))
+        except SampleAbort as e:
+            ready[i] = CallResult(e.outcome, None, e.detail)
+    end = not ready and (not todo or todo[-1][0] == len(job.calls) - 1)
+    h, frames = sess.start(job.program, "", load, s.wall(load), rlimit, [p for _, p in todo] or None,
+                           end=end and bool(todo), step=(s.wall(per), per))
+    decode_reply(h, frames[:1], load, "while loading the program")
+    times = [float(t) for t in h.get("ft", [])] if isinstance(h.get("ft"), list) else []
+    during = f"in call to {fn}()"
+    answered = frames[1:]
+    for k, (i, _) in enumerate(todo):
+        while len(values) < i:  # unsendable calls before this one
+            values.append(ready.pop(len(values)))
+        took = times[k + 1] - times[k] if len(times) > k + 1 else 0.0
+        if k < len(answered):
+            try:
+                values.append(CallResult(Outcome.PASSED, reply_value(answered[k], during), "", took))
+            except SampleAbort as e:
+                values.append(CallResult(e.outcome, None, e.detail, took))
+            except Exception as e:  # noqa: BLE001 - the function raised
+                values.append(CallResult(Outcome.FAILED, None, f"{type(e).__name__}: {e}"[:2000], took))
+            continue
+        if h.get("st") == "ok":  # cannot happen: the worker answers every call or reports why
+            raise SampleAbort(Outcome.SANDBOX_ERROR, "the worker answered fewer calls than it was sent")
+        # a timeout reply says which limit it hit; a process killed outright (SIGKILL at
+        # RLIMIT_CPU) counts as timed out only once it used the whole batch's CPU allowance
+        outcome, detail = classify_death(h, rlimit - 1, during)
+        values.append(CallResult(outcome, None, detail, 0.0))
+        sess.alive = False
+        return
+    while len(values) in ready:
+        values.append(ready.pop(len(values)))
+    if end:
+        sess.alive = False
+
+
 def run_calls(worker: WorkerProcess, s: Settings, job: CallJob) -> tuple[Result, bool]:
     """Load the program, then one call per spec; reload after a call kills the process."""
     t0 = time.monotonic()
@@ -105,20 +158,23 @@ def run_calls(worker: WorkerProcess, s: Settings, job: CallJob) -> tuple[Result,
     sess = Session(worker, s)
     values: list[CallResult] = []
     load_error: tuple[Outcome, str] | None = None
+    # calls per batch: every reply may be max_value_bytes and the host caps a whole reply
+    cap = max(1, worker.max_payload // max(s.max_value_bytes, 1) - 2)
     try:
-        for spec in job.calls:
+        while len(values) < len(job.calls):
             if not sess.alive:
                 if values:
                     sess.end()
                 try:
-                    sess.load(job.program, "", sess.cpu_used + load, s.wall(load), rlimit)
+                    _start_batch(sess, s, job, values, cap, per, load, rlimit)
                 except SampleAbort as e:
                     load_error = (e.outcome, "program failed to load: " + e.detail)
                 except Exception as e:  # noqa: BLE001
                     load_error = (Outcome.FAILED, "program failed to load: " + failure_detail(e))
                 if load_error:
                     break
-            values.append(_one_call(sess, job.function, spec, per, s))
+            else:  # a process still serving after a full batch: the rest call by call
+                values.append(_one_call(sess, job.function, job.calls[len(values)], per, s))
     finally:
         sess.end()
     if load_error:

@@ -144,14 +144,22 @@ class Session:
         return h, unpack(data)
 
     def start(self, program: str, setup: str, cpu_limit: float, wall: float, rlimit_cpu: float,
-              batch: list[bytes] | None = None, end: bool = False) -> tuple[dict, list[bytes]]:
-        """Fork the sample process, load the program and run `batch` calls; raw reply."""
+              batch: list[bytes] | None = None, end: bool = False,
+              step: tuple[float, float] | None = None) -> tuple[dict, list[bytes]]:
+        """Fork the sample process, load the program and run `batch` calls; raw reply.
+
+        Without `step` the limits cover loading and the whole batch; with step = (wall, cpu)
+        they cover loading only and every call of the batch gets step's limits (see
+        `sampleproc.Proc.wait`)."""
         header = {"op": "start", "mode": "serve", "program": program, "setup": setup,
                   "limits": self.settings.limits(rlimit_cpu), "wall": wall, "cpu": cpu_limit}
         if end:
             header["end"] = True
         if batch:
             header["nb"] = len(batch)
+            if step:
+                header["step"] = list(step)
+                wall += step[0] * len(batch)
             return self._req(header, b"".join(protocol.pack(b) for b in batch), wall)
         return self._req(header, None, wall)
 

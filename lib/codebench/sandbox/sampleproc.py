@@ -73,30 +73,37 @@ class Proc:
             pass
         return self.cpu_seen
 
-    def wait(self, wall: float, cpu: float, want: int, send: bytes, kill: Callable[[str, str], dict]) -> dict:
-        """Pump pipes until `want` reply frames (0: until exit), exit, timeout or oversize."""
+    def wait(self, wall: float, cpu: float, want: int, send: bytes, kill: Callable[[str, str], dict],
+             step: tuple[float, float] | None = None) -> dict:
+        """Pump pipes until `want` reply frames (0: until exit), exit, timeout or oversize.
+
+        `step` = (wall, cpu): a batch of calls; the first frame gets `wall`/`cpu`, and every
+        reply frame after it starts a fresh limit of step wall seconds and step CPU seconds
+        (measured when the frame arrives), so each call of the batch has its own budget. The
+        reply then carries "ft": each frame's arrival time in seconds since the start."""
         t0 = time.monotonic()
         deadline, next_cpu = t0 + wall, t0 + 0.05
         names = {self.fds[k]: k for k in ("resp", "out", "err")}
         readers = [*names, self.pidfd]
         pending = memoryview(send)
         measured = False
+        times: list[float] = []
         while True:
             if want and len(self.frames) >= want:
                 if not measured:  # short call: wall time bounds the CPU time it used
                     self.cpu_seen += time.monotonic() - t0
                 frames, self.frames = self.frames[:want], self.frames[want:]
                 self.total = sum(len(f) + 4 for f in self.frames)
-                return {"st": "ok", "frames": frames, "cpu": self.cpu_seen}
+                return {"st": "ok", "frames": frames, "cpu": self.cpu_seen, **({"ft": times} if step else {})}
             if self.status is not None:
-                return self._ended({"st": "exit", **status_dict(self.status)}, want)
+                return self._ended({"st": "exit", **status_dict(self.status)}, want, times if step else None)
             now = time.monotonic()
             if now >= deadline:
-                return self._ended(kill("timeout", "wall"), want)
+                return self._ended(kill("timeout", "wall"), want, times if step else None)
             if now >= next_cpu:
                 measured = True
                 if self.cpu() > cpu:
-                    return self._ended(kill("timeout", "cpu"), want)
+                    return self._ended(kill("timeout", "cpu"), want, times if step else None)
                 next_cpu = now + 0.05
             writers = [self.fds["req"]] if pending else []
             r, w, _ = select.select(readers, writers, [], max(0.0, min(deadline, next_cpu) - now))
@@ -114,9 +121,15 @@ class Proc:
                     readers.remove(fd)
                 elif names[fd] == "resp":
                     self.total += len(data)
-                    self.frames += self.reader.feed(data)
+                    new = self.reader.feed(data)
+                    self.frames += new
                     if self.reader.too_large or self.total > self.max_total + 4 * len(self.frames):
-                        return self._ended(kill("toolarge", "reply too large"), want)
+                        return self._ended(kill("toolarge", "reply too large"), want, times if step else None)
+                    if step and new:  # each call of a batch gets its own limits
+                        now = time.monotonic()
+                        times += [now - t0] * len(new)
+                        measured = True
+                        deadline, cpu = now + step[0], self.cpu() + step[1]
                 else:
                     (self.out if names[fd] == "out" else self.err).add(data)
 
@@ -128,10 +141,12 @@ class Proc:
         except OSError:
             return memoryview(b"")
 
-    def _ended(self, res: dict, want: int) -> dict:
+    def _ended(self, res: dict, want: int, times: list[float] | None = None) -> dict:
         """The process ended before `want` frames: hand over the complete ones it sent."""
         if want:
             res["frames"], self.frames = self.frames[:want], []
+        if times is not None:
+            res["ft"] = times[:want]
         return res
 
     def drain(self, names: dict[int, str] | None = None) -> None:

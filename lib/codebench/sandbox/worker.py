@@ -90,9 +90,10 @@ class Worker:
         p.reap()
         return {"st": st, "why": why, "cpu": cpu, **status_dict(p.status or 0)}
 
-    def wait(self, p: Proc, wall: float, cpu: float, want: int, send: bytes = b"") -> dict:
+    def wait(self, p: Proc, wall: float, cpu: float, want: int, send: bytes = b"",
+             step: tuple[float, float] | None = None) -> dict:
         """Wait on the sample process (see `Proc.wait`)."""
-        return p.wait(wall, cpu, want, send, lambda st, why: self.kill(p, st, why))
+        return p.wait(wall, cpu, want, send, lambda st, why: self.kill(p, st, why), step)
 
     def stop(self) -> dict:
         """Kill the current sample process tree and reap it; keep the job's files."""
@@ -141,7 +142,11 @@ class Worker:
             else:
                 self.proc = self.fork(req, lambda: child.run_main(req["program"]))
             nb = int(req.get("nb", 0)) if serve and payload else 0  # batch: packed call frames
-            res = self.wait(self.proc, req["wall"], req["cpu"], 1 + nb if serve else 0, payload if nb else b"")
+            step = req.get("step") if nb else None  # per-call limits (wall, cpu) within the batch
+            if nb:  # every reply of the batch may be as large as one reply may be
+                self.proc.max_total = max(self.proc.max_total, (nb + 1) * req.get("max_value", 1 << 24))
+            res = self.wait(self.proc, req["wall"], req["cpu"], 1 + nb if serve else 0, payload if nb else b"",
+                            tuple(step) if step else None)
             if not serve:
                 res = self.step_done(res)
         else:
@@ -199,7 +204,7 @@ def setup_process(cfg: dict) -> tuple[int, int]:
 def main() -> None:
     cfg = json.loads(sys.argv[1])
     fin, fout = setup_process(cfg)
-    for name in cfg.get("preload", PRELOAD):
+    for name in [*cfg.get("preload", PRELOAD), *cfg.get("preload_extra", [])]:
         try:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001, S112 - a missing optional module is fine

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -30,7 +31,11 @@ logging.getLogger("torchao").setLevel(logging.ERROR)
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
-from codebench.compress.measure import MeasureConfig, measure_isolated  # noqa: E402
+from codebench.compress.measure import (  # noqa: E402
+    MeasureConfig,
+    measure_isolated,
+    paired_decode_isolated,
+)
 from codebench.compress.stage import build_variant  # noqa: E402
 from codebench.compress.variants import VariantUnavailable  # noqa: E402
 
@@ -117,11 +122,21 @@ def line(label: str, spec: str, ref: dict, m: dict) -> str:
     if "unavailable" in m or "error" in m:
         return f"[{label}] {spec:<26} {'skipped' if 'unavailable' in m else 'FAILED'}: {m.get('unavailable') or m.get('error')}"
     size = ref["weight_bytes"] / m["weight_bytes"]
-    speed = ref["decode_ms_per_token"] / m["decode_ms_per_token"]
     ppl = m["perplexity"] / ref["perplexity"] - 1
+    p = m.get("paired") or {}
+    if "decode_speedup" in p:  # timed against the reference in the same process
+        decode = (
+            f"decode {p['decode_speedup']:5.2f}x ({p['reference_decode_ms']:.2f} -> "
+            f"{p['variant_decode_ms']:.2f} ms/token, paired)"
+        )
+    else:
+        decode = (
+            f"decode {ref['decode_ms_per_token'] / m['decode_ms_per_token']:5.2f}x "
+            f"({ref['decode_ms_per_token']:.2f} -> {m['decode_ms_per_token']:.2f} ms/token, separate processes)"
+        )
     return (
         f"[{label}] {spec:<26} size {size:5.2f}x smaller ({fmt_bytes(ref['weight_bytes'])} -> {fmt_bytes(m['weight_bytes'])}), "
-        f"decode {speed:5.2f}x ({ref['decode_ms_per_token']:.2f} -> {m['decode_ms_per_token']:.2f} ms/token), "
+        f"{decode}, "
         f"prefill {ref['prefill_ms'] / m['prefill_ms']:4.2f}x, perplexity {100 * ppl:+6.2f}% ({ref['perplexity']:.3f} -> {m['perplexity']:.3f}), "
         f"peak RSS {fmt_bytes(m['peak_rss_bytes'])}"
         + (f", kernel {m['kernel']}" if m.get("kernel") else "")
@@ -188,6 +203,17 @@ def bench_model(
             if spec == "reference" and "error" in m:
                 sys.exit(f"[{label}] measuring the reference failed: {m['error']}")
             results[spec] = _merge_rounds(results.get(spec), m)
+    # decode ratios: each variant timed step by step against the reference in one process
+    for spec in variants:
+        base_spec, _, kernel = spec.partition("@")
+        if "weight_bytes" not in results.get(spec, {}):
+            continue
+        path = work / label / base_spec.replace(":", "of")
+        p = paired_decode_isolated(
+            source, path, device, MeasureConfig(**{**cfg.__dict__, "kernel": kernel or "auto"}), eval_texts
+        )
+        if "decode_speedup" in p:
+            results[spec]["paired"] = p
     ref = results.pop("reference")
     print(
         f"[{label}] reference {'bf16' if args.cuda else 'fp32'}: {fmt_bytes(ref['weight_bytes'])}, "
@@ -196,6 +222,17 @@ def bench_model(
         f"{cfg.threads} threads, best of {args.rounds} round(s)",
         flush=True,
     )
+    shares = [m["paired"]["reference_gemm_share"] for m in results.values()
+              if (m.get("paired") or {}).get("reference_gemm_share") is not None]
+    if shares:
+        share = statistics.median(shares)
+        ref["gemm_share"] = share
+        print(
+            f"[{label}] weight GEMMs are {100 * share:.0f}% of the fp32 decode step's operator time "
+            f"(torch.profiler): no weight format can make decode more than {1 / (1 - share):.2f}x faster "
+            f"without also changing attention, cache and dispatch",
+            flush=True,
+        )
     for spec in variants:
         b = built.get(spec.partition("@")[0])
         print(
@@ -227,6 +264,12 @@ def _cut(texts: list[str], chars: int) -> list[str]:
     return out
 
 
+def speedup(ref: dict, m: dict) -> float:
+    """Decode speed-up: the paired (same-process) ratio when measured, else separate processes."""
+    p = m.get("paired") or {}
+    return p["decode_speedup"] if "decode_speedup" in p else ref["decode_ms_per_token"] / m["decode_ms_per_token"]
+
+
 def goals(tiny: dict, big: dict | None, cuda: bool) -> None:
     if cuda:
         ref, m = tiny["reference"], tiny["variants"].get("nf4", {})
@@ -243,7 +286,7 @@ def goals(tiny: dict, big: dict | None, cuda: bool) -> None:
             continue
         size, speed, ppl = (
             ref["weight_bytes"] / m["weight_bytes"],
-            ref["decode_ms_per_token"] / m["decode_ms_per_token"],
+            speedup(ref, m),
             m["perplexity"] / ref["perplexity"] - 1,
         )
         verdict = " ".join(
@@ -252,7 +295,7 @@ def goals(tiny: dict, big: dict | None, cuda: bool) -> None:
         )
         extra = ""
         if big and "decode_ms_per_token" in big["variants"].get(spec, {}):
-            extra = f"; at the codegen-350M shape decode is {big['reference']['decode_ms_per_token'] / big['variants'][spec]['decode_ms_per_token']:.2f}x faster, {big['reference']['weight_bytes'] / big['variants'][spec]['weight_bytes']:.2f}x smaller"
+            extra = f"; at the codegen-350M shape decode is {speedup(big['reference'], big['variants'][spec]):.2f}x faster, {big['reference']['weight_bytes'] / big['variants'][spec]['weight_bytes']:.2f}x smaller"
         print(
             f"[goal] tiny {spec}: {size:.2f}x smaller, {speed:.2f}x faster decode, {100 * ppl:+.2f}% perplexity -> {verdict}{extra}"
         )

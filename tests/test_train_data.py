@@ -126,6 +126,20 @@ def test_fallback_prompt_matches_models_apply_chat(tok) -> None:
     )
 
 
+def test_multi_turn_history_at_inference_is_rendered_as_in_training(tok) -> None:
+    # the second turn's prompt at generation time must be the exact prefix training used
+    from codebench.models import apply_chat
+
+    (ex,) = D.load_examples(FIX / "multi_turn_chat.jsonl")
+    msgs = ex.messages
+    last = max(i for i, m in enumerate(msgs) if m["role"] == "assistant")
+    history = msgs[:last]
+    trained = "".join(text for text, _ in D.segments(ex, tok, "fallback"))
+    prompt = apply_chat(tok, history, add_generation_prompt=True)
+    assert trained.startswith(prompt) and trained[len(prompt) :] == msgs[last]["content"] + tok.eos_token
+    assert prompt.count(tok.eos_token) == sum(m["role"] == "assistant" for m in history) >= 1
+
+
 def test_multi_turn_loss_on_every_assistant_turn(tok) -> None:
     (ex,) = D.load_examples(FIX / "multi_turn_chat.jsonl")
     t = D.tokenize_example(ex, tok, "fallback")

@@ -377,9 +377,29 @@ def extra_vocab_mask(model, tok):
 FALLBACK_CHAT_FORMAT = {
     "system": "{content}\n\n",
     "user": "### Instruction:\n{content}\n\n",
-    "assistant": "### Response:\n{content}\n\n",
+    "assistant": "### Response:\n{content}{eos}\n\n",  # "\n\n" only when another turn follows
     "generation": "### Response:\n",
 }
+
+
+def fallback_segments(messages: Sequence[dict], eos: str) -> list[tuple[str, bool]]:
+    """The fallback rendering of `messages` as (text, is_assistant_reply) pieces.
+
+    The single definition used for training (the reply pieces carry the loss) and for
+    generation, so a model fine-tuned on multi-turn data sees at inference exactly the
+    history format it was trained on: every assistant turn is closed by `eos`."""
+    segs: list[tuple[str, bool]] = []
+    for i, m in enumerate(messages):
+        role = m.get("role")
+        if role in ("system", "user"):
+            segs.append((FALLBACK_CHAT_FORMAT[role].format(content=m.get("content", "")), False))
+        elif role == "assistant":
+            segs += [(FALLBACK_CHAT_FORMAT["generation"], False), (m.get("content", "") + eos, True)]
+            if i + 1 < len(messages):
+                segs.append(("\n\n", False))
+        else:
+            raise ValueError(f"chat message role must be system, user or assistant, got {role!r}")
+    return segs
 
 
 def has_chat_template(tok) -> bool:
@@ -393,15 +413,19 @@ def apply_chat(tok, messages: Sequence[dict], add_generation_prompt: bool = True
         return tok.apply_chat_template(
             list(messages), tokenize=False, add_generation_prompt=add_generation_prompt
         )
-    parts = []
-    for m in messages:
-        role = m.get("role")
-        if role not in ("system", "user", "assistant"):
-            raise ValueError(f"chat message role must be system, user or assistant, got {role!r}")
-        parts.append(FALLBACK_CHAT_FORMAT[role].format(content=m.get("content", "")))
+    eos = (getattr(tok, "eos_token", None) or "") if tok is not None else ""
+    return fallback_prompt(messages, eos, add_generation_prompt)
+
+
+def fallback_prompt(messages: Sequence[dict], eos: str, add_generation_prompt: bool = True) -> str:
+    """`messages` rendered with the fallback format (see `fallback_segments`), then the
+    generation prompt for the next assistant turn."""
+    text = "".join(t for t, _ in fallback_segments(messages, eos))
     if add_generation_prompt:
-        parts.append(FALLBACK_CHAT_FORMAT["generation"])
-    return "".join(parts)
+        if messages and messages[-1].get("role") == "assistant":
+            text += "\n\n"
+        text += FALLBACK_CHAT_FORMAT["generation"]
+    return text
 
 
 class FimTokens(NamedTuple):

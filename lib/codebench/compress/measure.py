@@ -9,6 +9,9 @@ Sizes come from the files in the variant folder and memory from the process itse
 Latency: fixed thread count, one warm-up, median of repeats. Prefill = one forward pass over a
 `prompt_tokens` prompt; decode = one forward step with the KV cache, median over
 `new_tokens` steps x repeats (greedy). Perplexity: `codebench.models.perplexity`, sliding window.
+`paired_decode(_isolated)` times a variant's decode against the reference's in one process,
+step by step in alternating order: the ratio it gives survives a noisy machine, where two
+processes measured minutes apart can differ by 2x for the same model.
 """
 
 from __future__ import annotations
@@ -235,6 +238,82 @@ def measure(
     return out
 
 
+def paired_decode(
+    reference: str | os.PathLike,
+    variant: str | os.PathLike,
+    device: str = "cpu",
+    cfg: MeasureConfig | None = None,
+    texts: list[str] | None = None,
+) -> dict:
+    """Decode latency of `variant` against `reference`, timed alternately in one process.
+
+    Both models decode from the same prompt; every step times one token of each, in
+    alternating order, so both see the same machine noise (on a shared or throttled machine
+    separate processes minutes apart can differ by 2x for the same model). Returns both
+    medians and `decode_speedup` = reference median / variant median."""
+    import torch
+
+    cfg = cfg or MeasureConfig()
+    torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+    _preload()
+    ref, tok = load_for_measure(reference, device)
+    var, _ = load_for_measure(variant, device, cfg.kernel)
+    ids = _prompt_ids(tok, texts or ["def f(x):\n    return x\n"], cfg.prompt_tokens).to(device)
+    times: dict[str, list[float]] = {"reference": [], "variant": []}
+    models = {"reference": ref, "variant": var}
+    with torch.inference_mode():
+        for r in range(cfg.repeats + 1):  # r == 0 is the warm-up
+            state = {}
+            for name, m in models.items():
+                out = m(input_ids=ids, use_cache=True)
+                state[name] = (out.past_key_values, out.logits[:, -1:].argmax(-1))
+            for i in range(cfg.new_tokens if r else 2):
+                order = list(models) if i % 2 == 0 else list(models)[::-1]
+                for name in order:
+                    past, nxt = state[name]
+                    _sync(device)
+                    t = time.perf_counter()
+                    out = models[name](input_ids=nxt, past_key_values=past, use_cache=True)
+                    _sync(device)
+                    if r:
+                        times[name].append(time.perf_counter() - t)
+                    state[name] = (out.past_key_values, out.logits[:, -1:].argmax(-1))
+        share = _weight_gemm_share(ref, state["reference"], cfg.new_tokens) if device == "cpu" else None
+    ref_ms = 1000 * statistics.median(times["reference"])
+    var_ms = 1000 * statistics.median(times["variant"])
+    return {
+        "reference_gemm_share": share,
+        "reference_decode_ms": ref_ms,
+        "variant_decode_ms": var_ms,
+        "decode_speedup": ref_ms / var_ms,
+        "steps": len(times["variant"]),
+        "threads": torch.get_num_threads(),
+        "kernel": getattr(var, "_codebench_kernel", None),
+    }
+
+
+_GEMM_OPS = ("aten::mm", "aten::addmm", "aten::_int_mm", "quantized::linear_dynamic", "aten::_weight_int8pack_mm")
+
+
+def _weight_gemm_share(model, state, steps: int) -> float:
+    """Share of a decode step's operator self-time spent in weight GEMMs (torch.profiler, CPU).
+
+    Everything else (attention, KV-cache updates, norms, rotary embeddings, dispatch) is
+    untouched by weight quantization, so 1 / (1 - share) bounds the decode speed-up any
+    faster weight kernel can give (Amdahl)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    past, nxt = state
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            out = model(input_ids=nxt, past_key_values=past, use_cache=True)
+            past, nxt = out.past_key_values, out.logits[:, -1:].argmax(-1)
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    gemm = sum(e.self_cpu_time_total for e in events if e.key in _GEMM_OPS)
+    return gemm / total if total else 0.0
+
+
 # --------------------------------------------------------------------------- isolation
 def measure_isolated(
     path: str | os.PathLike,
@@ -245,14 +324,28 @@ def measure_isolated(
 ) -> dict:
     """`measure` in a fresh Python process; failures come back as {'error': ...}, a variant
     the machine cannot run as {'unavailable': reason}, never as an exception."""
+    return _isolated({"path": str(path), "device": device, "texts": texts or []}, cfg, timeout)
+
+
+def paired_decode_isolated(
+    reference: str | os.PathLike,
+    variant: str | os.PathLike,
+    device: str = "cpu",
+    cfg: MeasureConfig | None = None,
+    texts: list[str] | None = None,
+    timeout: float = 3600,
+) -> dict:
+    """`paired_decode` in a fresh Python process (errors come back as {'error': ...})."""
+    req = {"path": str(variant), "paired_with": str(reference), "device": device, "texts": texts or []}
+    return _isolated(req, cfg, timeout)
+
+
+def _isolated(request: dict, cfg: MeasureConfig | None, timeout: float) -> dict:
+    path = request["path"]
     cfg = cfg or MeasureConfig()
     with tempfile.TemporaryDirectory(prefix="codebench-measure-") as tmp:
         req, res = Path(tmp) / "request.json", Path(tmp) / "result.json"
-        req.write_text(
-            json.dumps(
-                {"path": str(path), "device": device, "texts": texts or [], "cfg": asdict(cfg)}
-            )
-        )
+        req.write_text(json.dumps({**request, "cfg": asdict(cfg)}))
         env = {
             **os.environ,
             "TOKENIZERS_PARALLELISM": "false",
@@ -285,7 +378,12 @@ def _main(argv: list[str]) -> int:
         from codebench.compress.variants import VariantUnavailable
 
         try:
-            out = measure(req["path"], req["device"], req["texts"], MeasureConfig(**req["cfg"]))
+            if req.get("paired_with"):
+                out = paired_decode(
+                    req["paired_with"], req["path"], req["device"], MeasureConfig(**req["cfg"]), req["texts"]
+                )
+            else:
+                out = measure(req["path"], req["device"], req["texts"], MeasureConfig(**req["cfg"]))
         except VariantUnavailable as e:
             out = {"path": req["path"], "unavailable": str(e)}
     except Exception as e:  # noqa: BLE001 - reported to the parent, which decides

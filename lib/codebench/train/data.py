@@ -217,17 +217,9 @@ def resolve_template(tokenizer: Any, template: Template = "auto") -> str:
 
 
 def _fallback_segments(messages: list[dict], eos: str) -> list[tuple[str, bool]]:
-    from codebench.models import FALLBACK_CHAT_FORMAT as F
+    from codebench.models import fallback_segments
 
-    segs: list[tuple[str, bool]] = []
-    for i, m in enumerate(messages):
-        if m["role"] in ("system", "user"):
-            segs.append((F[m["role"]].format(content=m["content"]), False))
-        else:
-            segs += [(F["generation"], False), (m["content"] + eos, True)]
-            if i + 1 < len(messages):
-                segs.append(("\n\n", False))
-    return segs
+    return fallback_segments(messages, eos)
 
 
 def _chat_segments(messages: list[dict], tokenizer: Any, where: str) -> list[tuple[str, bool]]:
@@ -281,10 +273,9 @@ def render_prompt(messages: list[dict] | str, tokenizer: Any, template: Template
         messages = [{"role": "user", "content": messages}]
     if resolve_template(tokenizer, template) == "chat":
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    from codebench.models import FALLBACK_CHAT_FORMAT as F
+    from codebench.models import fallback_prompt
 
-    segs = _fallback_segments(messages, tokenizer.eos_token or "")
-    return "".join(t for t, _ in segs) + F["generation"]
+    return fallback_prompt(messages, tokenizer.eos_token or "")
 
 
 def _adds_bos(tokenizer: Any) -> bool:

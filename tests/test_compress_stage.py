@@ -68,6 +68,13 @@ def test_stage_builds_measures_and_skips(ctx) -> None:
         assert read_variant_info(ctx.run.model_dir(spec))["parent"] == "base"
         assert v["measure"]["weight_bytes"] > 0 and v["perplexity"] > 1 and v["ms_per_token"] > 0
         assert v["measure"]["peak_rss_bytes"] > 0
+        # decode speed-up timed against the source step by step in one process
+        pair = v["decode_paired"]
+        assert pair["steps"] == FAST["new_tokens"] * FAST["repeats"] * 1
+        assert v["decode_speedup"] == pair["decode_speedup"] > 0
+        assert pair["reference_decode_ms"] > 0 and pair["variant_decode_ms"] > 0
+        assert 0 < pair["reference_gemm_share"] < 1
+    assert by["int8-dynamic"]["decode_paired"]["kernel"] == "fbgemm"
     assert by["int8-dynamic"]["size_ratio"] > 3.0  # embedding quantized too
     assert by["int8-dynamic"]["measure"]["kernel"] == "fbgemm"
     assert by["magnitude-50"]["info"]["sparsity"]["overall"] == 0.5

@@ -209,7 +209,8 @@ def main() -> None:
     per_fn = sorted(cpu_a.get(program(r), 0.0) for r in records)
     print(
         f"  CPU inside the functions' calls: {inside:.1f} s over both runs "
-        f"({per_fn[len(per_fn) // 2] * 1000:.1f} ms for the median function in one run)"
+        f"({per_fn[len(per_fn) // 2] * 1e6:.0f} µs for the median function in one run, "
+        f"{sum(sorted(per_fn)[-10:]):.1f} s for the 10 heaviest)"
     )
     print(
         f"  ceiling: with zero overhead any executor needs >= {inside / cores:.1f} s on {cores} cores "

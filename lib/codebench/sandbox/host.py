@@ -39,6 +39,7 @@ class WorkerProcess:
         self.lease = UidLease()
         self.proc: subprocess.Popen[bytes] | None = None
         self.tmpdir: str | None = None
+        self.code_dir: str | None = None  # private copy of the worker's code (fallback only)
         self.starts = 0
         self.cpu_s = 0.0  # CPU seconds of finished worker incarnations (and their samples)
         self._errlog: Any = None
@@ -79,7 +80,12 @@ class WorkerProcess:
                 kwargs.update(user=self.lease.uid, group=self.lease.uid, extra_groups=[])
             cfg = self._config()
             cfg["pdeathsig"] = True
-            argv = [python, "-I", "-B", str(SANDBOX_DIR / "worker.py"), json.dumps(cfg)]
+            scripts = SANDBOX_DIR
+            if self.lease.uid is not None:  # the worker's uid must be able to read its code
+                scripts, private = isolation.fallback_scripts()
+                if private:
+                    self.code_dir = str(scripts)
+            argv = [python, "-I", "-B", str(scripts / "worker.py"), json.dumps(cfg)]
             kwargs.update(env=dict(env, HOME=self.tmpdir), cwd=self.tmpdir)
         self._errlog = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the worker
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -116,6 +122,9 @@ class WorkerProcess:
         if self.tmpdir:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
             self.tmpdir = None
+        if self.code_dir:
+            shutil.rmtree(self.code_dir, ignore_errors=True)
+            self.code_dir = None
 
     def close(self) -> None:
         """Stop the worker (politely first, so its CPU time is accounted to us) and release

@@ -141,6 +141,34 @@ def _reachable(path: str) -> bool:
         return False
 
 
+def readable_by_others(path: str | os.PathLike) -> bool:
+    """Whether any user can read `path` (a file) and reach it (every parent searchable)."""
+    p = Path(os.path.realpath(path))
+    try:
+        return bool(os.stat(p).st_mode & 0o004) and all(os.stat(d).st_mode & 0o001 for d in p.parents)
+    except OSError:
+        return False
+
+
+def fallback_scripts() -> tuple[Path, bool]:
+    """(folder holding worker.py and its modules, whether it is a private copy to remove).
+
+    A worker with its own uid must be able to read the sandbox-side modules; when this
+    checkout sits below a private directory (a checkout under /root, a `mktemp -d` clone),
+    they are copied into a fresh root-owned, world-readable temp folder the uid can read but
+    not change."""
+    if readable_by_others(SANDBOX_DIR / "worker.py"):
+        return SANDBOX_DIR, False
+    import tempfile
+
+    dest = Path(tempfile.mkdtemp(prefix="codebench-sbx-code-"))
+    for src in SANDBOX_DIR.glob("*.py"):
+        shutil.copy(src, dest / src.name)
+        os.chmod(dest / src.name, 0o644)
+    os.chmod(dest, 0o755)
+    return dest, True
+
+
 def fallback_python(layout: Layout, dedicated_uid: bool) -> tuple[str, bool]:
     """(interpreter, whether its site-packages are usable) for a worker without bwrap.
 

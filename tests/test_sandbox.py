@@ -335,3 +335,35 @@ def data_dir():
         return find()
     except DataDirError:
         pytest.skip("benchmark data folder not found")
+
+
+# ------------------------------------------------------------------ C++ precompiled header
+@pytest.mark.toolchain
+def test_cpp_precompiled_header_only_for_multipl_e_style_programs(data_dir):
+    from codebench.sandbox import multipl_e_job, pch
+    from codebench.sandbox.problems import load_multipl_e
+
+    head = "#include<assert.h>\n#include<bits/stdc++.h>\n"
+    assert pch.qualifies(head + "long f() { return 1; }\n")
+    assert pch.qualifies("\n// c\n#include <bits/stdc++.h>\nint main() {}\n")
+    assert not pch.qualifies("#define N 5\n" + head)  # a macro before the includes
+    assert not pch.qualifies("#include<assert.h>\n#include<vector>\n")  # not the whole library
+    argv = ["g++", "-std=c++17", "-O0", "-o", "main", "main.cpp"]
+    assert pch.compile_argv(argv, "#include <vector>\nint main() {}\n", "/x") == argv
+    if not shutil.which("g++") or not pch.ensure():
+        pytest.skip("no g++, or the precompiled header cannot be built here")
+    assert pch.compile_argv(argv, head, "/x")[:5] == ["g++", "-include", pch.HEADER, "-I", "/x"]
+    # same verdicts with and without it: a pass, a failure, and a missing include that must
+    # still fail to compile (the library is not force-included into other programs)
+    prob = load_multipl_e(data_dir, "cpp")["HumanEval_23_strlen"]
+    missing = "#include <cstdio>\nint main() { std::vector<int> v; return 0; }\n"
+    outcomes = {}
+    for on in (False, True):
+        with Sandbox(workers=1, cpp_pch=on) as box:
+            rs = box.map([multipl_e_job(prob, "    return string.size();\n"),
+                          multipl_e_job(prob, "    return 0;\n"),
+                          ProgramJob(missing, "cpp")])
+        outcomes[on] = [r.outcome for r in rs]
+        assert "compilation failed" in rs[2].detail
+    assert outcomes[False] == outcomes[True]
+    assert outcomes[True][0] is Outcome.PASSED and outcomes[True][1] in (Outcome.FAILED, Outcome.CRASHED)

@@ -128,6 +128,7 @@ class Layout:
     hidden: list[str] = field(default_factory=hidden_packages)
     tmp_mb: int = 256
     shm_mb: int = 64
+    pch_dir: str | None = None  # host folder of the C++ precompiled header (see `pch`), read-only
 
 
 def _reachable(path: str) -> bool:
@@ -227,6 +228,10 @@ def bwrap_argv(layout: Layout, env: dict[str, str]) -> tuple[list[str], str]:
     else:
         python = real
     argv += ["--ro-bind", str(SANDBOX_DIR), MOUNT_DIR]
+    if layout.pch_dir:
+        from codebench.sandbox.pch import MOUNT as PCH_MOUNT
+
+        argv += ["--ro-bind-try", layout.pch_dir, PCH_MOUNT]
     argv += ["--proc", "/proc", "--dev", "/dev"]
     sized = _bwrap_size.get(argv[0], True)  # without --size (bwrap < 0.8) only RLIMIT_FSIZE caps
     for path, mb in (("/tmp", layout.tmp_mb), ("/dev/shm", layout.shm_mb)):

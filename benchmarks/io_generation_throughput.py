@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -158,7 +159,11 @@ def compare(records, cfg, workers: int, label: str) -> tuple[float, float, list[
     from codebench.codeio.execute import SandboxExecutor
 
     ref_a, ref_b = SubprocessExecutor(workers), SubprocessExecutor(max(1, workers // 2))
-    t_ref, recs_ref = timed(records, cfg, ref_a, ref_b)
+    try:
+        t_ref, recs_ref = timed(records, cfg, ref_a, ref_b)
+    finally:
+        for ex in (ref_a, ref_b):
+            shutil.rmtree(ex.tmp, ignore_errors=True)
     with (
         SandboxExecutor(workers=workers, timeout=cfg.call_timeout) as a,
         SandboxExecutor(workers=max(1, workers // 2), timeout=cfg.call_timeout) as b,

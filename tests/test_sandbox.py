@@ -286,6 +286,26 @@ def test_fallback_warns_once_and_still_judges(monkeypatch):
     assert [r.outcome for r in results] == [Outcome.PASSED, Outcome.FAILED, Outcome.TIMEOUT, Outcome.CRASHED]
 
 
+def test_fallback_worker_code_copied_when_the_checkout_is_private(monkeypatch):
+    # a checkout below a private folder (a `mktemp -d` clone): the worker's uid cannot read
+    # worker.py there, so a root-owned readable copy is used and removed with the worker
+    real = isolation.others_can
+    monkeypatch.setattr(isolation, "others_can",
+                        lambda path, bits=0o005: False if str(path).endswith("worker.py") else real(path, bits))
+    monkeypatch.setattr(isolation, "_warned", True)
+    made = []
+    spy = isolation.fallback_scripts
+    monkeypatch.setattr(isolation, "fallback_scripts", lambda: made.append(spy()) or made[-1])
+    with Sandbox(workers=1, isolation="fallback", timeout=2.0) as box:
+        r = box.run_tests("def add(a, b):\n    return a + b\n", "assert add(1, 2) == 3\n")
+        dedicated = box._workers[0].lease.uid is not None
+        assert all((d / "worker.py").is_file() for d, _ in made)
+    assert r.outcome is Outcome.PASSED, r.detail
+    if dedicated:
+        assert made and all(private for _, private in made)
+    assert not any(d.exists() for d, _ in made)  # removed with the worker
+
+
 def test_isolation_choice_from_environment(monkeypatch):
     monkeypatch.setattr(isolation, "_warned", True)
     monkeypatch.setenv("CODEBENCH_SANDBOX_ISOLATION", "fallback")

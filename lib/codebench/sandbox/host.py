@@ -73,7 +73,7 @@ class WorkerProcess:
                 self.lease.release()
                 self.lease.uid = None
                 python = self.layout.python
-            self.tmpdir = tempfile.mkdtemp(prefix="codebench-sbx-")
+            self.tmpdir = tempfile.mkdtemp(prefix="codebench-sbx-", dir=isolation.shared_tmp_root())
             os.chmod(self.tmpdir, 0o700)
             if self.lease.uid is not None:
                 os.chown(self.tmpdir, self.lease.uid, self.lease.uid)

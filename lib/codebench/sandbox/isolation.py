@@ -26,6 +26,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,24 +132,19 @@ class Layout:
     pch_dir: str | None = None  # host folder of the C++ precompiled header (see `pch`), read-only
 
 
-def _reachable(path: str) -> bool:
-    """Whether any user (the "other" permission bits) can reach and run `path`."""
+def others_can(path: str | os.PathLike, bits: int = 0o005) -> bool:
+    """Whether any user (the "other" permission bits) has `bits` on `path` (0o005: read and
+    run or list it; 0o004: read it) and can reach it (every parent searchable)."""
     p = Path(os.path.realpath(path))
     try:
-        if os.stat(p).st_mode & 0o005 != 0o005:
-            return False
-        return all(os.stat(d).st_mode & 0o001 for d in p.parents)
+        return os.stat(p).st_mode & bits == bits and all(os.stat(d).st_mode & 0o001 for d in p.parents)
     except OSError:
         return False
 
 
-def readable_by_others(path: str | os.PathLike) -> bool:
-    """Whether any user can read `path` (a file) and reach it (every parent searchable)."""
-    p = Path(os.path.realpath(path))
-    try:
-        return bool(os.stat(p).st_mode & 0o004) and all(os.stat(d).st_mode & 0o001 for d in p.parents)
-    except OSError:
-        return False
+def shared_tmp_root() -> str | None:
+    """A temp root a fallback worker's own uid can reach ($TMPDIR may itself be private)."""
+    return next((d for d in (tempfile.gettempdir(), "/tmp", "/var/tmp") if others_can(d, 0o001)), None)
 
 
 def fallback_scripts() -> tuple[Path, bool]:
@@ -158,11 +154,9 @@ def fallback_scripts() -> tuple[Path, bool]:
     checkout sits below a private directory (a checkout under /root, a `mktemp -d` clone),
     they are copied into a fresh root-owned, world-readable temp folder the uid can read but
     not change."""
-    if readable_by_others(SANDBOX_DIR / "worker.py"):
+    if others_can(SANDBOX_DIR / "worker.py", 0o004):
         return SANDBOX_DIR, False
-    import tempfile
-
-    dest = Path(tempfile.mkdtemp(prefix="codebench-sbx-code-"))
+    dest = Path(tempfile.mkdtemp(prefix="codebench-sbx-code-", dir=shared_tmp_root()))
     for src in SANDBOX_DIR.glob("*.py"):
         shutil.copy(src, dest / src.name)
         os.chmod(dest / src.name, 0o644)
@@ -177,11 +171,11 @@ def fallback_python(layout: Layout, dedicated_uid: bool) -> tuple[str, bool]:
     a pyenv build under /root); then the system interpreter of the same version is used
     (without the virtualenv's packages), or ("", False) when there is none.
     """
-    if not dedicated_uid or _reachable(layout.python):
+    if not dedicated_uid or others_can(layout.python):
         return layout.python, layout.site_packages
     for cand in (f"/usr/bin/python{sys.version_info[0]}.{sys.version_info[1]}",
                  f"/usr/local/bin/python{sys.version_info[0]}.{sys.version_info[1]}"):
-        if _reachable(cand):
+        if others_can(cand):
             return cand, False
     return "", False
 

@@ -87,13 +87,18 @@ def _one_call(sess: Session, fn: str, spec: Any, per: float, s: Settings) -> Cal
     except TypeError as e:
         return CallResult(Outcome.SANDBOX_ERROR, error=str(e))
     cpu_limit = sess.cpu_used + per
+    outcome, value, error = _settle(lambda: sess.call(fn, a.args, a.kwargs, cpu_limit, s.wall(per)))
+    return CallResult(outcome, value, error, time.monotonic() - t1)
+
+
+def _settle(get: Any) -> tuple[Outcome, Any, str]:
+    """(outcome, value, error) of one call: its value, or why there is none."""
     try:
-        value = sess.call(fn, a.args, a.kwargs, cpu_limit, s.wall(per))
-        return CallResult(Outcome.PASSED, value, "", time.monotonic() - t1)
+        return Outcome.PASSED, get(), ""
     except SampleAbort as e:
-        return CallResult(e.outcome, None, e.detail, time.monotonic() - t1)
+        return e.outcome, None, e.detail
     except Exception as e:  # noqa: BLE001 - the function raised
-        return CallResult(Outcome.FAILED, None, f"{type(e).__name__}: {e}"[:2000], time.monotonic() - t1)
+        return Outcome.FAILED, None, f"{type(e).__name__}: {e}"[:2000]
 
 
 def _start_batch(sess: Session, s: Settings, job: CallJob, values: list[CallResult], cap: int,
@@ -126,12 +131,7 @@ def _start_batch(sess: Session, s: Settings, job: CallJob, values: list[CallResu
             values.append(ready.pop(len(values)))
         took = times[k + 1] - times[k] if len(times) > k + 1 else 0.0
         if k < len(answered):
-            try:
-                values.append(CallResult(Outcome.PASSED, reply_value(answered[k], during), "", took))
-            except SampleAbort as e:
-                values.append(CallResult(e.outcome, None, e.detail, took))
-            except Exception as e:  # noqa: BLE001 - the function raised
-                values.append(CallResult(Outcome.FAILED, None, f"{type(e).__name__}: {e}"[:2000], took))
+            values.append(CallResult(*_settle(lambda k=k: reply_value(answered[k], during)), took))
             continue
         if h.get("st") == "ok":  # cannot happen: the worker answers every call or reports why
             raise SampleAbort(Outcome.SANDBOX_ERROR, "the worker answered fewer calls than it was sent")

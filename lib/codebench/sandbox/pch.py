@@ -57,14 +57,6 @@ def usable_dir(create: bool = True) -> Path | None:
     return None
 
 
-def reachable_by_all(d: Path) -> bool:
-    """Whether every user can list `d` and reach it (a fallback worker runs as its own uid)."""
-    try:
-        return os.stat(d).st_mode & 0o005 == 0o005 and all(os.stat(p).st_mode & 0o001 for p in d.resolve().parents)
-    except OSError:
-        return False
-
-
 def qualifies(program: str) -> bool:
     """Whether `program` starts with only MultiPL-E's includes (bits/stdc++.h among them)."""
     m = _LEADING.match(program)

@@ -77,7 +77,7 @@ class Sandbox:
     ) -> None:
         self.mode = _isolation.resolve(isolation)
         pch_host = _pch.usable_dir() if cpp_pch else None
-        if pch_host and self.mode != "bwrap" and not _pch.reachable_by_all(pch_host):
+        if pch_host and self.mode != "bwrap" and not _isolation.others_can(pch_host):
             pch_host = None  # a fallback worker's own uid could not read it
         pch_seen = (_pch.MOUNT if self.mode == "bwrap" else str(pch_host)) if pch_host else None
         self.settings = Settings(timeout=timeout, memory_mb=memory_mb, max_output=max_output,

@@ -210,7 +210,11 @@ def bench_model(
             continue
         path = work / label / base_spec.replace(":", "of")
         p = paired_decode_isolated(
-            source, path, device, MeasureConfig(**{**cfg.__dict__, "kernel": kernel or "auto"}), eval_texts
+            source,
+            path,
+            device,
+            MeasureConfig(**{**cfg.__dict__, "kernel": kernel or "auto"}),
+            eval_texts,
         )
         if "decode_speedup" in p:
             results[spec]["paired"] = p
@@ -222,8 +226,11 @@ def bench_model(
         f"{cfg.threads} threads, best of {args.rounds} round(s)",
         flush=True,
     )
-    shares = [m["paired"]["reference_gemm_share"] for m in results.values()
-              if (m.get("paired") or {}).get("reference_gemm_share") is not None]
+    shares = [
+        m["paired"]["reference_gemm_share"]
+        for m in results.values()
+        if (m.get("paired") or {}).get("reference_gemm_share") is not None
+    ]
     if shares:
         share = statistics.median(shares)
         ref["gemm_share"] = share
@@ -267,7 +274,11 @@ def _cut(texts: list[str], chars: int) -> list[str]:
 def speedup(ref: dict, m: dict) -> float:
     """Decode speed-up: the paired (same-process) ratio when measured, else separate processes."""
     p = m.get("paired") or {}
-    return p["decode_speedup"] if "decode_speedup" in p else ref["decode_ms_per_token"] / m["decode_ms_per_token"]
+    return (
+        p["decode_speedup"]
+        if "decode_speedup" in p
+        else ref["decode_ms_per_token"] / m["decode_ms_per_token"]
+    )
 
 
 def goals(tiny: dict, big: dict | None, cuda: bool) -> None:

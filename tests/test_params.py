@@ -16,20 +16,32 @@ REPO = Path(__file__).resolve().parents[1]
 MALFORMED = {
     "empty": ("", ["profile is empty"]),
     "not_a_mapping": ("- a\n- b\n", ["top level must be a mapping", "list"]),
-    "bad_yaml": ("name: x\nmodel:\n  base: tiny\n   dtype: float32\n", ["line 4", "malformed YAML"]),
+    "bad_yaml": (
+        "name: x\nmodel:\n  base: tiny\n   dtype: float32\n",
+        ["line 4", "malformed YAML"],
+    ),
     "tab_indent": ("name: x\nmodel:\n\tbase: tiny\n", ["malformed YAML"]),
     "missing_name": ("seed: 1\n", ["name: required key is missing"]),
     "bad_name": ("name: 'has space'\n", ["name:", "pattern"]),
     "unknown_top": ("name: x\nmodle: {}\n", ["modle: unknown key", "allowed:"]),
-    "unknown_nested": ("name: x\nmodel:\n  tiny:\n    stepz: 3\n", ["model.tiny.stepz: unknown key", "steps"]),
-    "wrong_type": ("name: x\nmodel:\n  tiny:\n    steps: many\n", ["model.tiny.steps", "integer", "'many'"]),
+    "unknown_nested": (
+        "name: x\nmodel:\n  tiny:\n    stepz: 3\n",
+        ["model.tiny.stepz: unknown key", "steps"],
+    ),
+    "wrong_type": (
+        "name: x\nmodel:\n  tiny:\n    steps: many\n",
+        ["model.tiny.steps", "integer", "'many'"],
+    ),
     "negative": ("name: x\nseed: -1\n", ["seed:", "greater than or equal to 0"]),
     "bad_device": ("name: x\ndevice: tpu\n", ["device:", "'tpu'"]),
     "bad_dtype": ("name: x\nmodel:\n  dtype: int3\n", ["model.dtype", "'int3'"]),
     "duplicate_key": ("name: x\nseed: 1\nseed: 2\n", ["duplicate key 'seed'", "line 3"]),
     "bad_stage": ("name: x\nstages: [model, deploy]\n", ["stages.1", "'deploy'"]),
     "section_not_mapping": ("name: x\nmodel: tiny\n", ["model:", "'tiny'"]),
-    "fim_rate_range": ("name: x\nmodel:\n  tiny:\n    fim_rate: 1.5\n", ["model.tiny.fim_rate", "less than or equal to 1"]),
+    "fim_rate_range": (
+        "name: x\nmodel:\n  tiny:\n    fim_rate: 1.5\n",
+        ["model.tiny.fim_rate", "less than or equal to 1"],
+    ),
     "not_utf8": (b"name: \xff\xfe\n", ["not UTF-8"]),
 }
 
@@ -82,9 +94,14 @@ def test_validate_command_exit_codes(tmp_path: Path) -> None:
 
 def test_stage_config_validates_notebook_parameters(tmp_path: Path) -> None:
     ns = {
-        "profile": "t", "seed": 3, "device": "cpu", "data_dir": None,
-        "run_dir": str(tmp_path / "run"), "figures_dir": str(tmp_path / "fig"),
-        "base": "tiny", "tiny": {"steps": 5},
+        "profile": "t",
+        "seed": 3,
+        "device": "cpu",
+        "data_dir": None,
+        "run_dir": str(tmp_path / "run"),
+        "figures_dir": str(tmp_path / "fig"),
+        "base": "tiny",
+        "tiny": {"steps": 5},
     }
     ctx, cfg = stage_config("model", ns)
     assert cfg.tiny.steps == 5 and ctx.device == "cpu" and ctx.run.root == tmp_path / "run"

@@ -30,12 +30,20 @@ def _stage_notebooks(tmp: Path) -> dict[str, Path]:
 
 def _profile(tmp: Path, steps: int = 5, max_steps: int = 3) -> Path:
     p = tmp / "t.yaml"
-    p.write_text(f"name: t\ndevice: cpu\nmodel:\n  tiny:\n    steps: {steps}\nfinetune:\n  max_steps: {max_steps}\n")
+    p.write_text(
+        f"name: t\ndevice: cpu\nmodel:\n  tiny:\n    steps: {steps}\nfinetune:\n  max_steps: {max_steps}\n"
+    )
     return p
 
 
 def _runner(tmp: Path, profile: Path, nbs: dict[str, Path], log: list[str]) -> Runner:
-    return Runner(profile, runs_root=tmp / "runs", figures_root=tmp / "figs", notebooks=dict(nbs), log=log.append)
+    return Runner(
+        profile,
+        runs_root=tmp / "runs",
+        figures_root=tmp / "figs",
+        notebooks=dict(nbs),
+        log=log.append,
+    )
 
 
 def _ran(tmp: Path) -> list[str]:
@@ -117,7 +125,12 @@ def test_failing_cell_names_notebook_cell_and_output(tmp_path: Path) -> None:
         r.run()
     msg = str(ei.value)
     out_nb = tmp_path / "runs" / "t" / "notebooks" / "broken.ipynb"
-    assert "broken.ipynb" in msg and "cell 4 " in msg and "planted failure" in msg and str(out_nb) in msg
+    assert (
+        "broken.ipynb" in msg
+        and "cell 4 " in msg
+        and "planted failure" in msg
+        and str(out_nb) in msg
+    )
     assert 'raise ValueError("planted failure' in msg
     assert out_nb.is_file()
     assert _ran(tmp_path) == ["model"], "stages after the failure must not run"
@@ -129,7 +142,11 @@ def test_failing_cell_names_notebook_cell_and_output(tmp_path: Path) -> None:
 def test_cli_failure_exit_code_and_message(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: t\nmodel: {tiny: {stepz: 1}}\n")
-    r = subprocess.run([sys.executable, "-m", "codebench.cli", "reproduce", str(bad), "--runs-dir", str(tmp_path)], capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "codebench.cli", "reproduce", str(bad), "--runs-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 1
     assert "model.tiny.stepz: unknown key" in r.stderr and str(bad) in r.stderr
     assert not (tmp_path / "t").exists(), "nothing runs before the profile validates"
@@ -137,6 +154,19 @@ def test_cli_failure_exit_code_and_message(tmp_path: Path) -> None:
 
 def test_cli_list(tmp_path: Path) -> None:
     p = _profile(tmp_path)
-    r = subprocess.run([sys.executable, "-m", "codebench.cli", "reproduce", str(p), "--list", "--runs-dir", str(tmp_path / "runs")], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "codebench.cli",
+            "reproduce",
+            str(p),
+            "--list",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("would run") == len(NOTEBOOKS)

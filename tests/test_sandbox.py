@@ -37,14 +37,29 @@ def sb():
 
 
 # ---------------------------------------------------------------------------- wire codec
-_scalars = (st.none() | st.booleans() | st.integers() | st.integers(min_value=-(10**40), max_value=10**40)
-            | st.floats(allow_nan=True) | st.text(max_size=8) | st.binary(max_size=8) | st.complex_numbers())
-_hashable = st.recursive(_scalars, lambda c: st.tuples(c, c) | st.frozensets(c, max_size=3), max_leaves=4)
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=-(10**40), max_value=10**40)
+    | st.floats(allow_nan=True)
+    | st.text(max_size=8)
+    | st.binary(max_size=8)
+    | st.complex_numbers()
+)
+_hashable = st.recursive(
+    _scalars, lambda c: st.tuples(c, c) | st.frozensets(c, max_size=3), max_leaves=4
+)
 _values = st.recursive(
     _scalars,
-    lambda c: (st.lists(c, max_size=4) | st.tuples(c, c) | st.dictionaries(_hashable, c, max_size=3)
-               | st.sets(_hashable, max_size=3) | st.frozensets(_hashable, max_size=3)
-               | st.dictionaries(st.text(), c, max_size=3)),
+    lambda c: (
+        st.lists(c, max_size=4)
+        | st.tuples(c, c)
+        | st.dictionaries(_hashable, c, max_size=3)
+        | st.sets(_hashable, max_size=3)
+        | st.frozensets(_hashable, max_size=3)
+        | st.dictionaries(st.text(), c, max_size=3)
+    ),
     max_leaves=10,
 )
 
@@ -54,13 +69,17 @@ def _same(a, b) -> bool:
     if type(a) is not type(b):
         return False
     if isinstance(a, float):
-        return (math.isnan(a) and math.isnan(b)) or (a == b and math.copysign(1, a) == math.copysign(1, b))
+        return (math.isnan(a) and math.isnan(b)) or (
+            a == b and math.copysign(1, a) == math.copysign(1, b)
+        )
     if isinstance(a, complex):
         return _same(a.real, b.real) and _same(a.imag, b.imag)
     if isinstance(a, list | tuple):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, dict):
-        return len(a) == len(b) and all(any(_same(k, k2) and _same(v, b[k2]) for k2 in b) for k, v in a.items())
+        return len(a) == len(b) and all(
+            any(_same(k, k2) and _same(v, b[k2]) for k2 in b) for k, v in a.items()
+        )
     if isinstance(a, set | frozenset):
         return len(a) == len(b) and all(any(_same(x, y) for y in b) for x in a)
     return a == b
@@ -73,9 +92,26 @@ def test_wire_round_trips_plain_data(value):
 
 
 def test_wire_keeps_the_awkward_cases():
-    cases = [(1, 2), {1, 2}, frozenset({3}), {(1, 2): "t", 3: [4]}, float("nan"), float("inf"),
-             -float("inf"), -0.0, None, b"\x00\xff", bytearray(b"ab"), 10**100, -(10**5000), 1 + 2j,
-             {"a": {"b": [(), set()]}}, "\ud800 lone surrogate", True, [True, 1, 1.0]]
+    cases = [
+        (1, 2),
+        {1, 2},
+        frozenset({3}),
+        {(1, 2): "t", 3: [4]},
+        float("nan"),
+        float("inf"),
+        -float("inf"),
+        -0.0,
+        None,
+        b"\x00\xff",
+        bytearray(b"ab"),
+        10**100,
+        -(10**5000),
+        1 + 2j,
+        {"a": {"b": [(), set()]}},
+        "\ud800 lone surrogate",
+        True,
+        [True, 1, 1.0],
+    ]
     for value in cases:
         assert _same(wire.loads(wire.dumps(value)), value), value
 
@@ -104,9 +140,19 @@ def test_wire_coerces_builtin_subclasses_and_refuses_the_rest():
 
 
 def test_wire_decoder_is_strict():
-    for junk in [b'{"$x": 1}', b'{"$t": 1}', b'{"a": 1}', b'{"$s": [[1]]}', b'{"$b": "***"}',
-                 b'{"$t": [], "$s": []}', b"[" * 100_000, b"not json", b'{"$ref": "x"}',
-                 b'{"$D": [[[1], 2]]}', b'{"$i": "zz"}']:
+    for junk in [
+        b'{"$x": 1}',
+        b'{"$t": 1}',
+        b'{"a": 1}',
+        b'{"$s": [[1]]}',
+        b'{"$b": "***"}',
+        b'{"$t": [], "$s": []}',
+        b"[" * 100_000,
+        b"not json",
+        b'{"$ref": "x"}',
+        b'{"$D": [[[1], 2]]}',
+        b'{"$i": "zz"}',
+    ]:
         with pytest.raises(wire.WireError):
             wire.loads(junk)
     with pytest.raises(wire.WireError):
@@ -115,13 +161,19 @@ def test_wire_decoder_is_strict():
         tree = ast.parse(module.read_text())
         imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-        assert not imported & {"pickle", "cPickle", "marshal", "shelve", "dill", "cloudpickle"}, module
+        assert not imported & {"pickle", "cPickle", "marshal", "shelve", "dill", "cloudpickle"}, (
+            module
+        )
 
 
 # --------------------------------------------------------------------------- run_tests
 def test_run_tests_pass_fail_and_details(sb):
-    ok = sb.run_tests("def f(x):\n    print('hi')\n    return x * 2\n", "assert f(2) == 4\nassert f(0) == 0\n")
-    assert ok.outcome is Outcome.PASSED and ok.passed and ok.stdout == "hi\nhi\n" and ok.detail == ""
+    ok = sb.run_tests(
+        "def f(x):\n    print('hi')\n    return x * 2\n", "assert f(2) == 4\nassert f(0) == 0\n"
+    )
+    assert (
+        ok.outcome is Outcome.PASSED and ok.passed and ok.stdout == "hi\nhi\n" and ok.detail == ""
+    )
     bad = sb.run_tests("def f(x):\n    return x\n", "assert f(0) == 0\nassert f(2) == 4\n")
     assert bad.outcome is Outcome.FAILED and "f(2) == 4" in bad.detail and not bad.passed
     assert isinstance(bad, Result) and bad.duration_s > 0
@@ -132,25 +184,35 @@ def test_run_tests_pass_fail_and_details(sb):
 
 
 def test_candidate_exceptions_come_back_as_builtin_types(sb):
-    tests = ("try:\n    f(-1)\n    raise AssertionError('no error')\nexcept ValueError as e:\n"
-             "    assert 'negative' in str(e)\nassert f(4) == 2\n")
-    good = "def f(x):\n    if x < 0:\n        raise ValueError('negative')\n    return int(x ** 0.5)\n"
+    tests = (
+        "try:\n    f(-1)\n    raise AssertionError('no error')\nexcept ValueError as e:\n"
+        "    assert 'negative' in str(e)\nassert f(4) == 2\n"
+    )
+    good = (
+        "def f(x):\n    if x < 0:\n        raise ValueError('negative')\n    return int(x ** 0.5)\n"
+    )
     assert sb.run_tests(good, tests).passed
     custom = "class ValueError(Exception):\n    pass\ndef f(x):\n    raise ValueError('negative')\n"
     assert not sb.run_tests(custom, tests).passed  # a look-alike is not the builtin
 
 
 def test_float_tolerance_and_helpers_in_the_trusted_prelude(sb):
-    prelude = "import math\ndef poly(xs, x):\n    return sum(c * x ** i for i, c in enumerate(xs))\n"
+    prelude = (
+        "import math\ndef poly(xs, x):\n    return sum(c * x ** i for i, c in enumerate(xs))\n"
+    )
     tests = "def check(candidate):\n    r = candidate([-6, 11, -6, 1])\n    assert abs(poly([-6, 11, -6, 1], r)) < 1e-6\ncheck(root)\n"
     program = prelude + "def root(xs):\n    return 1.0000000001\n"
     assert sb.run_tests(program, tests, "root", prelude=prelude).passed
-    assert not sb.run_tests(prelude + "def root(xs):\n    return 1.1\n", tests, "root", prelude=prelude).passed
+    assert not sb.run_tests(
+        prelude + "def root(xs):\n    return 1.1\n", tests, "root", prelude=prelude
+    ).passed
 
 
 def test_setup_objects_are_passed_by_reference(sb):
-    program = ("class Node:\n    def __init__(self, v):\n        self.v, self.kids = v, []\n"
-               "def depth(n):\n    return 1 + max((depth(k) for k in n.kids), default=0)\n")
+    program = (
+        "class Node:\n    def __init__(self, v):\n        self.v, self.kids = v, []\n"
+        "def depth(n):\n    return 1 + max((depth(k) for k in n.kids), default=0)\n"
+    )
     setup = "root = Node(1)\nroot.kids.append(Node(2))\nroot.kids[0].kids.append(Node(3))\nleaf = Node(9)\n"
     tests = "assert depth(root) == 3\nassert depth(leaf) == 1\n"
     assert sb.run_tests(program, tests, setup=setup).passed
@@ -158,17 +220,24 @@ def test_setup_objects_are_passed_by_reference(sb):
 
 
 def test_nonencodable_return_fails_not_passes(sb):
-    res = sb.run_tests("def f():\n    return object()\n", "try:\n    f()\nexcept Exception:\n    pass\n")
+    res = sb.run_tests(
+        "def f():\n    return object()\n", "try:\n    f()\nexcept Exception:\n    pass\n"
+    )
     assert res.outcome is Outcome.FAILED and "cannot" in res.detail
 
 
 def test_timeouts_cpu_and_retry_alone():
     with Sandbox(workers=2, timeout=0.5) as box:
-        spin, sleeper, fine = box.map([
-            TestsJob("def f():\n    while True:\n        pass\n", "assert f() is None\n"),
-            TestsJob("import time\ndef f():\n    time.sleep(1.6)\n    return 1\n", "assert f() == 1\n"),
-            TestsJob("def f():\n    return 1\n", "assert f() == 1\n"),
-        ])
+        spin, sleeper, fine = box.map(
+            [
+                TestsJob("def f():\n    while True:\n        pass\n", "assert f() is None\n"),
+                TestsJob(
+                    "import time\ndef f():\n    time.sleep(1.6)\n    return 1\n",
+                    "assert f() == 1\n",
+                ),
+                TestsJob("def f():\n    return 1\n", "assert f() == 1\n"),
+            ]
+        )
     assert spin.outcome is Outcome.TIMEOUT
     if spin.attempts == 1:  # no retry only when the CPU budget was used up
         assert "CPU" in spin.detail
@@ -193,11 +262,16 @@ def test_prediction_does_not_change_verdicts(sb):
 
 # -------------------------------------------------------------------------------- call
 def test_call_job_values_errors_and_fresh_arguments(sb):
-    program = ("def main_solution(xs, k=1):\n    xs.append(k)\n    return {'sum': sum(xs), 'xs': xs}\n"
-               "def boom(x):\n    raise KeyError(x)\n")
+    program = (
+        "def main_solution(xs, k=1):\n    xs.append(k)\n    return {'sum': sum(xs), 'xs': xs}\n"
+        "def boom(x):\n    raise KeyError(x)\n"
+    )
     res = sb.call(program, "main_solution", [{"xs": [1, 2]}, ([1, 2],), Args([1, 2], k=5)])
     assert res.passed and [v.value for v in res.values] == [
-        {"sum": 4, "xs": [1, 2, 1]}, {"sum": 4, "xs": [1, 2, 1]}, {"sum": 8, "xs": [1, 2, 5]}]
+        {"sum": 4, "xs": [1, 2, 1]},
+        {"sum": 4, "xs": [1, 2, 1]},
+        {"sum": 8, "xs": [1, 2, 5]},
+    ]
     err = sb.call(program, "boom", [(1,)])
     assert err.outcome is Outcome.FAILED and err.values[0].error.startswith("KeyError")
 
@@ -205,9 +279,17 @@ def test_call_job_values_errors_and_fresh_arguments(sb):
 def test_call_job_per_call_timeout_reload_and_size_limit():
     program = "import time\ndef f(x):\n    if x == 'hang':\n        while True:\n            pass\n    if x == 'big':\n        return 'x' * (1 << 20)\n    return x\n"
     with Sandbox(workers=1, timeout=0.5, retry_timeouts=False) as box:
-        res = box.run(CallJob(program, "f", [(1,), ("hang",), (2,), ("big",), (3,)], max_value_bytes=100_000))
+        res = box.run(
+            CallJob(program, "f", [(1,), ("hang",), (2,), ("big",), (3,)], max_value_bytes=100_000)
+        )
     outcomes = [v.outcome for v in res.values]
-    assert outcomes == [Outcome.PASSED, Outcome.TIMEOUT, Outcome.PASSED, Outcome.FAILED, Outcome.PASSED]
+    assert outcomes == [
+        Outcome.PASSED,
+        Outcome.TIMEOUT,
+        Outcome.PASSED,
+        Outcome.FAILED,
+        Outcome.PASSED,
+    ]
     assert res.values[2].value == 2 and res.values[4].value == 3
     assert "value too large" in res.values[3].error
     assert res.outcome is Outcome.TIMEOUT
@@ -215,16 +297,25 @@ def test_call_job_per_call_timeout_reload_and_size_limit():
 
 def test_call_job_batch_gives_every_call_its_own_budget_and_keeps_state():
     # all calls go to the sample process in one round trip; each still has its own limit
-    program = ("import os\nn = 0\ndef f(x):\n    global n\n    n += 1\n"
-               "    if x == 'spin':\n        t = __import__('time').process_time()\n"
-               "        while __import__('time').process_time() - t < 0.3:\n            pass\n"
-               "    if x == 'die':\n        os._exit(3)\n    return n\n")
+    program = (
+        "import os\nn = 0\ndef f(x):\n    global n\n    n += 1\n"
+        "    if x == 'spin':\n        t = __import__('time').process_time()\n"
+        "        while __import__('time').process_time() - t < 0.3:\n            pass\n"
+        "    if x == 'die':\n        os._exit(3)\n    return n\n"
+    )
     calls = [("spin",), ("spin",), (object(),), ("spin",), ("die",), ("x",), ("spin",)]
     with Sandbox(workers=1, timeout=0.5, retry_timeouts=False) as box:
         res = box.run(CallJob(program, "f", calls))
     outcomes = [v.outcome for v in res.values]
-    assert outcomes == [Outcome.PASSED, Outcome.PASSED, Outcome.SANDBOX_ERROR, Outcome.PASSED,
-                        Outcome.FAILED, Outcome.PASSED, Outcome.PASSED]
+    assert outcomes == [
+        Outcome.PASSED,
+        Outcome.PASSED,
+        Outcome.SANDBOX_ERROR,
+        Outcome.PASSED,
+        Outcome.FAILED,
+        Outcome.PASSED,
+        Outcome.PASSED,
+    ]
     # 1.2 s of calls under a 0.5 s per-call limit: the budget is per call, not per batch
     assert [res.values[i].value for i in (0, 1, 3)] == [1, 2, 3]  # one process, state kept
     assert "exited with status 3" in res.values[4].error
@@ -241,7 +332,9 @@ def test_call_job_load_failure_fills_every_call(sb):
 
 # ------------------------------------------------------------------------- run_program
 def test_run_program_python(sb):
-    res = sb.run_program("import sys\nprint(sys.stdin.read().upper())\nprint('err', file=sys.stderr)\n", stdin="hey")
+    res = sb.run_program(
+        "import sys\nprint(sys.stdin.read().upper())\nprint('err', file=sys.stderr)\n", stdin="hey"
+    )
     assert res.passed and res.stdout == "HEY\n" and res.stderr == "err\n" and res.exit_code == 0
     bad = sb.run_program("import sys\nsys.exit(3)\n")
     assert bad.outcome is Outcome.FAILED and bad.exit_code == 3
@@ -249,15 +342,22 @@ def test_run_program_python(sb):
     assert crash.outcome is Outcome.CRASHED and crash.exit_code == -11
     oom = sb.run_program("x = bytearray(1 << 40)\n")
     assert oom.outcome is Outcome.OUT_OF_MEMORY
-    early = sb.run(ProgramJob("import sys\nprint('ok')\nsys.exit(0)\nprint('tests done')\n", nonce=True))
+    early = sb.run(
+        ProgramJob("import sys\nprint('ok')\nsys.exit(0)\nprint('tests done')\n", nonce=True)
+    )
     assert early.outcome is Outcome.FAILED and "nonce" in early.detail
     full = sb.run(ProgramJob("print('tests done')\n", nonce=True))
     assert full.passed and full.stdout == "tests done\n"
 
 
 def test_toolchain_missing():
-    with Sandbox(workers=1, toolchains={"cpp": {"compiler": "/nonexistent/g++"},
-                                        "js": {"runtime": "no-such-node-binary"}}) as box:
+    with Sandbox(
+        workers=1,
+        toolchains={
+            "cpp": {"compiler": "/nonexistent/g++"},
+            "js": {"runtime": "no-such-node-binary"},
+        },
+    ) as box:
         cpp = box.run_program("int main() { return 0; }\n", language="cpp")
         js = box.run_program("console.log(1)\n", language="js")
         other = box.run_program("x", language="cobol")
@@ -273,25 +373,39 @@ def test_fallback_warns_once_and_still_judges(monkeypatch):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with Sandbox(workers=1, isolation="fallback", timeout=1.0) as box:
-            results = box.map([
-                TestsJob("def add(a, b):\n    return a + b\n", "assert add(1, 2) == 3\n"),
-                TestsJob("def add(a, b):\n    return a - b\n", "assert add(1, 2) == 3\n"),
-                TestsJob("def add(a, b):\n    while True:\n        pass\n", "assert add(1, 2) == 3\n"),
-                TestsJob("import os\ndef add(a, b):\n    os.abort()\n", "assert add(1, 2) == 3\n"),
-            ])
+            results = box.map(
+                [
+                    TestsJob("def add(a, b):\n    return a + b\n", "assert add(1, 2) == 3\n"),
+                    TestsJob("def add(a, b):\n    return a - b\n", "assert add(1, 2) == 3\n"),
+                    TestsJob(
+                        "def add(a, b):\n    while True:\n        pass\n", "assert add(1, 2) == 3\n"
+                    ),
+                    TestsJob(
+                        "import os\ndef add(a, b):\n    os.abort()\n", "assert add(1, 2) == 3\n"
+                    ),
+                ]
+            )
         with Sandbox(workers=1, isolation="fallback") as box2:
             assert box2.isolation == "fallback"
     ours = [w for w in caught if "bubblewrap" in str(w.message)]
     assert len(ours) == 1
-    assert [r.outcome for r in results] == [Outcome.PASSED, Outcome.FAILED, Outcome.TIMEOUT, Outcome.CRASHED]
+    assert [r.outcome for r in results] == [
+        Outcome.PASSED,
+        Outcome.FAILED,
+        Outcome.TIMEOUT,
+        Outcome.CRASHED,
+    ]
 
 
 def test_fallback_worker_code_copied_when_the_checkout_is_private(monkeypatch):
     # a checkout below a private folder (a `mktemp -d` clone): the worker's uid cannot read
     # worker.py there, so a root-owned readable copy is used and removed with the worker
     real = isolation.others_can
-    monkeypatch.setattr(isolation, "others_can",
-                        lambda path, bits=0o005: False if str(path).endswith("worker.py") else real(path, bits))
+    monkeypatch.setattr(
+        isolation,
+        "others_can",
+        lambda path, bits=0o005: False if str(path).endswith("worker.py") else real(path, bits),
+    )
     monkeypatch.setattr(isolation, "_warned", True)
     made = []
     spy = isolation.fallback_scripts
@@ -336,10 +450,19 @@ def test_multipl_e_language(sb, lang, data_dir):
 
     prob = load_multipl_e(data_dir, lang)["HumanEval_23_strlen"]
     good, early_exit = _STRLEN[lang]
-    wrong = good.replace("length", "length + 1").replace("size()", "size() + 1").replace("wc -c", "wc -c; echo 7")
-    r_good, r_wrong, r_exit, r_syntax = sb.map([
-        multipl_e_job(prob, good, timeout=20), multipl_e_job(prob, wrong, timeout=20),
-        multipl_e_job(prob, early_exit, timeout=20), multipl_e_job(prob, "}}}{{{ (((\n", timeout=20)])
+    wrong = (
+        good.replace("length", "length + 1")
+        .replace("size()", "size() + 1")
+        .replace("wc -c", "wc -c; echo 7")
+    )
+    r_good, r_wrong, r_exit, r_syntax = sb.map(
+        [
+            multipl_e_job(prob, good, timeout=20),
+            multipl_e_job(prob, wrong, timeout=20),
+            multipl_e_job(prob, early_exit, timeout=20),
+            multipl_e_job(prob, "}}}{{{ (((\n", timeout=20),
+        ]
+    )
     assert r_good.outcome is Outcome.PASSED, r_good.detail
     assert r_wrong.outcome in (Outcome.FAILED, Outcome.CRASHED) and not r_wrong.passed
     assert r_exit.outcome is Outcome.FAILED and not r_exit.passed, r_exit.detail
@@ -380,10 +503,17 @@ def test_cpp_precompiled_header_only_for_multipl_e_style_programs(data_dir):
     outcomes = {}
     for on in (False, True):
         with Sandbox(workers=1, cpp_pch=on) as box:
-            rs = box.map([multipl_e_job(prob, "    return string.size();\n"),
-                          multipl_e_job(prob, "    return 0;\n"),
-                          ProgramJob(missing, "cpp")])
+            rs = box.map(
+                [
+                    multipl_e_job(prob, "    return string.size();\n"),
+                    multipl_e_job(prob, "    return 0;\n"),
+                    ProgramJob(missing, "cpp"),
+                ]
+            )
         outcomes[on] = [r.outcome for r in rs]
         assert "compilation failed" in rs[2].detail
     assert outcomes[False] == outcomes[True]
-    assert outcomes[True][0] is Outcome.PASSED and outcomes[True][1] in (Outcome.FAILED, Outcome.CRASHED)
+    assert outcomes[True][0] is Outcome.PASSED and outcomes[True][1] in (
+        Outcome.FAILED,
+        Outcome.CRASHED,
+    )

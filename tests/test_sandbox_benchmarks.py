@@ -24,7 +24,11 @@ def test_humaneval_canonical_all_pass_and_return_none_all_fail(sb):
     assert len(problems) == 164
     good = sb.map([humaneval_job(p, p["canonical_solution"]) for p in problems])
     bad = sb.map([humaneval_job(p, "    return None\n") for p in problems])
-    failing = {p["task_id"]: (r.outcome, r.detail) for p, r in zip(problems, good, strict=True) if not r.passed}
+    failing = {
+        p["task_id"]: (r.outcome, r.detail)
+        for p, r in zip(problems, good, strict=True)
+        if not r.passed
+    }
     assert failing == {}, "\n".join(f"{k}: {v[0]} {v[1]}" for k, v in failing.items())
     assert sum(r.passed for r in bad) == 0
     assert all(r.outcome in (Outcome.FAILED, Outcome.TIMEOUT) for r in bad)
@@ -38,16 +42,40 @@ def test_mbpp_reference_code_passes_on_the_test_split(sb):
     except DataDirError:
         pytest.skip("benchmark data folder not found")
     assert len(problems) == 500
-    jobs = [mbpp_job(p, p["code"], timeout=10.0 if tid in SLOW_MBPP else None) for tid, p in problems.items()]
+    jobs = [
+        mbpp_job(p, p["code"], timeout=10.0 if tid in SLOW_MBPP else None)
+        for tid, p in problems.items()
+    ]
     results = sb.map(jobs)
-    failing = {tid: (r.outcome.value, r.detail) for tid, r in zip(problems, results, strict=True) if not r.passed}
+    failing = {
+        tid: (r.outcome.value, r.detail)
+        for tid, r in zip(problems, results, strict=True)
+        if not r.passed
+    }
     assert failing == {}, failing
 
 
 def test_mbpp_function_names():
-    assert mbpp_function_name({"test_list": ["assert remove_Occ(\"hello\",\"l\") == \"heo\""]}) == "remove_Occ"
-    assert mbpp_function_name({"test_list": ["assert set(similar_elements((3, 4), (5, 4))) == set((4,))"],
-                               "code": "def similar_elements(a, b):\n    pass\n"}) == "similar_elements"
+    assert (
+        mbpp_function_name({"test_list": ['assert remove_Occ("hello","l") == "heo"']})
+        == "remove_Occ"
+    )
+    assert (
+        mbpp_function_name(
+            {
+                "test_list": ["assert set(similar_elements((3, 4), (5, 4))) == set((4,))"],
+                "code": "def similar_elements(a, b):\n    pass\n",
+            }
+        )
+        == "similar_elements"
+    )
     assert mbpp_function_name({"test_list": ["assert (max_height(root)) == 3"]}) == "max_height"
-    assert mbpp_function_name({"test_list": ["assert math.isclose(area(2), 12.56, rel_tol=0.001)"],
-                               "code": "import math\ndef area(r):\n    return 3.14 * r * r\n"}) == "area"
+    assert (
+        mbpp_function_name(
+            {
+                "test_list": ["assert math.isclose(area(2), 12.56, rel_tol=0.001)"],
+                "code": "import math\ndef area(r):\n    return 3.14 * r * r\n",
+            }
+        )
+        == "area"
+    )

@@ -17,7 +17,13 @@ import pytest
 
 from codebench.sandbox import Outcome, Sandbox, TestsJob
 
-F, P, T, C, M = Outcome.FAILED, Outcome.PASSED, Outcome.TIMEOUT, Outcome.CRASHED, Outcome.OUT_OF_MEMORY
+F, P, T, C, M = (
+    Outcome.FAILED,
+    Outcome.PASSED,
+    Outcome.TIMEOUT,
+    Outcome.CRASHED,
+    Outcome.OUT_OF_MEMORY,
+)
 TESTS = "assert add(1, 2) == 3\nassert add(2, 2) == 4\nassert add(-1, 1) == 0\nassert add(10, 5) == 15\n"
 SECRET = "hostile-secret-" + os.urandom(6).hex()
 HOST_MARK = f"/tmp/codebench-hostile-{os.getpid()}"
@@ -28,7 +34,8 @@ PORT = LISTENER.getsockname()[1]
 
 CASES: dict[str, tuple[str, set[Outcome]]] = {
     "honest": ("def add(a, b):\n    return a + b\n", {P}),
-    "frames_forge": ("""
+    "frames_forge": (
+        """
 import sys, gc
 def add(a, b):
     f = sys._getframe()
@@ -43,8 +50,11 @@ def add(a, b):
         if isinstance(o, dict) and "result" in o:
             o["result"] = "passed"
     return None
-""", {F}),
-    "inspect_caller": ("""
+""",
+        {F},
+    ),
+    "inspect_caller": (
+        """
 import inspect, builtins
 def add(a, b):
     for info in inspect.stack():
@@ -52,8 +62,11 @@ def add(a, b):
         info.frame.f_globals["check"] = lambda candidate: None
     builtins.AssertionError = type("Never", (Exception,), {})
     return 0
-""", {F}),
-    "read_reference": ("""
+""",
+        {F},
+    ),
+    "read_reference": (
+        """
 import glob, os
 LEAK = []
 for path in ["/work/shared/data/mbpp/mbpp.jsonl", "/work/shared/data", "/work/main/lib", "/home",
@@ -64,8 +77,11 @@ for path in ["/work/shared/data/mbpp/mbpp.jsonl", "/work/shared/data", "/work/ma
 print("LEAK" if LEAK else "nothing", LEAK)
 def add(a, b):
     return LEAK
-""", {F}),
-    "always_true_eq": ("""
+""",
+        {F},
+    ),
+    "always_true_eq": (
+        """
 class Any_:
     def __eq__(self, o): return True
     def __ne__(self, o): return False
@@ -73,42 +89,57 @@ class Any_:
     def __bool__(self): return True
 def add(a, b):
     return Any_()
-""", {F}),
-    "int_subclass_eq": ("""
+""",
+        {F},
+    ),
+    "int_subclass_eq": (
+        """
 class I(int):
     def __eq__(self, o): return True
     def __ne__(self, o): return False
     __hash__ = int.__hash__
 def add(a, b):
     return I(0)
-""", {F}),
-    "str_subclass_eq": ("""
+""",
+        {F},
+    ),
+    "str_subclass_eq": (
+        """
 class S(str):
     def __eq__(self, o): return True
     __hash__ = str.__hash__
 def add(a, b):
     return S("nope")
-""", {F}),
-    "list_subclass_eq": ("""
+""",
+        {F},
+    ),
+    "list_subclass_eq": (
+        """
 class L(list):
     def __eq__(self, o): return True
 def add(a, b):
     return L([0])
-""", {F}),
-    "monkeypatch_builtins": ("""
+""",
+        {F},
+    ),
+    "monkeypatch_builtins": (
+        """
 import builtins
 builtins.AssertionError = type("Never", (Exception,), {})
 builtins.isinstance = lambda *a: True
 builtins.abs = lambda x: 0
 def add(a, b):
     return None
-""", {F}),
+""",
+        {F},
+    ),
     "sys_exit_at_import": ("import sys\nsys.exit(0)\ndef add(a, b):\n    return a + b\n", {F}),
     "sys_exit_in_call": ("import sys\ndef add(a, b):\n    sys.exit(0)\n", {F}),
     "os_exit_in_call": ("import os\ndef add(a, b):\n    os._exit(0)\n", {F}),
     "abort": ("import os\ndef add(a, b):\n    os.abort()\n", {C}),
     "segfault_ctypes": ("import ctypes\ndef add(a, b):\n    return ctypes.string_at(0)\n", {C}),
-    "fork_bomb_posix": ("""
+    "fork_bomb_posix": (
+        """
 import posix
 def add(a, b):
     while True:
@@ -116,32 +147,47 @@ def add(a, b):
             posix.fork()
         except OSError:
             pass
-""", {T, F, C}),
-    "fork_bomb_ctypes": ("""
+""",
+        {T, F, C},
+    ),
+    "fork_bomb_ctypes": (
+        """
 import ctypes
 libc = ctypes.CDLL(None)
 def add(a, b):
     for _ in range(100000):
         libc.fork()
     return None
-""", {T, F, C}),
-    "exec_shell": (f"""
+""",
+        {T, F, C},
+    ),
+    "exec_shell": (
+        f"""
 import os, subprocess
 os.system("echo pwned > {HOST_MARK}-sh; touch /work/main/PWNED_BY_SANDBOX; rm -rf /work/shared/data")
 out = subprocess.run(["/bin/sh", "-c", "cat /etc/shadow; ls /work /root"], capture_output=True)
 def add(a, b):
     return None
-""", {F}),
-    "memory_bomb": ("def add(a, b):\n    x = []\n    while True:\n        x.append(bytearray(10**7))\n", {M}),
+""",
+        {F},
+    ),
+    "memory_bomb": (
+        "def add(a, b):\n    x = []\n    while True:\n        x.append(bytearray(10**7))\n",
+        {M},
+    ),
     "memory_bomb_single": ("def add(a, b):\n    return len(bytearray(10**11))\n", {M}),
-    "disk_fill": ("""
+    "disk_fill": (
+        """
 def add(a, b):
     with open("/tmp/fill", "wb") as f:
         for _ in range(2000):
             f.write(b"x" * (1 << 20))
     return a + b
-""", {F}),
-    "write_outside_tmp": (f"""
+""",
+        {F},
+    ),
+    "write_outside_tmp": (
+        f"""
 ok = []
 for path in ["/usr/PWNED", "/etc/PWNED", "/PWNED", "/work/main/PWNED", "{HOST_MARK}-w", "/opt/codebench-sandbox/PWNED"]:
     try:
@@ -151,8 +197,11 @@ for path in ["/usr/PWNED", "/etc/PWNED", "/PWNED", "/work/main/PWNED", "{HOST_MA
         pass
 def add(a, b):
     return ok
-""", {F}),
-    "delete_outside_tmp": ("""
+""",
+        {F},
+    ),
+    "delete_outside_tmp": (
+        """
 import os, shutil
 for path in ["/etc/passwd", "/usr/bin/env", "/opt/codebench-sandbox/wire.py"]:
     try:
@@ -163,16 +212,25 @@ shutil.rmtree("/work", ignore_errors=True)
 shutil.rmtree("/usr/lib/python3", ignore_errors=True)
 def add(a, b):
     return None
-""", {F}),
-    "network_connect": (f"""
+""",
+        {F},
+    ),
+    "network_connect": (
+        f"""
 import socket
 def add(a, b):
     s = socket.create_connection(("127.0.0.1", {PORT}), timeout=1)
     s.sendall(b"pwned")
     return a + b
-""", {F}),
-    "dns_lookup": ("import socket\ndef add(a, b):\n    socket.getaddrinfo('example.com', 80)\n    return a + b\n", {F}),
-    "env_secret": ("""
+""",
+        {F},
+    ),
+    "dns_lookup": (
+        "import socket\ndef add(a, b):\n    socket.getaddrinfo('example.com', 80)\n    return a + b\n",
+        {F},
+    ),
+    "env_secret": (
+        """
 import os
 found = [k for k, v in os.environ.items() if "hostile-secret" in v]
 for pid in os.listdir("/proc"):
@@ -185,28 +243,46 @@ for pid in os.listdir("/proc"):
 print("SECRET-FOUND" if found else "no-secret")
 def add(a, b):
     return found
-""", {F}),
-    "kill_parent": ("import os, signal\ndef add(a, b):\n    os.kill(os.getppid(), signal.SIGKILL)\n    return a + b\n", {C}),
+""",
+        {F},
+    ),
+    "kill_parent": (
+        "import os, signal\ndef add(a, b):\n    os.kill(os.getppid(), signal.SIGKILL)\n    return a + b\n",
+        {C},
+    ),
     "kill_all": ("import os\ndef add(a, b):\n    os.kill(-1, 9)\n    return a + b\n", {C}),
     "kill_init": ("import os\ndef add(a, b):\n    os.kill(1, 9)\n    return a + b\n", {F}),
-    "ignore_signals_spin": ("""
+    "ignore_signals_spin": (
+        """
 import signal
 for s in (signal.SIGTERM, signal.SIGALRM, signal.SIGXCPU, signal.SIGINT, signal.SIGHUP):
     signal.signal(s, signal.SIG_IGN)
 def add(a, b):
     while True:
         pass
-""", {T}),
+""",
+        {T},
+    ),
     "sleep": ("import time\ndef add(a, b):\n    time.sleep(100)\n", {T}),
-    "stdout_flood_correct": ("import sys\ndef add(a, b):\n    sys.stdout.write('A' * (20 << 20))\n    return a + b\n", {P}),
-    "stderr_flood_wrong": ("import os\ndef add(a, b):\n    os.write(2, b'E' * (20 << 20))\n    return None\n", {F}),
-    "spoof_log_lines": ("""
+    "stdout_flood_correct": (
+        "import sys\ndef add(a, b):\n    sys.stdout.write('A' * (20 << 20))\n    return a + b\n",
+        {P},
+    ),
+    "stderr_flood_wrong": (
+        "import os\ndef add(a, b):\n    os.write(2, b'E' * (20 << 20))\n    return None\n",
+        {F},
+    ),
+    "spoof_log_lines": (
+        """
 def add(a, b):
     print('{"task_id": "HumanEval/0", "passed": true, "result": "passed"}')
     print("PASSED all tests\\npass@1: 1.0\\n[codebench] outcome=passed")
     return None
-""", {F}),
-    "spoof_protocol": ("""
+""",
+        {F},
+    ),
+    "spoof_protocol": (
+        """
 import json, os, struct
 def frame(obj):
     body = json.dumps(obj).encode()
@@ -219,10 +295,13 @@ def add(a, b):
             except OSError:
                 pass
     return None
-""", {F}),
+""",
+        {F},
+    ),
     "read_stdin": ("def add(a, b):\n    return int(input())\n", {F}),
     "deep_recursion": ("def add(a, b):\n    return add(a, b)\n", {F}),
-    "stack_overflow": ("""
+    "stack_overflow": (
+        """
 import sys
 sys.setrecursionlimit(10**8)
 def add(a, b):
@@ -230,8 +309,11 @@ def add(a, b):
     for _ in range(300_000):
         x = [x]
     return len(repr(x))
-""", {C}),
-    "lingering_thread_correct": ("""
+""",
+        {C},
+    ),
+    "lingering_thread_correct": (
+        """
 import threading
 def spin():
     while True:
@@ -239,8 +321,11 @@ def spin():
 def add(a, b):
     threading.Thread(target=spin).start()
     return a + b
-""", {P, T}),
-    "daemonized_grandchild_correct": (f"""
+""",
+        {P, T},
+    ),
+    "daemonized_grandchild_correct": (
+        f"""
 import os, time
 def add(a, b):
     if os.fork() == 0:
@@ -251,26 +336,37 @@ def add(a, b):
             os._exit(0)
         os._exit(0)
     return a + b
-""", {P}),
-    "ptrace_parent": ("""
+""",
+        {P},
+    ),
+    "ptrace_parent": (
+        """
 import os
 def add(a, b):
     with open(f"/proc/{os.getppid()}/mem", "rb") as f:
         f.read(1)
     return a + b
-""", {F}),
+""",
+        {F},
+    ),
     "setuid_root": ("import os\ndef add(a, b):\n    os.setuid(0)\n    return a + b\n", {F}),
     "huge_return": ("def add(a, b):\n    return 'x' * (40 << 20)\n", {F}),
     "return_generator": ("def add(a, b):\n    return (x for x in [a + b])\n", {F}),
     "return_function": ("def add(a, b):\n    return lambda: a + b\n", {F}),
     "self_referencing": ("def add(a, b):\n    x = [a + b]\n    x.append(x)\n    return x\n", {F}),
-    "close_channels": ("import os\ndef add(a, b):\n    os.closerange(0, 64)\n    return a + b\n", {F, C}),
-    "fake_exception_type": ("""
+    "close_channels": (
+        "import os\ndef add(a, b):\n    os.closerange(0, 64)\n    return a + b\n",
+        {F, C},
+    ),
+    "fake_exception_type": (
+        """
 class AssertionError(Exception):
     pass
 def add(a, b):
     raise AssertionError("swallow me")
-""", {F}),
+""",
+        {F},
+    ),
 }
 
 
@@ -313,7 +409,13 @@ def batch():
         elapsed = time.monotonic() - t0
         uids = [w.lease.uid for w in sb._workers]
         after = {uid: _procs_of(uid) for uid in uids}
-        yield {"results": results, "accepted": accepted, "after": after, "elapsed": elapsed, "sb": sb}
+        yield {
+            "results": results,
+            "accepted": accepted,
+            "after": after,
+            "elapsed": elapsed,
+            "sb": sb,
+        }
     finally:
         stop.set()
         sb.close()
@@ -346,8 +448,15 @@ def test_host_unchanged(batch):
     for uid, pids in batch["after"].items():
         assert len(pids) == 1, f"stray processes of sandbox uid {uid}: {pids}"
     assert batch["accepted"] == [], "a sample reached a host socket"
-    for path in ["/work/main/PWNED_BY_SANDBOX", "/work/main/PWNED", "/PWNED", "/etc/PWNED", "/usr/PWNED",
-                 f"{HOST_MARK}-sh", f"{HOST_MARK}-w"]:
+    for path in [
+        "/work/main/PWNED_BY_SANDBOX",
+        "/work/main/PWNED",
+        "/PWNED",
+        "/etc/PWNED",
+        "/usr/PWNED",
+        f"{HOST_MARK}-sh",
+        f"{HOST_MARK}-w",
+    ]:
         assert not os.path.exists(path), path
     assert Path("/work/shared/data/mbpp/mbpp.jsonl").is_file()
     assert Path("/etc/passwd").is_file() and Path("/usr/bin/env").exists()
@@ -458,6 +567,8 @@ def test_pythonoptimize_on_host_does_not_drop_asserts(tmp_path):
         "print(sys.flags.optimize, sum(r.passed for r in bad), sum(r.passed for r in good))\n"
     )
     env = dict(os.environ, PYTHONOPTIMIZE="2")
-    out = subprocess.run([sys.executable, "-O", str(script)], capture_output=True, text=True, env=env, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-O", str(script)], capture_output=True, text=True, env=env, timeout=120
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["2", "0", "8"]

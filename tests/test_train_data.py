@@ -136,7 +136,10 @@ def test_multi_turn_history_at_inference_is_rendered_as_in_training(tok) -> None
     history = msgs[:last]
     trained = "".join(text for text, _ in D.segments(ex, tok, "fallback"))
     prompt = apply_chat(tok, history, add_generation_prompt=True)
-    assert trained.startswith(prompt) and trained[len(prompt) :] == msgs[last]["content"] + tok.eos_token
+    assert (
+        trained.startswith(prompt)
+        and trained[len(prompt) :] == msgs[last]["content"] + tok.eos_token
+    )
     assert prompt.count(tok.eos_token) == sum(m["role"] == "assistant" for m in history) >= 1
 
 

@@ -51,16 +51,46 @@ _PAL = {
 }
 
 SOURCES: dict[str, list[Source]] = {
-    "humaneval-x": [Source(f"humaneval-x/humaneval-{k}.jsonl", f"{DS}/HumanEval/data/humaneval-{v[0]}.jsonl", v[1]) for k, v in _HX.items()],
-    "mbpp": [
-        Source("mbpp/mbpp.jsonl", "https://raw.githubusercontent.com/google-research/google-research/master/mbpp/mbpp.jsonl", "ccf64ceae9c5403bf50a044cb6d505bfd2a2963ee58338ba268fd65beab92a9f"),
-        Source("mbpp/mbpp_test.jsonl", f"{DS}/MBPP/data/mbpp_test.jsonl", "e57e9c9999aa35128f4d0b6a486979c2c1dce4f4b8c0680bf92bc6f5f147779f"),
+    "humaneval-x": [
+        Source(
+            f"humaneval-x/humaneval-{k}.jsonl", f"{DS}/HumanEval/data/humaneval-{v[0]}.jsonl", v[1]
+        )
+        for k, v in _HX.items()
     ],
-    "mtpb": [Source("mtpb/mtpb.jsonl", "https://raw.githubusercontent.com/salesforce/CodeGen/main/codegen1/benchmark/mtpb.jsonl", "3ab79ddb160f484a63491330ba72204930d56cc946f7c0c5fb469622a941f89c")],
-    "pal-math": [Source(f"pal-math/{k}/test.json", f"{DS}/PAL-Math/datasets/{k}/test.json", h) for k, h in _PAL.items()],
+    "mbpp": [
+        Source(
+            "mbpp/mbpp.jsonl",
+            "https://raw.githubusercontent.com/google-research/google-research/master/mbpp/mbpp.jsonl",
+            "ccf64ceae9c5403bf50a044cb6d505bfd2a2963ee58338ba268fd65beab92a9f",
+        ),
+        Source(
+            "mbpp/mbpp_test.jsonl",
+            f"{DS}/MBPP/data/mbpp_test.jsonl",
+            "e57e9c9999aa35128f4d0b6a486979c2c1dce4f4b8c0680bf92bc6f5f147779f",
+        ),
+    ],
+    "mtpb": [
+        Source(
+            "mtpb/mtpb.jsonl",
+            "https://raw.githubusercontent.com/salesforce/CodeGen/main/codegen1/benchmark/mtpb.jsonl",
+            "3ab79ddb160f484a63491330ba72204930d56cc946f7c0c5fb469622a941f89c",
+        )
+    ],
+    "pal-math": [
+        Source(f"pal-math/{k}/test.json", f"{DS}/PAL-Math/datasets/{k}/test.json", h)
+        for k, h in _PAL.items()
+    ],
     "codeio": [
-        Source("codeio/rawcode_1k.jsonl", "https://raw.githubusercontent.com/hkust-nlp/CodeIO/main/data/rawcode_1k.jsonl", "95330e9f9189939c96e0561f694baa63148f70210efdf308d3902ad9fb9355de"),
-        Source("codeio/rawcode_1k_parsed.jsonl", "https://raw.githubusercontent.com/hkust-nlp/CodeIO/main/data/rawcode_1k_parsed.jsonl", "810a69b819d4d6b28da5d146bcdde9bbac776545f5da146ccecfd88570d46e6a"),
+        Source(
+            "codeio/rawcode_1k.jsonl",
+            "https://raw.githubusercontent.com/hkust-nlp/CodeIO/main/data/rawcode_1k.jsonl",
+            "95330e9f9189939c96e0561f694baa63148f70210efdf308d3902ad9fb9355de",
+        ),
+        Source(
+            "codeio/rawcode_1k_parsed.jsonl",
+            "https://raw.githubusercontent.com/hkust-nlp/CodeIO/main/data/rawcode_1k_parsed.jsonl",
+            "810a69b819d4d6b28da5d146bcdde9bbac776545f5da146ccecfd88570d46e6a",
+        ),
     ],
 }
 
@@ -73,7 +103,14 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def fetch(dest: str | os.PathLike, sets: list[str] | None = None, *, base_url: str | None = None, timeout: float = 60, log=print) -> dict:
+def fetch(
+    dest: str | os.PathLike,
+    sets: list[str] | None = None,
+    *,
+    base_url: str | None = None,
+    timeout: float = 60,
+    log=print,
+) -> dict:
     """Download `sets` (default all) into `dest`; return {path: status}. `base_url` replaces
     every source's host part with a mirror (used by the tests with a local server)."""
     dest = Path(dest)
@@ -109,7 +146,9 @@ def fetch(dest: str | os.PathLike, sets: list[str] | None = None, *, base_url: s
 
 def add_parser(sub) -> None:
     p = sub.add_parser("fetch-data", help="download the public benchmark sets into a data folder")
-    p.add_argument("dest", help="data folder to fill (then point $CODEBENCH_DATA or data_dir at it)")
+    p.add_argument(
+        "dest", help="data folder to fill (then point $CODEBENCH_DATA or data_dir at it)"
+    )
     p.add_argument("--sets", nargs="+", choices=list(SOURCES), help="which sets (default: all)")
     p.add_argument("--mirror", help="base URL of a mirror holding the same relative paths")
     p.set_defaults(func=_cmd)
@@ -119,6 +158,9 @@ def _cmd(args) -> int:
     status = fetch(args.dest, args.sets, base_url=args.mirror)
     failed = [k for k, v in status.items() if v.startswith("failed")]
     if failed:
-        print(f"codebench: error: {len(failed)} file(s) could not be fetched (see above)", file=sys.stderr)
+        print(
+            f"codebench: error: {len(failed)} file(s) could not be fetched (see above)",
+            file=sys.stderr,
+        )
         return 1
     return 0

@@ -394,7 +394,10 @@ def fallback_segments(messages: Sequence[dict], eos: str) -> list[tuple[str, boo
         if role in ("system", "user"):
             segs.append((FALLBACK_CHAT_FORMAT[role].format(content=m.get("content", "")), False))
         elif role == "assistant":
-            segs += [(FALLBACK_CHAT_FORMAT["generation"], False), (m.get("content", "") + eos, True)]
+            segs += [
+                (FALLBACK_CHAT_FORMAT["generation"], False),
+                (m.get("content", "") + eos, True),
+            ]
             if i + 1 < len(messages):
                 segs.append(("\n\n", False))
         else:

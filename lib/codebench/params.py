@@ -38,33 +38,55 @@ class Section(BaseModel):
 class TinyModelConfig(Section):
     """The embedded offline model: a byte-level BPE tokenizer and a small Llama trained here."""
 
-    source: str = Field("stdlib", description="'stdlib' (this interpreter's standard library), a folder of .py files, or a JSONL with a 'content'/'text' field")
+    source: str = Field(
+        "stdlib",
+        description="'stdlib' (this interpreter's standard library), a folder of .py files, or a JSONL with a 'content'/'text' field",
+    )
     max_files: int = Field(600, ge=1, description="at most this many source files are read")
     max_chars: int = Field(5_000_000, ge=10_000, description="corpus size cap in characters")
-    vocab_size: int = Field(2048, ge=300, le=65536, description="BPE vocabulary size including special tokens")
+    vocab_size: int = Field(
+        2048, ge=300, le=65536, description="BPE vocabulary size including special tokens"
+    )
     hidden_size: int = Field(128, ge=16, description="model width")
     intermediate_size: int = Field(384, ge=16, description="MLP width")
     num_layers: int = Field(4, ge=1, description="transformer blocks")
     num_heads: int = Field(4, ge=1, description="attention heads")
     context: int = Field(256, ge=32, description="training sequence length (and max positions)")
-    fim_rate: float = Field(0.3, ge=0.0, le=1.0, description="share of training chunks rewritten as fill-in-the-middle (PSM)")
+    fim_rate: float = Field(
+        0.3,
+        ge=0.0,
+        le=1.0,
+        description="share of training chunks rewritten as fill-in-the-middle (PSM)",
+    )
     steps: int = Field(400, ge=1, description="optimizer steps")
     batch_size: int = Field(16, ge=1, description="sequences per step")
     lr: float = Field(5e-3, gt=0, description="peak learning rate (cosine decay, linear warm-up)")
     warmup_steps: int = Field(40, ge=0, description="linear warm-up steps")
     eval_every: int = Field(50, ge=1, description="held-out loss every N steps")
-    heldout_fraction: float = Field(0.05, gt=0, lt=0.5, description="share of files kept for held-out loss")
-    threads: int = Field(0, ge=0, description="torch CPU threads (0 = the cores not already busy, at least 1)")
+    heldout_fraction: float = Field(
+        0.05, gt=0, lt=0.5, description="share of files kept for held-out loss"
+    )
+    threads: int = Field(
+        0, ge=0, description="torch CPU threads (0 = the cores not already busy, at least 1)"
+    )
 
 
 class ModelSection(Section):
     """Stage 00_base_model: which base model every later stage starts from."""
 
-    base: str = Field("tiny", description="'tiny', a hub id (e.g. Salesforce/codegen-350M-mono) or a local path")
+    base: str = Field(
+        "tiny", description="'tiny', a hub id (e.g. Salesforce/codegen-350M-mono) or a local path"
+    )
     revision: str | None = Field(None, description="hub revision (branch, tag or commit)")
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="auto = bf16 on GPU, fp32 on CPU")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="auto = bf16 on GPU, fp32 on CPU"
+    )
     trust_remote_code: bool = Field(False, description="allow model code from the hub")
-    eval_chars: int = Field(50_000, ge=1_000, description="held-out perplexity is measured on at most this many characters of held-out code")
+    eval_chars: int = Field(
+        50_000,
+        ge=1_000,
+        description="held-out perplexity is measured on at most this many characters of held-out code",
+    )
     tiny: TinyModelConfig = Field(default_factory=TinyModelConfig)
 
 
@@ -73,84 +95,218 @@ class DataSection(Section):
     """Stage 01_build_data: the CodeI/O pipeline. Fields owned by codebench.codeio."""
 
     # sources and unification
-    sources: list[str] = Field(default_factory=lambda: ["codeio-demo", "codeio-raw"], description="'codeio-demo' (unified CodeI/O demo functions with stored I/O), 'codeio-raw' (raw Python files), 'stdlib', a .jsonl of raw code or unified records, or a folder of .py files")
+    sources: list[str] = Field(
+        default_factory=lambda: ["codeio-demo", "codeio-raw"],
+        description="'codeio-demo' (unified CodeI/O demo functions with stored I/O), 'codeio-raw' (raw Python files), 'stdlib', a .jsonl of raw code or unified records, or a folder of .py files",
+    )
     limit: int = Field(40, ge=1, description="records read from each source")
-    transform: Literal["annotations", "model", "annotations+model"] = Field("annotations", description="how raw code becomes main_solution: from type annotations (offline), with the prediction model's four-section answer, or annotations first and the model for the rest")
-    max_functions_per_file: int = Field(1, ge=1, description="annotated functions taken from one raw file")
+    transform: Literal["annotations", "model", "annotations+model"] = Field(
+        "annotations",
+        description="how raw code becomes main_solution: from type annotations (offline), with the prediction model's four-section answer, or annotations first and the model for the rest",
+    )
+    max_functions_per_file: int = Field(
+        1, ge=1, description="annotated functions taken from one raw file"
+    )
     # I/O generation (in codebench.sandbox)
-    max_pairs: int = Field(4, ge=1, description="I/O pairs kept per function (distinct inputs, distinct outputs preferred)")
+    max_pairs: int = Field(
+        4,
+        ge=1,
+        description="I/O pairs kept per function (distinct inputs, distinct outputs preferred)",
+    )
     min_pairs: int = Field(2, ge=1, description="functions with fewer successful pairs are dropped")
-    call_budget: int = Field(10, ge=1, description="distinct candidate inputs run per function (stored inputs first)")
+    call_budget: int = Field(
+        10, ge=1, description="distinct candidate inputs run per function (stored inputs first)"
+    )
     max_input_chars: int = Field(1024, ge=16, description="canonical-JSON size limit of an input")
     max_output_chars: int = Field(1024, ge=16, description="canonical-JSON size limit of an output")
     call_timeout: float = Field(2.0, gt=0, description="seconds per function call")
-    check_determinism: bool = Field(True, description="run every function twice (other seeds, reverse order, another interpreter) and drop it when outputs differ")
-    drop_mutating: bool = Field(True, description="drop functions that change their arguments in place")
+    check_determinism: bool = Field(
+        True,
+        description="run every function twice (other seeds, reverse order, another interpreter) and drop it when outputs differ",
+    )
+    drop_mutating: bool = Field(
+        True, description="drop functions that change their arguments in place"
+    )
     workers: int = Field(0, ge=0, description="sandbox workers (0 = all cores)")
     memory_mb: int = Field(1024, ge=64, description="address-space limit of each sandboxed process")
     # prompts, split, decontamination
-    directions: list[Literal["output", "input"]] = Field(default_factory=lambda: ["output", "input"], description="prediction tasks: predict the output from the input, and a feasible input from the output")
-    include_code: bool = Field(True, description="show the reference code in prompts as a tip (as CodeI/O does)")
-    max_code_chars: int = Field(4000, ge=100, description="reference code shown in a prompt is cut at this many characters")
-    heldout_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="share of functions (by id hash) held out for the I/O-prediction benchmark; never in SFT data")
-    decontam_sets: list[str] = Field(default_factory=lambda: ["humaneval", "mbpp", "mtpb"], description="evaluation sets checked for overlap")
+    directions: list[Literal["output", "input"]] = Field(
+        default_factory=lambda: ["output", "input"],
+        description="prediction tasks: predict the output from the input, and a feasible input from the output",
+    )
+    include_code: bool = Field(
+        True, description="show the reference code in prompts as a tip (as CodeI/O does)"
+    )
+    max_code_chars: int = Field(
+        4000, ge=100, description="reference code shown in a prompt is cut at this many characters"
+    )
+    heldout_fraction: float = Field(
+        0.1,
+        ge=0.0,
+        lt=1.0,
+        description="share of functions (by id hash) held out for the I/O-prediction benchmark; never in SFT data",
+    )
+    decontam_sets: list[str] = Field(
+        default_factory=lambda: ["humaneval", "mbpp", "mtpb"],
+        description="evaluation sets checked for overlap",
+    )
     decontam_n: int = Field(10, ge=3, description="word n-gram length of the overlap check")
-    decontam_threshold: float = Field(0.1, gt=0.0, le=1.0, description="a function whose share of n-grams found in an evaluation set reaches this is removed")
+    decontam_threshold: float = Field(
+        0.1,
+        gt=0.0,
+        le=1.0,
+        description="a function whose share of n-grams found in an evaluation set reaches this is removed",
+    )
     # prediction and revision
-    backend: str = Field("hf", description="generation backend kind (codebench.generate.make_backend): hf, openai, vllm; 'none' stops after the prompts")
-    model: str = Field("base", description="prediction model: a variant of this run ('base'), a local path or a hub id")
-    backend_options: dict[str, Any] = Field(default_factory=dict, description="extra make_backend options (e.g. base_url, api_key_env for openai)")
-    max_new_tokens: int = Field(96, ge=1, description="tokens per answer; answers cut off here are recorded as truncated")
+    backend: str = Field(
+        "hf",
+        description="generation backend kind (codebench.generate.make_backend): hf, openai, vllm; 'none' stops after the prompts",
+    )
+    model: str = Field(
+        "base",
+        description="prediction model: a variant of this run ('base'), a local path or a hub id",
+    )
+    backend_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="extra make_backend options (e.g. base_url, api_key_env for openai)",
+    )
+    max_new_tokens: int = Field(
+        96, ge=1, description="tokens per answer; answers cut off here are recorded as truncated"
+    )
     temperature: float = Field(0.0, ge=0.0, description="0 = greedy")
     batch_size: int = Field(8, ge=1, description="prompts per generation batch")
-    max_predictions: int | None = Field(64, ge=1, description="at most this many training prompts are sent to the model (None = all); smoke-sized")
-    revision: bool = Field(True, description="CodeI/O++: feedback and a second turn for every non-success")
+    max_predictions: int | None = Field(
+        64,
+        ge=1,
+        description="at most this many training prompts are sent to the model (None = all); smoke-sized",
+    )
+    revision: bool = Field(
+        True, description="CodeI/O++: feedback and a second turn for every non-success"
+    )
     # assembly
-    gold_fallback: bool = Field(True, description="where the model never got it right, SFT records end with the executed answer instead of being left out")
-    revision_format: Literal["multi-turn", "single-turn"] = Field("multi-turn", description="CodeI/O++ records as four chat messages, or one assistant message joined by connector phrases")
+    gold_fallback: bool = Field(
+        True,
+        description="where the model never got it right, SFT records end with the executed answer instead of being left out",
+    )
+    revision_format: Literal["multi-turn", "single-turn"] = Field(
+        "multi-turn",
+        description="CodeI/O++ records as four chat messages, or one assistant message joined by connector phrases",
+    )
 
 
 # --------------------------------------------------------------------------- 02 finetune
 class FinetuneSection(Section):
     """Stage 02_finetune: LoRA / QLoRA / full SFT. Fields owned by codebench.train (docs/finetune.md)."""
 
-    method: Literal["lora", "qlora", "full"] = Field("lora", description="lora: adapters on a frozen base; qlora: adapters on a 4-bit NF4 base (CUDA + bitsandbytes); full: every weight trains")
-    base: str = Field("base", description="model to fine-tune: a variant of this run ('base' = 00_base_model's output), a local path or a hub id")
-    data: str = Field("sft.jsonl", description="training JSONL (chat messages, instruction/output, prompt/response|completion, or text): a file in the run's data/ folder (01_build_data writes sft.jsonl) or a path")
-    max_examples: int | None = Field(None, ge=1, description="use at most this many records (None = all)")
-    template: Literal["auto", "chat", "fallback"] = Field("auto", description="auto: the tokenizer's chat template when it has one, else the '### Instruction:/### Response:' fallback")
-    max_length: int = Field(1536, ge=8, description="tokens per row; examples whose whole response lies past it are dropped and counted (CodeI/O prompts carry the reference code: ~800 tokens median with the tiny tokenizer)")
-    packing: bool = Field(True, description="pack several examples per row, kept apart by restarting position ids (block-diagonal attention)")
-    packed_attention: Literal["auto", "varlen", "position_ids", "4d"] = Field("auto", description="how packed samples are kept apart: varlen (attention per sample, cost of each sample alone), position_ids (transformers' mask from restarting positions / flash varlen), or an explicit 4D block-diagonal mask; auto picks the fastest the model supports")
-    val_fraction: float = Field(0.1, ge=0.0, lt=0.5, description="share of records held out for validation (seeded split)")
-    max_val: int | None = Field(32, ge=1, description="at most this many validation records (keeps evaluation quick)")
+    method: Literal["lora", "qlora", "full"] = Field(
+        "lora",
+        description="lora: adapters on a frozen base; qlora: adapters on a 4-bit NF4 base (CUDA + bitsandbytes); full: every weight trains",
+    )
+    base: str = Field(
+        "base",
+        description="model to fine-tune: a variant of this run ('base' = 00_base_model's output), a local path or a hub id",
+    )
+    data: str = Field(
+        "sft.jsonl",
+        description="training JSONL (chat messages, instruction/output, prompt/response|completion, or text): a file in the run's data/ folder (01_build_data writes sft.jsonl) or a path",
+    )
+    max_examples: int | None = Field(
+        None, ge=1, description="use at most this many records (None = all)"
+    )
+    template: Literal["auto", "chat", "fallback"] = Field(
+        "auto",
+        description="auto: the tokenizer's chat template when it has one, else the '### Instruction:/### Response:' fallback",
+    )
+    max_length: int = Field(
+        1536,
+        ge=8,
+        description="tokens per row; examples whose whole response lies past it are dropped and counted (CodeI/O prompts carry the reference code: ~800 tokens median with the tiny tokenizer)",
+    )
+    packing: bool = Field(
+        True,
+        description="pack several examples per row, kept apart by restarting position ids (block-diagonal attention)",
+    )
+    packed_attention: Literal["auto", "varlen", "position_ids", "4d"] = Field(
+        "auto",
+        description="how packed samples are kept apart: varlen (attention per sample, cost of each sample alone), position_ids (transformers' mask from restarting positions / flash varlen), or an explicit 4D block-diagonal mask; auto picks the fastest the model supports",
+    )
+    val_fraction: float = Field(
+        0.1, ge=0.0, lt=0.5, description="share of records held out for validation (seeded split)"
+    )
+    max_val: int | None = Field(
+        32, ge=1, description="at most this many validation records (keeps evaluation quick)"
+    )
     lora_r: int = Field(16, ge=1, description="LoRA rank")
     lora_alpha: float = Field(32.0, gt=0, description="LoRA scaling numerator (scale = alpha / r)")
     lora_dropout: float = Field(0.05, ge=0.0, lt=1.0, description="dropout on the adapter input")
-    target_modules: str | list[str] = Field("all-linear", description="'all-linear' (every linear layer but the output head) or module names, e.g. ['q_proj', 'v_proj']")
-    allow_qlora_cpu: bool = Field(False, description="qlora without a CUDA GPU: false stops with a clear error, true warns and trains plain LoRA in fp32")
-    max_steps: int | None = Field(40, ge=1, description="optimizer steps (None = train `epochs` passes)")
-    epochs: float = Field(1.0, gt=0, description="passes over the training rows when max_steps is None")
-    batch_size: int = Field(4, ge=1, description="rows per device per step (a packed row holds several examples)")
+    target_modules: str | list[str] = Field(
+        "all-linear",
+        description="'all-linear' (every linear layer but the output head) or module names, e.g. ['q_proj', 'v_proj']",
+    )
+    allow_qlora_cpu: bool = Field(
+        False,
+        description="qlora without a CUDA GPU: false stops with a clear error, true warns and trains plain LoRA in fp32",
+    )
+    max_steps: int | None = Field(
+        40, ge=1, description="optimizer steps (None = train `epochs` passes)"
+    )
+    epochs: float = Field(
+        1.0, gt=0, description="passes over the training rows when max_steps is None"
+    )
+    batch_size: int = Field(
+        4, ge=1, description="rows per device per step (a packed row holds several examples)"
+    )
     grad_accum: int = Field(1, ge=1, description="gradient accumulation steps")
-    lr: float = Field(1e-3, gt=0, description="peak learning rate (1e-3 suits the tiny model; ~2e-4 for LoRA on real models)")
-    lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = Field("cosine", description="decay after warm-up; checked against the scheduler the trainer builds")
-    warmup: float = Field(0.1, ge=0.0, description="warm-up steps; a value below 1 is a fraction of the total steps")
+    lr: float = Field(
+        1e-3,
+        gt=0,
+        description="peak learning rate (1e-3 suits the tiny model; ~2e-4 for LoRA on real models)",
+    )
+    lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = Field(
+        "cosine",
+        description="decay after warm-up; checked against the scheduler the trainer builds",
+    )
+    warmup: float = Field(
+        0.1, ge=0.0, description="warm-up steps; a value below 1 is a fraction of the total steps"
+    )
     weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay")
     max_grad_norm: float = Field(1.0, gt=0, description="gradient clipping norm")
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description="auto: bf16 on GPU (fp16 where bf16 is unsupported), fp32 on CPU")
-    gradient_checkpointing: bool = Field(False, description="recompute activations in the backward pass (less memory, ~30% slower)")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="auto: bf16 on GPU (fp16 where bf16 is unsupported), fp32 on CPU"
+    )
+    gradient_checkpointing: bool = Field(
+        False, description="recompute activations in the backward pass (less memory, ~30% slower)"
+    )
     logging_steps: int = Field(2, ge=1, description="log training loss and lr every N steps")
     eval_steps: int = Field(20, ge=1, description="validation loss every N steps")
     save_steps: int = Field(20, ge=1, description="checkpoint every N steps")
     save_total_limit: int = Field(2, ge=1, description="checkpoints kept")
-    resume: str = Field("auto", description="auto: continue from the latest checkpoint of this same configuration; never; or a checkpoint path")
-    merge: bool = Field(True, description="merge the adapters into the base (full precision) and save models/finetuned")
-    merge_dtype: Literal["float32", "bfloat16"] = Field("float32", description="dtype of the merged model")
-    push_to_hub: str | None = Field(None, description="hub repo id to push the merged model to (only when HF_TOKEN is set)")
-    distributed: Literal["none", "ddp", "zero2", "zero3", "fsdp", "cpu"] = Field("none", description="none: train in the notebook's process; else `accelerate launch` with params/accelerate/<name>.yaml (cpu: one CPU process, checks the launch path)")
-    num_processes: int | None = Field(None, ge=1, description="processes for accelerate launch (None = the config file's value)")
-    threads: int = Field(1, ge=0, description="torch CPU threads for training: 1 suits the tiny model (128 wide) and busy machines, where spinning OpenMP threads made it 5x slower; 0 = torch's default (all cores) for larger models on CPU")
+    resume: str = Field(
+        "auto",
+        description="auto: continue from the latest checkpoint of this same configuration; never; or a checkpoint path",
+    )
+    merge: bool = Field(
+        True,
+        description="merge the adapters into the base (full precision) and save models/finetuned",
+    )
+    merge_dtype: Literal["float32", "bfloat16"] = Field(
+        "float32", description="dtype of the merged model"
+    )
+    push_to_hub: str | None = Field(
+        None, description="hub repo id to push the merged model to (only when HF_TOKEN is set)"
+    )
+    distributed: Literal["none", "ddp", "zero2", "zero3", "fsdp", "cpu"] = Field(
+        "none",
+        description="none: train in the notebook's process; else `accelerate launch` with params/accelerate/<name>.yaml (cpu: one CPU process, checks the launch path)",
+    )
+    num_processes: int | None = Field(
+        None, ge=1, description="processes for accelerate launch (None = the config file's value)"
+    )
+    threads: int = Field(
+        1,
+        ge=0,
+        description="torch CPU threads for training: 1 suits the tiny model (128 wide) and busy machines, where spinning OpenMP threads made it 5x slower; 0 = torch's default (all cores) for larger models on CPU",
+    )
 
 
 # --------------------------------------------------------------------------- 03 compress
@@ -158,29 +314,78 @@ class CompressSection(Section):
     """Stage 03_compress: quantization and pruning variants and what each costs and saves.
     Fields owned by codebench.compress (docs/compression.md)."""
 
-    source: str = Field("auto", description="model to compress: 'auto' (the run's 'finetuned' when present, else 'base'), a variant name of this run, a local path or a hub id")
+    source: str = Field(
+        "auto",
+        description="model to compress: 'auto' (the run's 'finetuned' when present, else 'base'), a variant name of this run, a local path or a hub id",
+    )
     variants: list[str] = Field(
-        default_factory=lambda: ["int8-dynamic", "int8-weight", "magnitude-50", "magnitude-global-50", "wanda-50", "2:4", "mlp-prune-25", "nf4", "bnb-int8", "int4-weight"],
+        default_factory=lambda: [
+            "int8-dynamic",
+            "int8-weight",
+            "magnitude-50",
+            "magnitude-global-50",
+            "wanda-50",
+            "2:4",
+            "mlp-prune-25",
+            "nf4",
+            "bnb-int8",
+            "int4-weight",
+        ],
         description="variant specs, saved to models/<name> ('2:4' -> '2of4'): int8-dynamic, int8-weight, int4-weight, nf4, bnb-int8, magnitude-<pct>, magnitude-global-<pct>, wanda-<pct>, [wanda-]2:4, mlp-prune-<pct>, head-prune-<pct>, and '+' chains such as mlp-prune-25+int8-dynamic; CUDA-only ones are skipped on CPU with the reason",
     )
-    calibration_sequences: int = Field(16, ge=1, description="calibration windows of training-split code for wanda / mlp-prune / head-prune activation statistics")
+    calibration_sequences: int = Field(
+        16,
+        ge=1,
+        description="calibration windows of training-split code for wanda / mlp-prune / head-prune activation statistics",
+    )
     calibration_seq_len: int = Field(128, ge=8, description="tokens per calibration window")
-    eval_chars: int = Field(20_000, ge=1_000, description="held-out code (characters) for the perplexity of every variant")
+    eval_chars: int = Field(
+        20_000,
+        ge=1_000,
+        description="held-out code (characters) for the perplexity of every variant",
+    )
     ppl_context: int = Field(256, ge=16, description="perplexity sliding-window width in tokens")
-    ppl_stride: int = Field(128, ge=1, description="perplexity window step (every token is scored once)")
-    threads: int = Field(1, ge=0, description="torch CPU threads while measuring, fixed so variants compare fairly (1: on a shared machine 2-thread fp32 GEMMs stall in OpenMP barriers whenever another process runs; 0 = all cores)")
+    ppl_stride: int = Field(
+        128, ge=1, description="perplexity window step (every token is scored once)"
+    )
+    threads: int = Field(
+        1,
+        ge=0,
+        description="torch CPU threads while measuring, fixed so variants compare fairly (1: on a shared machine 2-thread fp32 GEMMs stall in OpenMP barriers whenever another process runs; 0 = all cores)",
+    )
     prompt_tokens: int = Field(64, ge=1, description="prompt length for the prefill latency")
     new_tokens: int = Field(16, ge=1, description="decode steps timed per repeat")
     repeats: int = Field(3, ge=1, description="timed repeats after one warm-up (median reported)")
-    int8_kernel: Literal["auto", "torchao", "fbgemm"] = Field("auto", description="how int8 weights run: auto = PyTorch's fbgemm int8 GEMM for int8-dynamic on CPU, torchao Int8Tensor otherwise")
-    quantize_embeddings: bool = Field(True, description="int8 variants also quantize the token embedding (and a tied output head)")
-    sparse_storage: bool = Field(True, description="store unstructured / 2:4 pruned weights as bit mask + non-zero values (smaller files; loads back dense)")
-    isolate: bool = Field(True, description="measure each variant in a fresh process (honest peak memory); false = in the notebook's process")
-    reuse: bool = Field(True, description="keep a variant folder built earlier from the same source with the same spec")
-    pass_at_1: bool = Field(False, description="also score pass@1 of the source and every variant through codebench.bench")
+    int8_kernel: Literal["auto", "torchao", "fbgemm"] = Field(
+        "auto",
+        description="how int8 weights run: auto = PyTorch's fbgemm int8 GEMM for int8-dynamic on CPU, torchao Int8Tensor otherwise",
+    )
+    quantize_embeddings: bool = Field(
+        True, description="int8 variants also quantize the token embedding (and a tied output head)"
+    )
+    sparse_storage: bool = Field(
+        True,
+        description="store unstructured / 2:4 pruned weights as bit mask + non-zero values (smaller files; loads back dense)",
+    )
+    isolate: bool = Field(
+        True,
+        description="measure each variant in a fresh process (honest peak memory); false = in the notebook's process",
+    )
+    reuse: bool = Field(
+        True,
+        description="keep a variant folder built earlier from the same source with the same spec",
+    )
+    pass_at_1: bool = Field(
+        False,
+        description="also score pass@1 of the source and every variant through codebench.bench",
+    )
     pass_at_1_benchmark: str = Field("humaneval", description="benchmark spec for pass@1")
-    pass_at_1_limit: int | None = Field(20, ge=1, description="first N problems for pass@1 (None = all)")
-    pass_at_1_max_new_tokens: int = Field(256, ge=1, description="generation budget per pass@1 problem")
+    pass_at_1_limit: int | None = Field(
+        20, ge=1, description="first N problems for pass@1 (None = all)"
+    )
+    pass_at_1_max_new_tokens: int = Field(
+        256, ge=1, description="generation budget per pass@1 problem"
+    )
 
     @field_validator("variants")
     @classmethod
@@ -198,25 +403,56 @@ class CompressSection(Section):
 class EvaluateSection(Section):
     """Stage 04_evaluate: benchmarks x variants. Fields owned by codebench.bench."""
 
-    variants: list[str] | None = Field(None, description="model variants of the run to evaluate (base, lora, finetuned, int8-dynamic, ...); null = every variant in runs/<name>/models; missing ones are reported and skipped")
-    benchmarks: list[str] = Field(default_factory=lambda: ["humaneval", "mbpp"], description="benchmark specs name[:protocol]: humaneval, humaneval:instruct, mbpp, multiple-{js,cpp,java,sh}, mtpb[:single], fim[:multi-line], pal-{gsm8k,gsm-hard,svamp,mawps}, codeio, custom:path.jsonl (docs/benchmarks.md)")
+    variants: list[str] | None = Field(
+        None,
+        description="model variants of the run to evaluate (base, lora, finetuned, int8-dynamic, ...); null = every variant in runs/<name>/models; missing ones are reported and skipped",
+    )
+    benchmarks: list[str] = Field(
+        default_factory=lambda: ["humaneval", "mbpp"],
+        description="benchmark specs name[:protocol]: humaneval, humaneval:instruct, mbpp, multiple-{js,cpp,java,sh}, mtpb[:single], fim[:multi-line], pal-{gsm8k,gsm-hard,svamp,mawps}, codeio, custom:path.jsonl (docs/benchmarks.md)",
+    )
     n: int = Field(1, ge=1, description="samples per problem (pass@k is reported for every k <= n)")
-    temperature: float = Field(0.0, ge=0.0, description="0 = greedy pass@1 (needs n = 1); sampling for pass@k, e.g. 0.2 or 0.8")
+    temperature: float = Field(
+        0.0,
+        ge=0.0,
+        description="0 = greedy pass@1 (needs n = 1); sampling for pass@k, e.g. 0.2 or 0.8",
+    )
     top_p: float = Field(0.95, gt=0.0, le=1.0, description="nucleus sampling (ignored when greedy)")
-    max_new_tokens: int = Field(128, ge=1, description="generation budget per sample (MTPB: per turn, capped by the problem's own)")
-    limit: int | None = Field(10, ge=1, description="first N problems per benchmark (MTPB: problems, each with 5 test cases); null = all")
-    ks: list[int] = Field(default_factory=lambda: [1, 10, 100], description="pass@k values to report (only those <= n)")
+    max_new_tokens: int = Field(
+        128,
+        ge=1,
+        description="generation budget per sample (MTPB: per turn, capped by the problem's own)",
+    )
+    limit: int | None = Field(
+        10,
+        ge=1,
+        description="first N problems per benchmark (MTPB: problems, each with 5 test cases); null = all",
+    )
+    ks: list[int] = Field(
+        default_factory=lambda: [1, 10, 100],
+        description="pass@k values to report (only those <= n)",
+    )
     batch_size: int = Field(8, ge=1, description="prompts per backend call and per records flush")
     timeout: float = Field(10.0, gt=0, description="sandbox seconds per program")
-    canaries: bool = Field(True, description="score references (must pass) and wrong answers (must fail) first; refuse to report when off")
+    canaries: bool = Field(
+        True,
+        description="score references (must pass) and wrong answers (must fail) first; refuse to report when off",
+    )
     fim_seed: int = Field(0, ge=0, description="seed choosing the masked span of each FIM problem")
-    backend: Literal["hf", "openai", "vllm"] = Field("hf", description="generation backend (codebench.generate)")
-    backend_options: dict[str, Any] = Field(default_factory=dict, description="extra options for the backend (e.g. base_url, model, concurrency, batch_size)")
+    backend: Literal["hf", "openai", "vllm"] = Field(
+        "hf", description="generation backend (codebench.generate)"
+    )
+    backend_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="extra options for the backend (e.g. base_url, model, concurrency, batch_size)",
+    )
 
     @model_validator(mode="after")
     def _greedy_needs_one_sample(self) -> EvaluateSection:
         if self.temperature == 0 and self.n > 1:
-            raise ValueError("temperature 0 (greedy) gives n identical samples: set n: 1, or temperature > 0 for pass@k")
+            raise ValueError(
+                "temperature 0 (greedy) gives n identical samples: set n: 1, or temperature > 0 for pass@k"
+            )
         return self
 
 
@@ -225,9 +461,16 @@ class ReportSection(Section):
     """Stage 05_report: tables and figures over every stage's results. Fields owned by codebench.report."""
 
     title: str = Field("", description="report heading; empty = 'codebench report: <profile>'")
-    primary_metric: str = Field("pass@1", description="metric ranked in the variant table and plotted against model size")
-    variants: list[str] | None = Field(None, description="variants to report, in this order; null = every variant found (base first)")
-    benchmarks: list[str] | None = Field(None, description="benchmarks to report; null = every benchmark found")
+    primary_metric: str = Field(
+        "pass@1", description="metric ranked in the variant table and plotted against model size"
+    )
+    variants: list[str] | None = Field(
+        None,
+        description="variants to report, in this order; null = every variant found (base first)",
+    )
+    benchmarks: list[str] | None = Field(
+        None, description="benchmarks to report; null = every benchmark found"
+    )
 
 
 SECTION_MODELS: dict[str, type[Section]] = {
@@ -243,13 +486,17 @@ SECTION_MODELS: dict[str, type[Section]] = {
 class Profile(Section):
     """A whole reproduction profile."""
 
-    name: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="run folder name: runs/<name>, figures/<name>")
+    name: str = Field(
+        ...,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="run folder name: runs/<name>, figures/<name>",
+    )
     description: str = ""
     seed: int = Field(0, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     data_dir: str | None = Field(None, description="benchmark data; default $CODEBENCH_DATA")
-    stages: list[Literal["model", "data", "finetune", "compress", "evaluate", "report"]] | None = Field(
-        None, description="stages to run, in pipeline order; default all"
+    stages: list[Literal["model", "data", "finetune", "compress", "evaluate", "report"]] | None = (
+        Field(None, description="stages to run, in pipeline order; default all")
     )
     model: ModelSection = Field(default_factory=ModelSection)
     data: DataSection = Field(default_factory=DataSection)
@@ -269,13 +516,17 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     """SafeLoader that rejects duplicate mapping keys instead of silently keeping the last."""
 
 
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+def _construct_mapping(
+    loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False
+) -> dict:
     seen: dict[Any, Any] = {}
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             mark = key_node.start_mark
-            raise ProfileError(f"line {mark.line + 1} column {mark.column + 1}: duplicate key {key!r}")
+            raise ProfileError(
+                f"line {mark.line + 1} column {mark.column + 1}: duplicate key {key!r}"
+            )
         seen[key] = True
     return loader.construct_mapping(node, deep=deep)
 
@@ -367,7 +618,9 @@ def resolve_device(device: str) -> str:
     if torch.cuda.is_available():
         return "cuda"
     if device == "cuda":
-        raise ProfileError("device: 'cuda' requested but no CUDA GPU is visible (use device: auto or cpu)")
+        raise ProfileError(
+            "device: 'cuda' requested but no CUDA GPU is visible (use device: auto or cpu)"
+        )
     return "cpu"
 
 
@@ -379,7 +632,9 @@ def stage_config(section: str, namespace: dict[str, Any]) -> tuple[StageContext,
     and torch from `seed`.
     """
     if section not in SECTION_MODELS:
-        raise ProfileError(f"unknown stage section {section!r} (known: {', '.join(SECTION_MODELS)})")
+        raise ProfileError(
+            f"unknown stage section {section!r} (known: {', '.join(SECTION_MODELS)})"
+        )
     model = SECTION_MODELS[section]
     values = {k: namespace[k] for k in model.model_fields if k in namespace}
     try:

@@ -60,7 +60,10 @@ class Runner:
 
     def __post_init__(self) -> None:
         self.profile = P.load_profile(self.profile_path)
-        self.layout = RunLayout(Path(self.runs_root).resolve() / self.profile.name, Path(self.figures_root).resolve() / self.profile.name)
+        self.layout = RunLayout(
+            Path(self.runs_root).resolve() / self.profile.name,
+            Path(self.figures_root).resolve() / self.profile.name,
+        )
         for stage, nb in NOTEBOOKS.items():
             self.notebooks.setdefault(stage, Path(self.notebooks_dir) / nb)
 
@@ -106,17 +109,23 @@ class Runner:
         write_json(self.layout.manifest, manifest)
 
     # ------------------------------------------------------------------ running
-    def plan(self, only: list[str] | None = None, force: bool = False) -> list[tuple[str, str, bool]]:
+    def plan(
+        self, only: list[str] | None = None, force: bool = False
+    ) -> list[tuple[str, str, bool]]:
         """[(stage, key, will_run)] for the enabled stages, in order."""
         manifest = self.load_manifest()["stages"]
         enabled = self.profile.enabled_stages()
         if only:
             unknown = [s for s in only if s not in NOTEBOOKS]
             if unknown:
-                raise P.ProfileError(f"--only: unknown stage(s) {unknown} (stages: {', '.join(NOTEBOOKS)})")
+                raise P.ProfileError(
+                    f"--only: unknown stage(s) {unknown} (stages: {', '.join(NOTEBOOKS)})"
+                )
             off = [s for s in only if s not in enabled]
             if off:
-                raise P.ProfileError(f"{self.profile_path}: stages: {off} not enabled in this profile")
+                raise P.ProfileError(
+                    f"{self.profile_path}: stages: {off} not enabled in this profile"
+                )
         keys: dict[str, str] = {}
         out = []
         for stage in enabled:
@@ -158,14 +167,18 @@ class Runner:
                 out_nb = self._execute(stage)
                 entry.update(status="ok", notebook=str(out_nb))
             except StageFailed as e:
-                entry.update(status="failed", error=str(e), duration_s=round(time.monotonic() - t0, 2))
+                entry.update(
+                    status="failed", error=str(e), duration_s=round(time.monotonic() - t0, 2)
+                )
                 self._save_manifest(manifest)
                 self.log(f"[{name}] FAILED after {entry['duration_s']:.1f}s")
                 raise
             entry["duration_s"] = round(time.monotonic() - t0, 2)
             self._save_manifest(manifest)
             self.log(f"[{name}] done in {_fmt_secs(entry['duration_s'])}")
-        self.log(f"[{self.profile.name}] all stages done in {_fmt_secs(time.monotonic() - t_all)}; figures in {self.layout.figures}")
+        self.log(
+            f"[{self.profile.name}] all stages done in {_fmt_secs(time.monotonic() - t_all)}; figures in {self.layout.figures}"
+        )
         return manifest
 
     def _execute(self, stage: str) -> Path:
@@ -180,8 +193,13 @@ class Runner:
         self.layout.figures.mkdir(parents=True, exist_ok=True)
         try:
             pm.execute_notebook(
-                str(src), str(out), parameters=self.stage_parameters(stage), kernel_name=KERNEL_NAME,
-                cwd=str(src.parent), progress_bar=False, log_output=True,
+                str(src),
+                str(out),
+                parameters=self.stage_parameters(stage),
+                kernel_name=KERNEL_NAME,
+                cwd=str(src.parent),
+                progress_bar=False,
+                log_output=True,
             )
         except PapermillExecutionError as e:
             first = next((ln for ln in (e.source or "").splitlines() if ln.strip()), "")
@@ -190,7 +208,9 @@ class Runner:
                 f"(In [{e.exec_count}]: {first.strip()[:80]}): {e.ename}: {e.evalue}\n  executed notebook: {out}"
             ) from None
         except Exception as e:  # dead kernel, timeouts, missing kernel
-            raise StageFailed(f"stage '{stage}' failed running {src}: {type(e).__name__}: {e}\n  executed notebook: {out}") from None
+            raise StageFailed(
+                f"stage '{stage}' failed running {src}: {type(e).__name__}: {e}\n  executed notebook: {out}"
+            ) from None
         return out
 
 
@@ -220,7 +240,10 @@ def _source_cell_number(executed: Path, cell_index: int) -> int:
     """1-based number of the failing cell in the source notebook (papermill's injected cell skipped)."""
     try:
         cells = json.loads(Path(executed).read_text())["cells"]
-        injected = sum("injected-parameters" in c.get("metadata", {}).get("tags", []) for c in cells[:cell_index])
+        injected = sum(
+            "injected-parameters" in c.get("metadata", {}).get("tags", [])
+            for c in cells[:cell_index]
+        )
     except (OSError, ValueError, KeyError):
         injected = 0
     return cell_index - injected + 1
@@ -233,7 +256,9 @@ def _notebook_digest(path: Path) -> str:
     except FileNotFoundError:
         return "missing"
     except json.JSONDecodeError as e:
-        raise StageFailed(f"{path}: not a valid notebook (JSON error at line {e.lineno}: {e.msg})") from None
+        raise StageFailed(
+            f"{path}: not a valid notebook (JSON error at line {e.lineno}: {e.msg})"
+        ) from None
     cells = [(c.get("cell_type"), "".join(c.get("source", ""))) for c in nb.get("cells", [])]
     return hashlib.sha256(json.dumps(cells).encode()).hexdigest()
 
@@ -257,6 +282,12 @@ def _fmt_secs(s: float) -> str:
     return f"{s:.1f}s" if s < 90 else f"{int(s // 60)}m{int(s % 60):02d}s"
 
 
-def reproduce(profile: str | os.PathLike, *, only: list[str] | None = None, force: bool = False, **runner_kwargs) -> dict:
+def reproduce(
+    profile: str | os.PathLike,
+    *,
+    only: list[str] | None = None,
+    force: bool = False,
+    **runner_kwargs,
+) -> dict:
     """Run a profile end to end (the `codebench reproduce` command's library form)."""
     return Runner(Path(profile), **runner_kwargs).run(only=only, force=force)

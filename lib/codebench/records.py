@@ -20,7 +20,9 @@ class RecordError(ValueError):
     """A JSONL file has a malformed line; the message names file and line."""
 
 
-def read_jsonl(path: str | os.PathLike, *, skip_bad: bool = False, errors: list[str] | None = None) -> Iterator[dict]:
+def read_jsonl(
+    path: str | os.PathLike, *, skip_bad: bool = False, errors: list[str] | None = None
+) -> Iterator[dict]:
     """Yield each JSON object of a JSONL file.
 
     A malformed line raises RecordError("file:line: reason"), or with `skip_bad` is skipped
@@ -50,7 +52,9 @@ def write_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> int:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     n = 0
-    with tempfile.NamedTemporaryFile("w", dir=p.parent, delete=False, suffix=".tmp", encoding="utf-8") as fh:
+    with tempfile.NamedTemporaryFile(
+        "w", dir=p.parent, delete=False, suffix=".tmp", encoding="utf-8"
+    ) as fh:
         for r in records:
             fh.write(json.dumps(r, ensure_ascii=False) + "\n")
             n += 1
@@ -64,7 +68,9 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write JSON atomically so a reader never sees a half-written file."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=p.parent, delete=False, suffix=".tmp", encoding="utf-8") as fh:
+    with tempfile.NamedTemporaryFile(
+        "w", dir=p.parent, delete=False, suffix=".tmp", encoding="utf-8"
+    ) as fh:
         json.dump(obj, fh, indent=2, sort_keys=False, default=str)
         fh.write("\n")
         fh.flush()

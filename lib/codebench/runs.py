@@ -34,7 +34,9 @@ class RunLayout:
     figures: Path
 
     @classmethod
-    def for_profile(cls, name: str, runs_root: Path | None = None, figures_root: Path | None = None) -> RunLayout:
+    def for_profile(
+        cls, name: str, runs_root: Path | None = None, figures_root: Path | None = None
+    ) -> RunLayout:
         runs_root = runs_root or REPO_ROOT / "runs"
         figures_root = figures_root or REPO_ROOT / "figures"
         return cls(Path(runs_root) / name, Path(figures_root) / name)
@@ -75,7 +77,9 @@ class RunLayout:
         return sorted(d.name for d in self.models.iterdir() if (d / VARIANT_INFO).is_file())
 
 
-def write_variant_info(path: Path, *, kind: str, parent: str | None, loader: str = "hf", **extra: Any) -> None:
+def write_variant_info(
+    path: Path, *, kind: str, parent: str | None, loader: str = "hf", **extra: Any
+) -> None:
     """Describe a saved model variant: what it is, where it came from, how to load it.
 
     loader: 'hf' (AutoModelForCausalLM.from_pretrained), 'peft' (adapter on `parent`),
@@ -83,7 +87,9 @@ def write_variant_info(path: Path, *, kind: str, parent: str | None, loader: str
     """
     from codebench.records import write_json
 
-    write_json(Path(path) / VARIANT_INFO, {"kind": kind, "parent": parent, "loader": loader, **extra})
+    write_json(
+        Path(path) / VARIANT_INFO, {"kind": kind, "parent": parent, "loader": loader, **extra}
+    )
 
 
 def read_variant_info(path: Path) -> dict | None:
@@ -91,7 +97,19 @@ def read_variant_info(path: Path) -> dict | None:
     return json.loads(f.read_text()) if f.is_file() else None
 
 
-PACKAGES = ("torch", "transformers", "tokenizers", "peft", "trl", "accelerate", "torchao", "papermill", "pandas", "matplotlib", "codebench")
+PACKAGES = (
+    "torch",
+    "transformers",
+    "tokenizers",
+    "peft",
+    "trl",
+    "accelerate",
+    "torchao",
+    "papermill",
+    "pandas",
+    "matplotlib",
+    "codebench",
+)
 
 
 def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:
@@ -108,10 +126,18 @@ def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]
 def git_commit() -> str | None:
     """The repository's HEAD commit (with '+dirty' when the tree has changes), or None."""
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
+        )
         if head.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return None

@@ -50,7 +50,9 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - prod
 
 
-def summarize(records: Iterable[dict[str, Any]], ks: tuple[int, ...] = (1, 10, 100)) -> dict[str, float]:
+def summarize(
+    records: Iterable[dict[str, Any]], ks: tuple[int, ...] = (1, 10, 100)
+) -> dict[str, float]:
     """pass@k over tasks for every k no larger than the smallest per-task sample count."""
     total: dict[str, int] = defaultdict(int)
     correct: dict[str, int] = defaultdict(int)
@@ -60,8 +62,11 @@ def summarize(records: Iterable[dict[str, Any]], ks: tuple[int, ...] = (1, 10, 1
     if not total:
         return {}
     least = min(total.values())
-    return {f"pass@{k}": sum(pass_at_k(total[t], correct[t], k) for t in total) / len(total)
-            for k in ks if k <= least}
+    return {
+        f"pass@{k}": sum(pass_at_k(total[t], correct[t], k) for t in total) / len(total)
+        for k in ks
+        if k <= least
+    }
 
 
 def _mbpp_key(task_id: Any) -> int | None:
@@ -89,8 +94,14 @@ def read_samples(path: Path, problems: dict[Any, dict], benchmark: str) -> list[
             key = _mbpp_key(obj["task_id"]) if benchmark == "mbpp" else obj["task_id"]
             if key not in problems:
                 raise ScoreInputError(f"{where}: unknown {benchmark} task_id {obj['task_id']!r}")
-            samples.append({"index": len(samples), "task_id": obj["task_id"], "key": key,
-                            "completion": obj["completion"]})
+            samples.append(
+                {
+                    "index": len(samples),
+                    "task_id": obj["task_id"],
+                    "key": key,
+                    "completion": obj["completion"],
+                }
+            )
     return samples
 
 
@@ -110,9 +121,14 @@ def load_done(out: Path, samples: list[dict[str, Any]]) -> dict[int, dict[str, A
             i = int(rec["index"])
         except (ValueError, KeyError, TypeError):
             continue
-        if i >= len(samples) or rec.get("completion") != samples[i]["completion"] \
-                or str(rec.get("task_id")) != str(samples[i]["task_id"]):
-            raise ScoreInputError(f"{out}: record {i} does not match the samples file; delete it to rescore")
+        if (
+            i >= len(samples)
+            or rec.get("completion") != samples[i]["completion"]
+            or str(rec.get("task_id")) != str(samples[i]["task_id"])
+        ):
+            raise ScoreInputError(
+                f"{out}: record {i} does not match the samples file; delete it to rescore"
+            )
         if rec.get("outcome") == "sandbox-error":  # our failure, not the sample's: run it again
             done.pop(i, None)
         else:
@@ -121,9 +137,20 @@ def load_done(out: Path, samples: list[dict[str, Any]]) -> dict[int, dict[str, A
 
 
 def _record(sample: dict[str, Any], res: Any) -> dict[str, Any]:
-    result = "passed" if res.passed else ("timed out" if res.outcome == "timeout" else f"failed: {res.detail[:300]}")
-    return {"index": sample["index"], "task_id": sample["task_id"], "completion": sample["completion"],
-            "passed": res.passed, "outcome": res.outcome.value, "detail": res.detail[:2000], "result": result}
+    result = (
+        "passed"
+        if res.passed
+        else ("timed out" if res.outcome == "timeout" else f"failed: {res.detail[:300]}")
+    )
+    return {
+        "index": sample["index"],
+        "task_id": sample["task_id"],
+        "completion": sample["completion"],
+        "passed": res.passed,
+        "outcome": res.outcome.value,
+        "detail": res.detail[:2000],
+        "result": result,
+    }
 
 
 def _append(fd: int, records: list[dict[str, Any]]) -> None:
@@ -132,9 +159,15 @@ def _append(fd: int, records: list[dict[str, Any]]) -> None:
         os.fsync(fd)
 
 
-def score(samples_path: str | os.PathLike, benchmark: str, workers: int | None = None,
-          timeout: float = 3.0, data_dir: str | None = None, out: str | None = None,
-          log: Any = None) -> dict[str, float]:
+def score(
+    samples_path: str | os.PathLike,
+    benchmark: str,
+    workers: int | None = None,
+    timeout: float = 3.0,
+    data_dir: str | None = None,
+    out: str | None = None,
+    log: Any = None,
+) -> dict[str, float]:
     """Score a samples file (resuming any previous run); returns pass@k."""
     from codebench.sandbox import Sandbox, humaneval_job, mbpp_job
     from codebench.sandbox.problems import load_humaneval, load_mbpp
@@ -150,24 +183,32 @@ def score(samples_path: str | os.PathLike, benchmark: str, workers: int | None =
     else:
         raise ScoreInputError(f"unknown benchmark {benchmark!r} (humaneval or mbpp)")
     samples = read_samples(path, problems, benchmark)
-    out_path = Path(out) if out else path.with_name(path.name.removesuffix(".jsonl") + "_results.jsonl")
+    out_path = (
+        Path(out) if out else path.with_name(path.name.removesuffix(".jsonl") + "_results.jsonl")
+    )
     fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise ScoreInputError(f"{out_path} is being written by another codebench score") from None
+            raise ScoreInputError(
+                f"{out_path} is being written by another codebench score"
+            ) from None
         done = load_done(out_path, samples)
         todo = [s for s in samples if s["index"] not in done]
         if log:
-            log(f"[score] {len(samples)} samples, {len(done)} already scored, {len(todo)} to run -> {out_path}")
+            log(
+                f"[score] {len(samples)} samples, {len(done)} already scored, {len(todo)} to run -> {out_path}"
+            )
         if todo:
             with Sandbox(workers=workers, timeout=timeout) as sb:
                 _run(sb, todo, problems, make, fd, done, log)
             if log:
                 counts = Counter(done[s["index"]]["outcome"] for s in todo)
-                log(f"[score] outcomes: {dict(counts)}; sandbox CPU {sb.worker_cpu_s:.2f} s "
-                    f"for {len(todo)} samples")
+                log(
+                    f"[score] outcomes: {dict(counts)}; sandbox CPU {sb.worker_cpu_s:.2f} s "
+                    f"for {len(todo)} samples"
+                )
         ordered = [done[i] for i in range(len(samples))]
         tmp = out_path.with_name(out_path.name + ".tmp")
         tmp.write_text("".join(json.dumps(r) + "\n" for r in ordered), encoding="utf-8")
@@ -177,7 +218,9 @@ def score(samples_path: str | os.PathLike, benchmark: str, workers: int | None =
     return summarize({"task_id": samples[i]["key"], "passed": r["passed"]} for i, r in done.items())
 
 
-def _run(sb: Any, todo: list[dict], problems: dict, make: Any, fd: int, done: dict, log: Any) -> None:
+def _run(
+    sb: Any, todo: list[dict], problems: dict, make: Any, fd: int, done: dict, log: Any
+) -> None:
     jobs = [make(problems[s["key"]], s["completion"]) for s in todo]
     pending: list[dict[str, Any]] = []
     last = time.monotonic()
@@ -197,8 +240,11 @@ def _run(sb: Any, todo: list[dict], problems: dict, make: Any, fd: int, done: di
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register the `score` subcommand (func returns an exit code)."""
-    p = subparsers.add_parser("score", help="score HumanEval/MBPP samples in the sandbox (pass@k)",
-                              description=__doc__.split("\n\n")[1] if __doc__ else None)
+    p = subparsers.add_parser(
+        "score",
+        help="score HumanEval/MBPP samples in the sandbox (pass@k)",
+        description=__doc__.split("\n\n")[1] if __doc__ else None,
+    )
     p.add_argument("samples", help="JSONL file of {task_id, completion}")
     p.add_argument("--benchmark", required=True, choices=["humaneval", "mbpp"])
     p.add_argument("--workers", type=int, default=None, help="sandbox workers (default: cores + 1)")
@@ -211,11 +257,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run_cli(args: argparse.Namespace) -> int:
     """Entry point for the parsed `score` arguments."""
+
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
     try:
-        result = score(args.samples, args.benchmark, args.workers, args.timeout, args.data_dir, args.out, log)
+        result = score(
+            args.samples, args.benchmark, args.workers, args.timeout, args.data_dir, args.out, log
+        )
     except (ScoreInputError, FileNotFoundError) as e:
         print(f"codebench score: error: {e}", file=sys.stderr)
         return 2

@@ -192,7 +192,9 @@ class SandboxExecutor:
     numpy costs ~60 ms of CPU in a plain worker (the import) and ~17 ms in the numpy pool;
     preloading numpy everywhere would instead add ~12 ms to every other job."""
 
-    def __init__(self, workers: int | None = None, numpy_workers: int | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, workers: int | None = None, numpy_workers: int | None = None, **kwargs: Any
+    ) -> None:
         from codebench.sandbox import Sandbox
 
         self._kwargs = kwargs

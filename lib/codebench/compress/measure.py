@@ -278,7 +278,9 @@ def paired_decode(
                     if r:
                         times[name].append(time.perf_counter() - t)
                     state[name] = (out.past_key_values, out.logits[:, -1:].argmax(-1))
-        share = _weight_gemm_share(ref, state["reference"], cfg.new_tokens) if device == "cpu" else None
+        share = (
+            _weight_gemm_share(ref, state["reference"], cfg.new_tokens) if device == "cpu" else None
+        )
     ref_ms = 1000 * statistics.median(times["reference"])
     var_ms = 1000 * statistics.median(times["variant"])
     return {
@@ -292,7 +294,13 @@ def paired_decode(
     }
 
 
-_GEMM_OPS = ("aten::mm", "aten::addmm", "aten::_int_mm", "quantized::linear_dynamic", "aten::_weight_int8pack_mm")
+_GEMM_OPS = (
+    "aten::mm",
+    "aten::addmm",
+    "aten::_int_mm",
+    "quantized::linear_dynamic",
+    "aten::_weight_int8pack_mm",
+)
 
 
 def _weight_gemm_share(model, state, steps: int) -> float:
@@ -336,7 +344,12 @@ def paired_decode_isolated(
     timeout: float = 3600,
 ) -> dict:
     """`paired_decode` in a fresh Python process (errors come back as {'error': ...})."""
-    req = {"path": str(variant), "paired_with": str(reference), "device": device, "texts": texts or []}
+    req = {
+        "path": str(variant),
+        "paired_with": str(reference),
+        "device": device,
+        "texts": texts or [],
+    }
     return _isolated(req, cfg, timeout)
 
 
@@ -380,7 +393,11 @@ def _main(argv: list[str]) -> int:
         try:
             if req.get("paired_with"):
                 out = paired_decode(
-                    req["paired_with"], req["path"], req["device"], MeasureConfig(**req["cfg"]), req["texts"]
+                    req["paired_with"],
+                    req["path"],
+                    req["device"],
+                    MeasureConfig(**req["cfg"]),
+                    req["texts"],
                 )
             else:
                 out = measure(req["path"], req["device"], req["texts"], MeasureConfig(**req["cfg"]))

@@ -366,7 +366,16 @@ def run_stage(ctx, cfg, log: Callable[[str], None] = print) -> dict:
     for v in variants:
         rows.append(
             _one_variant(
-                v, ctx, cfg, source, source_name, fp, calib_texts, (do_measure, do_pair), reference, log
+                v,
+                ctx,
+                cfg,
+                source,
+                source_name,
+                fp,
+                calib_texts,
+                (do_measure, do_pair),
+                reference,
+                log,
             )
         )
     result = {

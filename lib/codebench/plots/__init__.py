@@ -7,7 +7,16 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 130, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False})
+plt.rcParams.update(
+    {
+        "figure.dpi": 110,
+        "savefig.dpi": 130,
+        "axes.grid": True,
+        "grid.alpha": 0.3,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+    }
+)
 
 
 def savefig(fig: plt.Figure, figures_dir: str | os.PathLike, name: str) -> Path:

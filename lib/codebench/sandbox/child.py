@@ -39,15 +39,26 @@ _RLIMITS = {
 }
 
 
-def enter(limits: dict[str, int], job_dir: str, stdin_fd: int, out_w: int, err_w: int,
-          req_r: int, resp_w: int, env: dict[str, str] | None = None) -> None:
+def enter(
+    limits: dict[str, int],
+    job_dir: str,
+    stdin_fd: int,
+    out_w: int,
+    err_w: int,
+    req_r: int,
+    resp_w: int,
+    env: dict[str, str] | None = None,
+) -> None:
     """Become the sample process: own process group, fds 0-4 only, rlimits, cwd, env.
 
     (setpgid, not setsid: with scheduler autogroups a new session costs about a millisecond;
     the worker already runs in a session of its own without a controlling terminal.)
     """
     os.setpgid(0, 0)
-    keep = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 100) for fd in (stdin_fd, out_w, err_w, req_r, resp_w)]
+    keep = [
+        fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 100)
+        for fd in (stdin_fd, out_w, err_w, req_r, resp_w)
+    ]
     for target, fd in enumerate(keep):
         os.dup2(fd, target)
     os.closerange(5, 1 << 16)
@@ -60,8 +71,13 @@ def enter(limits: dict[str, int], job_dir: str, stdin_fd: int, out_w: int, err_w
 
 def _exc_info(exc: BaseException) -> dict[str, Any]:
     t = type(exc)
-    return {"s": "exc", "type": t.__name__, "mod": t.__module__, "msg": str(exc)[:2000],
-            "tb": "".join(traceback.format_exception(exc, limit=-6))[-4000:]}
+    return {
+        "s": "exc",
+        "type": t.__name__,
+        "mod": t.__module__,
+        "msg": str(exc)[:2000],
+        "tb": "".join(traceback.format_exception(exc, limit=-6))[-4000:],
+    }
 
 
 def _reply(obj: dict[str, Any]) -> None:

@@ -33,7 +33,9 @@ class WorkerLost(BaseException):  # noqa: N818 - BaseException: trusted tests ca
 class WorkerProcess:
     """One warm worker process in its own sandbox, with its own uid."""
 
-    def __init__(self, mode: str, layout: Layout, max_payload: int, preload: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, mode: str, layout: Layout, max_payload: int, preload: tuple[str, ...] = ()
+    ) -> None:
         self.mode, self.layout, self.max_payload = mode, layout, max_payload
         self.preload = preload
         self.lease = UidLease()
@@ -51,10 +53,24 @@ class WorkerProcess:
         env = dict(isolation.BASE_ENV)
         extra = {"preload_extra": list(self.preload)} if self.preload else {}
         if self.mode == "bwrap":
-            return {"uid": uid, "gid": uid, "tmp": "/tmp", "kill_all": True, "env": env,
-                    "extra_wipe": ["/dev/shm"], **extra}
-        return {"uid": uid, "gid": uid, "tmp": self.tmpdir, "kill_all": dedicated, "env": env,
-                "extra_wipe": ["/tmp", "/var/tmp", "/dev/shm"] if dedicated else [], **extra}
+            return {
+                "uid": uid,
+                "gid": uid,
+                "tmp": "/tmp",
+                "kill_all": True,
+                "env": env,
+                "extra_wipe": ["/dev/shm"],
+                **extra,
+            }
+        return {
+            "uid": uid,
+            "gid": uid,
+            "tmp": self.tmpdir,
+            "kill_all": dedicated,
+            "env": env,
+            "extra_wipe": ["/tmp", "/var/tmp", "/dev/shm"] if dedicated else [],
+            **extra,
+        }
 
     def start(self) -> None:
         """Start (or restart) the worker and wait for its ready message."""
@@ -88,8 +104,14 @@ class WorkerProcess:
             argv = [python, "-I", "-B", str(scripts / "worker.py"), json.dumps(cfg)]
             kwargs.update(env=dict(env, HOME=self.tmpdir), cwd=self.tmpdir)
         self._errlog = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the worker
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self._errlog, bufsize=0, **kwargs)
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._errlog,
+            bufsize=0,
+            **kwargs,
+        )
         self.starts += 1
         header, _ = self._recv(time.monotonic() + START_TIMEOUT)
         if header.get("st") != "ready":
@@ -152,8 +174,9 @@ class WorkerProcess:
         return self._errlog.read().decode("utf-8", "replace")
 
     # -- messaging ----------------------------------------------------------------------
-    def request(self, header: dict[str, Any], payload: bytes | None = None,
-                timeout: float = 60.0) -> tuple[dict[str, Any], bytes | None]:
+    def request(
+        self, header: dict[str, Any], payload: bytes | None = None, timeout: float = 60.0
+    ) -> tuple[dict[str, Any], bytes | None]:
         """Send a request and wait up to `timeout` seconds for its reply."""
         if self.proc is None or self.proc.poll() is not None:
             self.start()

@@ -35,9 +35,21 @@ SANDBOX_DIR = Path(__file__).resolve().parent
 MOUNT_DIR = "/opt/codebench-sandbox"
 VENV_DIR = "/opt/venv"
 ETC_ENTRIES = [
-    "alternatives", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "timezone",
-    "nsswitch.conf", "passwd", "group", "hosts", "ssl", "ca-certificates", "java-17-openjdk",
-    "java-21-openjdk", "mime.types",
+    "alternatives",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "localtime",
+    "timezone",
+    "nsswitch.conf",
+    "passwd",
+    "group",
+    "hosts",
+    "ssl",
+    "ca-certificates",
+    "java-17-openjdk",
+    "java-21-openjdk",
+    "mime.types",
 ]
 BASE_ENV = {
     "PATH": "/usr/local/bin:/usr/bin:/bin",
@@ -64,7 +76,9 @@ def bwrap_usable(bwrap: str | None = None) -> bool:
         return False
     if bwrap not in _bwrap_ok:
         base = [bwrap, *_namespace_flags(), "--ro-bind", "/", "/", "--proc", "/proc"]
-        _bwrap_size[bwrap] = _runs([*base, "--perms", "1777", "--size", "1048576", "--tmpfs", "/tmp", "true"])
+        _bwrap_size[bwrap] = _runs(
+            [*base, "--perms", "1777", "--size", "1048576", "--tmpfs", "/tmp", "true"]
+        )
         _bwrap_ok[bwrap] = _bwrap_size[bwrap] or _runs([*base, "true"])
     return _bwrap_ok[bwrap]
 
@@ -100,8 +114,15 @@ def resolve(isolation: str = "auto") -> str:
 
 
 def _namespace_flags() -> list[str]:
-    flags = ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
-             "--unshare-cgroup-try", "--die-with-parent", "--new-session"]
+    flags = [
+        "--unshare-pid",
+        "--unshare-net",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--die-with-parent",
+        "--new-session",
+    ]
     if os.geteuid() != 0:
         flags.insert(0, "--unshare-user")
     return flags
@@ -137,14 +158,18 @@ def others_can(path: str | os.PathLike, bits: int = 0o005) -> bool:
     run or list it; 0o004: read it) and can reach it (every parent searchable)."""
     p = Path(os.path.realpath(path))
     try:
-        return os.stat(p).st_mode & bits == bits and all(os.stat(d).st_mode & 0o001 for d in p.parents)
+        return os.stat(p).st_mode & bits == bits and all(
+            os.stat(d).st_mode & 0o001 for d in p.parents
+        )
     except OSError:
         return False
 
 
 def shared_tmp_root() -> str | None:
     """A temp root a fallback worker's own uid can reach ($TMPDIR may itself be private)."""
-    return next((d for d in (tempfile.gettempdir(), "/tmp", "/var/tmp") if others_can(d, 0o001)), None)
+    return next(
+        (d for d in (tempfile.gettempdir(), "/tmp", "/var/tmp") if others_can(d, 0o001)), None
+    )
 
 
 def fallback_scripts() -> tuple[Path, bool]:
@@ -173,8 +198,10 @@ def fallback_python(layout: Layout, dedicated_uid: bool) -> tuple[str, bool]:
     """
     if not dedicated_uid or others_can(layout.python):
         return layout.python, layout.site_packages
-    for cand in (f"/usr/bin/python{sys.version_info[0]}.{sys.version_info[1]}",
-                 f"/usr/local/bin/python{sys.version_info[0]}.{sys.version_info[1]}"):
+    for cand in (
+        f"/usr/bin/python{sys.version_info[0]}.{sys.version_info[1]}",
+        f"/usr/local/bin/python{sys.version_info[0]}.{sys.version_info[1]}",
+    ):
         if others_can(cand):
             return cand, False
     return "", False
@@ -216,7 +243,7 @@ def bwrap_argv(layout: Layout, env: dict[str, str]) -> tuple[list[str], str]:
         argv += ["--ro-bind", venv, VENV_DIR]  # the virtualenv, under a neutral name
         for hidden in layout.hidden:
             if hidden.startswith(venv + "/"):
-                inside = VENV_DIR + hidden[len(venv):]
+                inside = VENV_DIR + hidden[len(venv) :]
                 argv += ["--tmpfs", inside, "--remount-ro", inside]
         python = f"{VENV_DIR}/bin/{os.path.basename(python)}"
     else:

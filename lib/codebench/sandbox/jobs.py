@@ -41,7 +41,9 @@ class Args:
             return cls(**dict(spec))
         if isinstance(spec, tuple | list):
             return cls(*spec)
-        raise TypeError(f"a call is an Args, a tuple/list of positional args or a dict, not {type(spec).__name__}")
+        raise TypeError(
+            f"a call is an Args, a tuple/list of positional args or a dict, not {type(spec).__name__}"
+        )
 
     def __repr__(self) -> str:
         parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]

@@ -64,8 +64,9 @@ def run_tests(worker: WorkerProcess, s: Settings, job: TestsJob) -> tuple[Result
     try:
         try:
             caller.begin()
-            outcome, detail = run_trusted(job.tests, job.prelude, job.entry_point, job.setup,
-                                          caller, wire.Ref)
+            outcome, detail = run_trusted(
+                job.tests, job.prelude, job.entry_point, job.setup, caller, wire.Ref
+            )
         except SampleAbort as e:
             outcome, detail = e.outcome, e.detail
         except SyntaxError as e:
@@ -76,7 +77,9 @@ def run_tests(worker: WorkerProcess, s: Settings, job: TestsJob) -> tuple[Result
         sess.end()
     caller.learn(outcome is Outcome.PASSED)
     outcome, detail = refine_oom(outcome, detail, sess.stderr)
-    exhausted = outcome is Outcome.TIMEOUT and ("CPU" in detail or caller.cpu_used() >= budget * 0.95)
+    exhausted = outcome is Outcome.TIMEOUT and (
+        "CPU" in detail or caller.cpu_used() >= budget * 0.95
+    )
     return result(outcome, detail, t0, sess), exhausted
 
 
@@ -101,8 +104,16 @@ def _settle(get: Any) -> tuple[Outcome, Any, str]:
         return Outcome.FAILED, None, f"{type(e).__name__}: {e}"[:2000]
 
 
-def _start_batch(sess: Session, s: Settings, job: CallJob, values: list[CallResult], cap: int,
-                 per: float, load: float, rlimit: float) -> None:
+def _start_batch(
+    sess: Session,
+    s: Settings,
+    job: CallJob,
+    values: list[CallResult],
+    cap: int,
+    per: float,
+    load: float,
+    rlimit: float,
+) -> None:
     """Fork a process for `job`, load it and answer the next calls in one round trip.
 
     Appends a CallResult per call answered, and one for the call the process died in (if
@@ -120,8 +131,16 @@ def _start_batch(sess: Session, s: Settings, job: CallJob, values: list[CallResu
         except SampleAbort as e:
             ready[i] = CallResult(e.outcome, None, e.detail)
     end = not ready and (not todo or todo[-1][0] == len(job.calls) - 1)
-    h, frames = sess.start(job.program, "", load, s.wall(load), rlimit, [p for _, p in todo] or None,
-                           end=end and bool(todo), step=(s.wall(per), per))
+    h, frames = sess.start(
+        job.program,
+        "",
+        load,
+        s.wall(load),
+        rlimit,
+        [p for _, p in todo] or None,
+        end=end and bool(todo),
+        step=(s.wall(per), per),
+    )
     decode_reply(h, frames[:1], load, "while loading the program")
     times = [float(t) for t in h.get("ft", [])] if isinstance(h.get("ft"), list) else []
     during = f"in call to {fn}()"
@@ -134,7 +153,9 @@ def _start_batch(sess: Session, s: Settings, job: CallJob, values: list[CallResu
             values.append(CallResult(*_settle(lambda k=k: reply_value(answered[k], during)), took))
             continue
         if h.get("st") == "ok":  # cannot happen: the worker answers every call or reports why
-            raise SampleAbort(Outcome.SANDBOX_ERROR, "the worker answered fewer calls than it was sent")
+            raise SampleAbort(
+                Outcome.SANDBOX_ERROR, "the worker answered fewer calls than it was sent"
+            )
         # a timeout reply says which limit it hit; a process killed outright (SIGKILL at
         # RLIMIT_CPU) counts as timed out only once it used the whole batch's CPU allowance
         outcome, detail = classify_death(h, rlimit - 1, during)
@@ -178,18 +199,33 @@ def run_calls(worker: WorkerProcess, s: Settings, job: CallJob) -> tuple[Result,
     finally:
         sess.end()
     if load_error:
-        values += [CallResult(load_error[0], None, load_error[1]) for _ in job.calls[len(values):]]
+        values += [CallResult(load_error[0], None, load_error[1]) for _ in job.calls[len(values) :]]
     bad = load_error or next(((v.outcome, v.error) for v in values if not v.ok), None)
     outcome, detail = refine_oom(*(bad or (Outcome.PASSED, "")), sess.stderr)
     exhausted = any(v.outcome is Outcome.TIMEOUT and "CPU" in v.error for v in values)
     return result(outcome, detail, t0, sess, values=values), exhausted
 
 
-def _exec(worker: WorkerProcess, s: Settings, argv: list[str], files: dict[str, str],
-          stdin: str, budget: float, tc: languages.Toolchain | None) -> dict[str, Any]:
-    header = {"op": "exec", "argv": argv, "files": files, "stdin": stdin, "wall": s.wall(budget),
-              "cpu": budget, "max_out": s.max_output, "max_value": 1 << 16,
-              "limits": s.limits(budget, tc.nproc if tc else None, tc.nofile if tc else None)}
+def _exec(
+    worker: WorkerProcess,
+    s: Settings,
+    argv: list[str],
+    files: dict[str, str],
+    stdin: str,
+    budget: float,
+    tc: languages.Toolchain | None,
+) -> dict[str, Any]:
+    header = {
+        "op": "exec",
+        "argv": argv,
+        "files": files,
+        "stdin": stdin,
+        "wall": s.wall(budget),
+        "cpu": budget,
+        "max_out": s.max_output,
+        "max_value": 1 << 16,
+        "limits": s.limits(budget, tc.nproc if tc else None, tc.nofile if tc else None),
+    }
     h, _ = worker.request(header, None, timeout=s.wall(budget) + GRACE)
     return h
 
@@ -221,9 +257,16 @@ def run_program(worker: WorkerProcess, s: Settings, job: ProgramJob) -> tuple[Re
                 return _program_result(h, t0, s.compile_timeout, "while compiling", None), False
             files = {}
         if tc.language == "python":
-            header = {"op": "start", "mode": "run", "program": files[source], "stdin": job.stdin,
-                      "wall": s.wall(budget), "cpu": budget, "limits": s.limits(budget),
-                      "max_out": s.max_output}
+            header = {
+                "op": "start",
+                "mode": "run",
+                "program": files[source],
+                "stdin": job.stdin,
+                "wall": s.wall(budget),
+                "cpu": budget,
+                "limits": s.limits(budget),
+                "max_out": s.max_output,
+            }
             h, _ = worker.request(header, None, timeout=s.wall(budget) + GRACE)
         else:
             h = _exec(worker, s, languages.expand(tc.run, **fill), files, job.stdin, budget, tc)
@@ -236,7 +279,9 @@ def run_program(worker: WorkerProcess, s: Settings, job: ProgramJob) -> tuple[Re
     return res, res.outcome is Outcome.TIMEOUT and "CPU" in res.detail
 
 
-def _program_result(h: dict[str, Any], t0: float, budget: float, during: str, nonce: str | None) -> Result:
+def _program_result(
+    h: dict[str, Any], t0: float, budget: float, during: str, nonce: str | None
+) -> Result:
     out, err = str(h.get("out", "")), str(h.get("err", ""))
     rc, sig = h.get("rc"), h.get("sig")
     exit_code = rc if sig is None else -int(sig)
@@ -249,8 +294,14 @@ def _program_result(h: dict[str, Any], t0: float, budget: float, during: str, no
         if nonce in lines:
             out = "\n".join(x for x in lines if x != nonce) + ("\n" if lines[:-1] else "")
             return result(Outcome.PASSED, "", t0, stdout=out, stderr=err, exit_code=0)
-        return result(Outcome.FAILED, "exited with status 0 before the tests finished (no nonce)",
-                      t0, stdout=out, stderr=err, exit_code=0)
+        return result(
+            Outcome.FAILED,
+            "exited with status 0 before the tests finished (no nonce)",
+            t0,
+            stdout=out,
+            stderr=err,
+            exit_code=0,
+        )
     outcome, detail = classify_death(h, budget, during or "while running")
     if h.get("st") == "exit" and sig is None and during:
         detail = f"compilation failed (status {rc}): {err[-1500:]}"

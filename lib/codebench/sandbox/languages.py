@@ -27,9 +27,15 @@ from typing import Any
 
 from codebench.sandbox.isolation import BASE_ENV
 
-JVM = ("-XX:+UseSerialGC", "-Xmx{heap_mb}m", "-XX:TieredStopAtLevel=1",
-       "-XX:CICompilerCount=1", "-XX:ReservedCodeCacheSize=64m", "-XX:CompressedClassSpaceSize=64m",
-       "-XX:MaxMetaspaceSize=256m")
+JVM = (
+    "-XX:+UseSerialGC",
+    "-Xmx{heap_mb}m",
+    "-XX:TieredStopAtLevel=1",
+    "-XX:CICompilerCount=1",
+    "-XX:ReservedCodeCacheSize=64m",
+    "-XX:CompressedClassSpaceSize=64m",
+    "-XX:MaxMetaspaceSize=256m",
+)
 
 
 @dataclass(frozen=True)
@@ -46,14 +52,31 @@ class Toolchain:
 
 TOOLCHAINS: dict[str, Toolchain] = {
     "python": Toolchain("python", "main.py", ()),  # run in a child forked from the warm worker
-    "js": Toolchain("js", "main.js", ("node", "--max-old-space-size={heap_mb}", "--stack-size=4000", "{source}")),
-    "cpp": Toolchain("cpp", "main.cpp", ("./main",), ("g++", "-std=c++17", "-O0", "-o", "main", "{source}")),
-    "java": Toolchain("java", "Problem.java", ("java", "-ea", *JVM, "-cp", ".", "{main_class}"),
-                      ("javac", "-encoding", "UTF-8", *(f"-J{f}" for f in JVM), "{source}"), nofile=1024),
+    "js": Toolchain(
+        "js", "main.js", ("node", "--max-old-space-size={heap_mb}", "--stack-size=4000", "{source}")
+    ),
+    "cpp": Toolchain(
+        "cpp", "main.cpp", ("./main",), ("g++", "-std=c++17", "-O0", "-o", "main", "{source}")
+    ),
+    "java": Toolchain(
+        "java",
+        "Problem.java",
+        ("java", "-ea", *JVM, "-cp", ".", "{main_class}"),
+        ("javac", "-encoding", "UTF-8", *(f"-J{f}" for f in JVM), "{source}"),
+        nofile=1024,
+    ),
     "sh": Toolchain("sh", "main.sh", ("bash", "{source}")),
 }
-ALIASES = {"py": "python", "python3": "python", "javascript": "js", "node": "js", "c++": "cpp",
-           "cxx": "cpp", "bash": "sh", "shell": "sh"}
+ALIASES = {
+    "py": "python",
+    "python3": "python",
+    "javascript": "js",
+    "node": "js",
+    "c++": "cpp",
+    "cxx": "cpp",
+    "bash": "sh",
+    "shell": "sh",
+}
 
 
 def toolchain(language: str, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> Toolchain:
@@ -67,13 +90,19 @@ def toolchain(language: str, overrides: Mapping[str, Mapping[str, Any]] | None =
         tc = dataclasses.replace(tc, compile=(over.pop("compiler"), *tc.compile[1:]))
     if "runtime" in over:
         tc = dataclasses.replace(tc, run=(over.pop("runtime"), *tc.run[1:]))
-    return dataclasses.replace(tc, **{k: tuple(v) if isinstance(v, list) else v for k, v in over.items()})
+    return dataclasses.replace(
+        tc, **{k: tuple(v) if isinstance(v, list) else v for k, v in over.items()}
+    )
 
 
 def missing_program(tc: Toolchain) -> str | None:
     """The first compiler/runtime of `tc` not found on the sandbox PATH, if any."""
     for argv in (tc.compile, tc.run):
-        if argv and not argv[0].startswith("./") and not shutil.which(argv[0], path=BASE_ENV["PATH"]):
+        if (
+            argv
+            and not argv[0].startswith("./")
+            and not shutil.which(argv[0], path=BASE_ENV["PATH"])
+        ):
             return argv[0]
     return None
 
@@ -85,7 +114,9 @@ def _java_classes(program: str) -> tuple[str, str]:
     mains = list(re.finditer(r"public\s+static\s+void\s+main\s*\(", program))
     owner = "Problem"
     if mains:
-        classes = [m for m in re.finditer(r"\bclass\s+(\w+)", program) if m.start() < mains[-1].start()]
+        classes = [
+            m for m in re.finditer(r"\bclass\s+(\w+)", program) if m.start() < mains[-1].start()
+        ]
         owner = classes[-1].group(1) if classes else owner
     return source, owner
 
@@ -114,20 +145,24 @@ def add_nonce(lang: str, program: str, nonce: str, main_class: str = "") -> tupl
         if not mains:
             raise ValueError("cannot add the nonce trailer: no `int main()` in the program")
         m = mains[-1]
-        ret = "int" if re.search(r"\breturn\b", program[m.end():]) else "void"
-        program = f"{program[:m.start()]}{ret} codebench_tests_main(){program[m.end():]}"
+        ret = "int" if re.search(r"\breturn\b", program[m.end() :]) else "void"
+        program = f"{program[: m.start()]}{ret} codebench_tests_main(){program[m.end() :]}"
         trailer = f'\nint main() {{\n    codebench_tests_main();\n    __builtin_puts("{nonce}");\n    return 0;\n}}\n'
         return program + trailer, main_class
     if lang == "java":
         pat = r"public\s+static\s+void\s+main\s*\(\s*String\s*(?:\[\]\s*\w+|\w+\s*\[\]|\.\.\.\s*\w+)\s*\)"
         mains = list(re.finditer(pat, program))
         if not mains:
-            raise ValueError("cannot add the nonce trailer: no `public static void main(String[] args)`")
+            raise ValueError(
+                "cannot add the nonce trailer: no `public static void main(String[] args)`"
+            )
         m = mains[-1]
-        program = f"{program[:m.start()]}public static void codebenchTestsMain(String[] args){program[m.end():]}"
-        trailer = (f"\nclass CodebenchMain {{\n    public static void main(String[] args) throws Throwable {{\n"
-                   f"        {main_class or 'Problem'}.codebenchTestsMain(args);\n"
-                   f'        System.out.println("{nonce}");\n        System.out.flush();\n    }}\n}}\n')
+        program = f"{program[: m.start()]}public static void codebenchTestsMain(String[] args){program[m.end() :]}"
+        trailer = (
+            f"\nclass CodebenchMain {{\n    public static void main(String[] args) throws Throwable {{\n"
+            f"        {main_class or 'Problem'}.codebenchTestsMain(args);\n"
+            f'        System.out.println("{nonce}");\n        System.out.flush();\n    }}\n}}\n'
+        )
         return program + trailer, "CodebenchMain"
     raise ValueError(f"no nonce trailer for {lang}")
 

@@ -34,7 +34,9 @@ MOUNT = "/opt/codebench-pch"
 HEADER = "codebench_cpp.h"
 HEADER_TEXT = "#include <assert.h>\n#include <bits/stdc++.h>\n"
 FLAGS = ("-std=c++17", "-O0")  # must match the cpp toolchain's compile flags
-_LEADING = re.compile(r"\A(?:[ \t]*(?://[^\n]*)?\n|[ \t]*#[ \t]*include[ \t]*<(assert\.h|bits/stdc\+\+\.h)>[ \t]*\n)+")
+_LEADING = re.compile(
+    r"\A(?:[ \t]*(?://[^\n]*)?\n|[ \t]*#[ \t]*include[ \t]*<(assert\.h|bits/stdc\+\+\.h)>[ \t]*\n)+"
+)
 _LOCK = threading.Lock()
 _STATE: dict[str, bool] = {}
 
@@ -79,7 +81,12 @@ def ensure(compiler: str = "g++") -> bool:
             with contextlib.suppress(OSError, subprocess.SubprocessError):
                 key = _compiler_key(compiler)
                 stamp, gch, header = d / "key", d / f"{HEADER}.gch", d / HEADER
-                ok = stamp.is_file() and stamp.read_text() == key and gch.is_file() and header.is_file()
+                ok = (
+                    stamp.is_file()
+                    and stamp.read_text() == key
+                    and gch.is_file()
+                    and header.is_file()
+                )
                 if not ok:
                     header.write_text(HEADER_TEXT)
                     os.chmod(header, 0o644)
@@ -88,7 +95,9 @@ def ensure(compiler: str = "g++") -> bool:
                     try:
                         done = subprocess.run(
                             [compiler, *FLAGS, "-x", "c++-header", str(header), "-o", tmp],
-                            capture_output=True, timeout=300)
+                            capture_output=True,
+                            timeout=300,
+                        )
                         if done.returncode == 0:
                             os.chmod(tmp, 0o644)
                             os.replace(tmp, gch)  # atomic: a compile never sees half a file
@@ -105,6 +114,11 @@ def ensure(compiler: str = "g++") -> bool:
 def compile_argv(argv: list[str], program: str, seen_dir: str) -> list[str]:
     """`argv` (g++ ...) with the precompiled header force-included when `program` qualifies
     and the header is built; `seen_dir` is the cache directory as the sandbox sees it."""
-    if not argv or os.path.basename(argv[0]) != "g++" or not qualifies(program) or not ensure(argv[0]):
+    if (
+        not argv
+        or os.path.basename(argv[0]) != "g++"
+        or not qualifies(program)
+        or not ensure(argv[0])
+    ):
         return argv
     return [argv[0], "-include", HEADER, "-I", seen_dir, *argv[1:]]

@@ -80,13 +80,21 @@ class Sandbox:
         if pch_host and self.mode != "bwrap" and not _isolation.others_can(pch_host):
             pch_host = None  # a fallback worker's own uid could not read it
         pch_seen = (_pch.MOUNT if self.mode == "bwrap" else str(pch_host)) if pch_host else None
-        self.settings = Settings(timeout=timeout, memory_mb=memory_mb, max_output=max_output,
-                                 max_value_bytes=max_value_bytes, nproc=nproc, wall_factor=wall_factor,
-                                 compile_timeout=compile_timeout, toolchains=dict(toolchains or {}),
-                                 pch_dir=pch_seen)
+        self.settings = Settings(
+            timeout=timeout,
+            memory_mb=memory_mb,
+            max_output=max_output,
+            max_value_bytes=max_value_bytes,
+            nproc=nproc,
+            wall_factor=wall_factor,
+            compile_timeout=compile_timeout,
+            toolchains=dict(toolchains or {}),
+            pch_dir=pch_seen,
+        )
         self.retry_timeouts = retry_timeouts
-        self.layout = _isolation.Layout(site_packages=site_packages,
-                                        pch_dir=str(pch_host) if pch_host else None)
+        self.layout = _isolation.Layout(
+            site_packages=site_packages, pch_dir=str(pch_host) if pch_host else None
+        )
         self.size = workers or len(os.sched_getaffinity(0)) + 1
         self._queue: queue.Queue[Any] = queue.Queue()
         self._threads: list[threading.Thread] = []
@@ -95,31 +103,59 @@ class Sandbox:
         self.worker_cpu_s = 0.0  # CPU seconds of workers and sample processes (set by close)
         for i in range(self.size):
             # the worker caps each reply at 2x a job's max_value_bytes; this only guards the host
-            worker = WorkerProcess(self.mode, self.layout, max(4 * self.settings.max_value_bytes, 256 << 20),
-                                   preload=tuple(preload))
+            worker = WorkerProcess(
+                self.mode,
+                self.layout,
+                max(4 * self.settings.max_value_bytes, 256 << 20),
+                preload=tuple(preload),
+            )
             self._workers.append(worker)
-            t = threading.Thread(target=self._slot, args=(worker,), name=f"codebench-sandbox-{i}", daemon=True)
+            t = threading.Thread(
+                target=self._slot, args=(worker,), name=f"codebench-sandbox-{i}", daemon=True
+            )
             t.start()
             self._threads.append(t)
 
     @property
     def isolation(self) -> str:
-        """"bwrap" or "fallback"."""
+        """ "bwrap" or "fallback"."""
         return self.mode
 
     # -- public job API -----------------------------------------------------------------
-    def run_tests(self, program: str, tests: str, entry_point: str | None = None, *,
-                  prelude: str = "", setup: str = "", timeout: float | None = None) -> Result:
+    def run_tests(
+        self,
+        program: str,
+        tests: str,
+        entry_point: str | None = None,
+        *,
+        prelude: str = "",
+        setup: str = "",
+        timeout: float | None = None,
+    ) -> Result:
         """Run trusted assert-style `tests` against `program`'s `entry_point` (proxied)."""
         return self.run(TestsJob(program, tests, entry_point, prelude, setup, timeout))
 
-    def call(self, program: str, function: str, calls: Sequence[Any], *, timeout: float | None = None,
-             max_value_bytes: int | None = None) -> Result:
+    def call(
+        self,
+        program: str,
+        function: str,
+        calls: Sequence[Any],
+        *,
+        timeout: float | None = None,
+        max_value_bytes: int | None = None,
+    ) -> Result:
         """Call `function` of `program` once per element of `calls`; see `CallJob`."""
         return self.run(CallJob(program, function, list(calls), timeout, max_value_bytes))
 
-    def run_program(self, program: str, language: str = "python", *, stdin: str = "",
-                    nonce: bool = False, timeout: float | None = None) -> Result:
+    def run_program(
+        self,
+        program: str,
+        language: str = "python",
+        *,
+        stdin: str = "",
+        nonce: bool = False,
+        timeout: float | None = None,
+    ) -> Result:
         """Run a whole program; see `ProgramJob`."""
         return self.run(ProgramJob(program, language, stdin, nonce, timeout))
 
@@ -203,16 +239,22 @@ class Sandbox:
                 if worker.proc is None:
                     worker.start()
             except (WorkerLost, OSError) as e:
-                return Result(Outcome.SANDBOX_ERROR, f"sandbox worker failed to start: {e}"[:2000],
-                              time.monotonic() - t0), False
+                return Result(
+                    Outcome.SANDBOX_ERROR,
+                    f"sandbox worker failed to start: {e}"[:2000],
+                    time.monotonic() - t0,
+                ), False
             try:
                 return run_job(worker, settings, job)
             except WorkerLost as e:
                 lost = str(e)
             except Exception:  # noqa: BLE001 - a bug here must not abort the run
                 worker.kill()
-                return Result(Outcome.SANDBOX_ERROR, traceback.format_exc()[-2000:],
-                              time.monotonic() - t0), False
-        return Result(Outcome.CRASHED, f"the sample took down its sandbox worker twice ({lost})"[:2000],
-                      time.monotonic() - t0), False
-
+                return Result(
+                    Outcome.SANDBOX_ERROR, traceback.format_exc()[-2000:], time.monotonic() - t0
+                ), False
+        return Result(
+            Outcome.CRASHED,
+            f"the sample took down its sandbox worker twice ({lost})"[:2000],
+            time.monotonic() - t0,
+        ), False

@@ -72,14 +72,19 @@ class _Extractor:
 
     def _has_call(self, node: ast.AST, names: dict[str, str]) -> bool:
         for sub in ast.walk(node):
-            if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and (
-                    sub.func.id in names or sub.func.id in self.funcs):
+            if (
+                isinstance(sub, ast.Call)
+                and isinstance(sub.func, ast.Name)
+                and (sub.func.id in names or sub.func.id in self.funcs)
+            ):
                 return True
         return False
 
     def expr(self, node: ast.AST, names: dict[str, str]) -> None:
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in names:
-            if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
+            if any(isinstance(a, ast.Starred) for a in node.args) or any(
+                k.arg is None for k in node.keywords
+            ):
                 raise _Stop
             try:
                 args = tuple(self._arg(a) for a in node.args)
@@ -88,10 +93,26 @@ class _Extractor:
                 raise _Stop from None
             self.calls.append(Session.encode_call(names[node.func.id], args, kwargs))
             return
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in self.funcs:
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in self.funcs
+        ):
             raise _Stop
-        if isinstance(node, ast.BoolOp | ast.IfExp | ast.Lambda | ast.Dict | ast.DictComp | ast.ListComp
-                      | ast.SetComp | ast.GeneratorExp | ast.NamedExpr | ast.Await | ast.Yield):
+        if isinstance(
+            node,
+            ast.BoolOp
+            | ast.IfExp
+            | ast.Lambda
+            | ast.Dict
+            | ast.DictComp
+            | ast.ListComp
+            | ast.SetComp
+            | ast.GeneratorExp
+            | ast.NamedExpr
+            | ast.Await
+            | ast.Yield,
+        ):
             if self._has_call(node, names):
                 raise _Stop
             return
@@ -100,13 +121,27 @@ class _Extractor:
 
     def stmts(self, body: list[ast.stmt], names: dict[str, str], depth: int = 0) -> None:
         for st in body:
-            if isinstance(st, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Import
-                          | ast.ImportFrom | ast.Pass | ast.Global | ast.Nonlocal):
+            if isinstance(
+                st,
+                ast.FunctionDef
+                | ast.AsyncFunctionDef
+                | ast.ClassDef
+                | ast.Import
+                | ast.ImportFrom
+                | ast.Pass
+                | ast.Global
+                | ast.Nonlocal,
+            ):
                 continue
             if isinstance(st, ast.Assert):
                 self.expr(st.test, names)  # the message only runs on failure
-            elif (isinstance(st, ast.Expr) and isinstance(st.value, ast.Call)
-                  and isinstance(st.value.func, ast.Name) and st.value.func.id in self.funcs and depth == 0):
+            elif (
+                isinstance(st, ast.Expr)
+                and isinstance(st.value, ast.Call)
+                and isinstance(st.value.func, ast.Name)
+                and st.value.func.id in self.funcs
+                and depth == 0
+            ):
                 call = st.value
                 fn = self.funcs[call.func.id]
                 if call.keywords or len(call.args) > len(fn.args.args):
@@ -161,8 +196,15 @@ def learn(job: TestsJob, plan: Plan) -> None:
 class PlannedCaller:
     """The `call` function handed to the trusted tests: batched answers, then live calls."""
 
-    def __init__(self, sess: Session, job: TestsJob, plan: Plan | None, budget: float,
-                 deadline: float, wall: float) -> None:
+    def __init__(
+        self,
+        sess: Session,
+        job: TestsJob,
+        plan: Plan | None,
+        budget: float,
+        deadline: float,
+        wall: float,
+    ) -> None:
         self.sess, self.job, self.plan = sess, job, plan
         self.budget, self.deadline, self.wall = budget, deadline, wall
         self.seen: list[bytes] = []
@@ -177,8 +219,15 @@ class PlannedCaller:
         if self.plan is None:
             self.sess.load(self.job.program, self.job.setup, self.budget, self.wall, self.budget)
             return
-        h, frames = self.sess.start(self.job.program, self.job.setup, self.budget, self.wall,
-                                    self.budget, list(self.plan.calls), end=self.plan.complete)
+        h, frames = self.sess.start(
+            self.job.program,
+            self.job.setup,
+            self.budget,
+            self.wall,
+            self.budget,
+            list(self.plan.calls),
+            end=self.plan.complete,
+        )
         decode_reply(h, frames[:1], self.budget, "while loading the program")
         self.replies = frames[1:]
         if h.get("st") != "ok":
@@ -225,15 +274,21 @@ class PlannedCaller:
         self.sess.cpu_used = 0.0
         self.sess.load(self.job.program, self.job.setup, remaining, left, remaining)
         for payload in self.seen[:i]:
-            h, _ = self.sess.call_raw(payload, remaining, max(self.deadline - time.monotonic(), 0.01))
+            h, _ = self.sess.call_raw(
+                payload, remaining, max(self.deadline - time.monotonic(), 0.01)
+            )
             if h.get("st") != "ok":
                 raise SampleAbort(*classify_death(h, remaining, "while replaying earlier calls"))
 
     def learn(self, passed: bool) -> None:
         """Record what the tests actually called, for the next sample of the same tests."""
         if passed and self.seen:
-            if self.plan is None or self.diverged or len(self.seen) != len(self.plan.calls) \
-                    or not self.plan.complete:
+            if (
+                self.plan is None
+                or self.diverged
+                or len(self.seen) != len(self.plan.calls)
+                or not self.plan.complete
+            ):
                 learn(self.job, Plan(tuple(self.seen), True))
         elif self.diverged and self.plan is not None:
             common = 0
@@ -242,4 +297,3 @@ class PlannedCaller:
                     break
                 common += 1
             learn(self.job, Plan(self.plan.calls[:common], False))
-

@@ -15,14 +15,20 @@ from codebench.sandbox.jobs import ProgramJob, TestsJob
 _CALL = re.compile(r"([A-Za-z_]\w*)\s*\(")
 
 
-def humaneval_job(problem: Mapping[str, Any], completion: str, timeout: float | None = None) -> TestsJob:
+def humaneval_job(
+    problem: Mapping[str, Any], completion: str, timeout: float | None = None
+) -> TestsJob:
     """HumanEval: sandboxed program = prompt + completion; trusted tests = test +
     ``check(<entry_point>)``; the prompt also runs host side as a trusted prelude (it defines
     helpers such as `poly` or `encode_cyclic` that some tests use)."""
     entry = problem["entry_point"]
-    return TestsJob(program=problem["prompt"] + completion,
-                    tests=f"{problem['test']}\n\ncheck({entry})\n",
-                    entry_point=entry, prelude=problem["prompt"], timeout=timeout)
+    return TestsJob(
+        program=problem["prompt"] + completion,
+        tests=f"{problem['test']}\n\ncheck({entry})\n",
+        entry_point=entry,
+        prelude=problem["prompt"],
+        timeout=timeout,
+    )
 
 
 def mbpp_function_name(problem: Mapping[str, Any]) -> str:
@@ -30,8 +36,24 @@ def mbpp_function_name(problem: Mapping[str, Any]) -> str:
     tests = problem.get("test_list") or problem.get("test") or []
     for line in tests:
         m = re.match(r"\s*assert\s+\(?\s*(?:not\s+)?(?:\(\s*)*([A-Za-z_]\w*)\s*\(", line)
-        if m and m.group(1) not in {"set", "sorted", "math", "abs", "round", "list", "tuple", "str", "int",
-                                    "float", "len", "isclose", "type", "frozenset", "dict", "bool"}:
+        if m and m.group(1) not in {
+            "set",
+            "sorted",
+            "math",
+            "abs",
+            "round",
+            "list",
+            "tuple",
+            "str",
+            "int",
+            "float",
+            "len",
+            "isclose",
+            "type",
+            "frozenset",
+            "dict",
+            "bool",
+        }:
             return m.group(1)
     code = problem.get("code", "")
     defs = re.findall(r"^def\s+([A-Za-z_]\w*)", code, flags=re.M)
@@ -47,15 +69,25 @@ def mbpp_job(problem: Mapping[str, Any], completion: str, timeout: float | None 
     test_setup_code runs in the sandbox after the program and the names it assigns are
     passed to the function by reference."""
     tests = problem.get("test_list") or problem.get("test") or []
-    return TestsJob(program=completion, tests="\n".join(tests) + "\n",
-                    entry_point=mbpp_function_name(problem),
-                    setup=problem.get("test_setup_code") or "", timeout=timeout)
+    return TestsJob(
+        program=completion,
+        tests="\n".join(tests) + "\n",
+        entry_point=mbpp_function_name(problem),
+        setup=problem.get("test_setup_code") or "",
+        timeout=timeout,
+    )
 
 
-def multipl_e_job(problem: Mapping[str, Any], completion: str, timeout: float | None = None) -> ProgramJob:
+def multipl_e_job(
+    problem: Mapping[str, Any], completion: str, timeout: float | None = None
+) -> ProgramJob:
     """MultiPL-E: program = prompt + completion + tests, run with a nonce trailer."""
-    return ProgramJob(problem["prompt"] + completion + "\n" + problem["tests"],
-                      language=problem["language"], nonce=True, timeout=timeout)
+    return ProgramJob(
+        problem["prompt"] + completion + "\n" + problem["tests"],
+        language=problem["language"],
+        nonce=True,
+        timeout=timeout,
+    )
 
 
 def load_humaneval(path: str | os.PathLike | None = None) -> dict[str, dict[str, Any]]:
@@ -82,5 +114,7 @@ def load_mbpp(data_dir: str | os.PathLike, split: str = "all") -> dict[int, dict
 
 def load_multipl_e(data_dir: str | os.PathLike, language: str) -> dict[str, dict[str, Any]]:
     """MultiPL-E problems by name from DATA/humaneval-x/humaneval-<language>.jsonl."""
-    with open(Path(data_dir) / "humaneval-x" / f"humaneval-{language}.jsonl", encoding="utf-8") as f:
+    with open(
+        Path(data_dir) / "humaneval-x" / f"humaneval-{language}.jsonl", encoding="utf-8"
+    ) as f:
         return {p["name"]: p for p in map(json.loads, filter(str.strip, f))}

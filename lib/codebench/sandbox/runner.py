@@ -40,11 +40,19 @@ class Settings:
     toolchains: dict[str, Any] = field(default_factory=dict)
     pch_dir: str | None = None  # the C++ precompiled-header folder as the worker sees it
 
-    def limits(self, cpu_s: float, nproc: int | None = None, nofile: int | None = None) -> dict[str, int]:
+    def limits(
+        self, cpu_s: float, nproc: int | None = None, nofile: int | None = None
+    ) -> dict[str, int]:
         """rlimits for one sample process (applied in the child before model code runs)."""
-        return {"as": self.memory_mb << 20, "cpu": max(1, math.ceil(cpu_s) + 1),
-                "nproc": (nproc or self.nproc) + 1, "fsize": self.fsize_mb << 20,
-                "nofile": nofile or self.nofile, "core": 0, "msgqueue": 0}
+        return {
+            "as": self.memory_mb << 20,
+            "cpu": max(1, math.ceil(cpu_s) + 1),
+            "nproc": (nproc or self.nproc) + 1,
+            "fsize": self.fsize_mb << 20,
+            "nofile": nofile or self.nofile,
+            "core": 0,
+            "msgqueue": 0,
+        }
 
     def wall(self, cpu_s: float) -> float:
         """Wall-clock limit for a CPU budget: generous, so load alone rarely trips it."""
@@ -108,7 +116,10 @@ def reply_value(frame: bytes, during: str) -> Any:
             raise SampleAbort(Outcome.OUT_OF_MEMORY, f"MemoryError {during}")
         raise rebuild_exception(name, mod, text)
     if s == "bad":
-        raise SampleAbort(Outcome.FAILED, f"returned a value that cannot be checked {during}: {str(msg.get('msg'))[:300]}")
+        raise SampleAbort(
+            Outcome.FAILED,
+            f"returned a value that cannot be checked {during}: {str(msg.get('msg'))[:300]}",
+        )
     if s == "exit":
         raise SampleAbort(Outcome.FAILED, f"{str(msg.get('msg'))[:300]} {during}")
     raise SampleAbort(Outcome.FAILED, f"malformed reply {during}")
@@ -132,7 +143,9 @@ class Session:
         self.cpu_used = 0.0
         self.stdout = self.stderr = ""
 
-    def _req(self, header: dict[str, Any], payload: bytes | None, wall: float) -> tuple[dict, list[bytes]]:
+    def _req(
+        self, header: dict[str, Any], payload: bytes | None, wall: float
+    ) -> tuple[dict, list[bytes]]:
         s = self.settings
         header = dict(header, max_out=s.max_output, max_value=s.max_value_bytes)
         self.open = True
@@ -144,16 +157,31 @@ class Session:
             self._ended(h)
         return h, unpack(data)
 
-    def start(self, program: str, setup: str, cpu_limit: float, wall: float, rlimit_cpu: float,
-              batch: list[bytes] | None = None, end: bool = False,
-              step: tuple[float, float] | None = None) -> tuple[dict, list[bytes]]:
+    def start(
+        self,
+        program: str,
+        setup: str,
+        cpu_limit: float,
+        wall: float,
+        rlimit_cpu: float,
+        batch: list[bytes] | None = None,
+        end: bool = False,
+        step: tuple[float, float] | None = None,
+    ) -> tuple[dict, list[bytes]]:
         """Fork the sample process, load the program and run `batch` calls; raw reply.
 
         Without `step` the limits cover loading and the whole batch; with step = (wall, cpu)
         they cover loading only and every call of the batch gets step's limits (see
         `sampleproc.Proc.wait`)."""
-        header = {"op": "start", "mode": "serve", "program": program, "setup": setup,
-                  "limits": self.settings.limits(rlimit_cpu), "wall": wall, "cpu": cpu_limit}
+        header = {
+            "op": "start",
+            "mode": "serve",
+            "program": program,
+            "setup": setup,
+            "limits": self.settings.limits(rlimit_cpu),
+            "wall": wall,
+            "cpu": cpu_limit,
+        }
         if end:
             header["end"] = True
         if batch:
@@ -164,7 +192,9 @@ class Session:
             return self._req(header, b"".join(protocol.pack(b) for b in batch), wall)
         return self._req(header, None, wall)
 
-    def load(self, program: str, setup: str, cpu_limit: float, wall: float, rlimit_cpu: float) -> None:
+    def load(
+        self, program: str, setup: str, cpu_limit: float, wall: float, rlimit_cpu: float
+    ) -> None:
         """Start and load; raises SampleAbort (or the load exception) when loading failed."""
         h, frames = self.start(program, setup, cpu_limit, wall, rlimit_cpu)
         decode_reply(h, frames, cpu_limit, "while loading the program")
@@ -173,8 +203,9 @@ class Session:
     def encode_call(name: str, args: tuple, kwargs: dict) -> bytes:
         """The request payload for one call (raises SampleAbort if arguments cannot be sent)."""
         try:
-            return json.dumps({"fn": name, "args": wire.encode(tuple(args)),
-                               "kwargs": wire.encode(dict(kwargs))}).encode()
+            return json.dumps(
+                {"fn": name, "args": wire.encode(tuple(args)), "kwargs": wire.encode(dict(kwargs))}
+            ).encode()
         except wire.WireError as e:
             raise SampleAbort(Outcome.SANDBOX_ERROR, f"test argument cannot be sent: {e}") from None
 
@@ -205,6 +236,7 @@ class Session:
         h, _ = self.worker.request({"op": "end"}, None, timeout=GRACE + 10)
         self._ended(h)
 
+
 def refine_oom(outcome: Outcome, detail: str, stderr: str) -> tuple[Outcome, str]:
     """Reclassify a crash or failure as out-of-memory when stderr says so."""
     if outcome in (Outcome.CRASHED, Outcome.FAILED) and any(m in stderr for m in _OOM):
@@ -212,15 +244,28 @@ def refine_oom(outcome: Outcome, detail: str, stderr: str) -> tuple[Outcome, str
     return outcome, detail
 
 
-_OOM = ("MemoryError", "std::bad_alloc", "java.lang.OutOfMemoryError", "heap out of memory",
-        "Fatal process out of memory", "Cannot allocate memory", "Could not reserve enough space",
-        "insufficient memory for the Java Runtime")
+_OOM = (
+    "MemoryError",
+    "std::bad_alloc",
+    "java.lang.OutOfMemoryError",
+    "heap out of memory",
+    "Fatal process out of memory",
+    "Cannot allocate memory",
+    "Could not reserve enough space",
+    "insufficient memory for the Java Runtime",
+)
 
 
-def result(outcome: Outcome, detail: str, t0: float, session: Session | None = None, **kw: Any) -> Result:
+def result(
+    outcome: Outcome, detail: str, t0: float, session: Session | None = None, **kw: Any
+) -> Result:
     """Build a Result (detail truncated; output taken from the session if given)."""
     if session is not None:
         kw.setdefault("stdout", session.stdout)
         kw.setdefault("stderr", session.stderr)
-    return Result(outcome, truncate(detail, 4000) if outcome is not Outcome.PASSED else "",
-                  time.monotonic() - t0, **kw)
+    return Result(
+        outcome,
+        truncate(detail, 4000) if outcome is not Outcome.PASSED else "",
+        time.monotonic() - t0,
+        **kw,
+    )

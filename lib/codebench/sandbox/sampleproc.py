@@ -41,7 +41,7 @@ class OutBuf:
         """The kept bytes as text, with a marker where bytes were dropped."""
         body = bytes(self.head)
         if self.total > len(self.head):
-            tail = bytes(self.tail[-self.tail_max:]) if self.tail_max else b""
+            tail = bytes(self.tail[-self.tail_max :]) if self.tail_max else b""
             skipped = self.total - len(self.head) - len(tail)
             if skipped > 0:
                 body += f"\n...[{skipped} bytes truncated]...\n".encode()
@@ -52,7 +52,9 @@ class OutBuf:
 class Proc:
     """One forked sample process and the pipes to it."""
 
-    def __init__(self, pid: int, pidfd: int, fds: dict[str, int], max_out: int, max_value: int) -> None:
+    def __init__(
+        self, pid: int, pidfd: int, fds: dict[str, int], max_out: int, max_value: int
+    ) -> None:
         self.pid, self.pidfd, self.fds = pid, pidfd, fds
         self.out, self.err = OutBuf(max_out), OutBuf(max_out)
         self.reader = protocol.FrameReader(max_value)
@@ -73,8 +75,15 @@ class Proc:
             pass
         return self.cpu_seen
 
-    def wait(self, wall: float, cpu: float, want: int, send: bytes, kill: Callable[[str, str], dict],
-             step: tuple[float, float] | None = None) -> dict:
+    def wait(
+        self,
+        wall: float,
+        cpu: float,
+        want: int,
+        send: bytes,
+        kill: Callable[[str, str], dict],
+        step: tuple[float, float] | None = None,
+    ) -> dict:
         """Pump pipes until `want` reply frames (0: until exit), exit, timeout or oversize.
 
         `step` = (wall, cpu): a batch of calls; the first frame gets `wall`/`cpu`, and every
@@ -94,9 +103,16 @@ class Proc:
                     self.cpu_seen += time.monotonic() - t0
                 frames, self.frames = self.frames[:want], self.frames[want:]
                 self.total = sum(len(f) + 4 for f in self.frames)
-                return {"st": "ok", "frames": frames, "cpu": self.cpu_seen, **({"ft": times} if step else {})}
+                return {
+                    "st": "ok",
+                    "frames": frames,
+                    "cpu": self.cpu_seen,
+                    **({"ft": times} if step else {}),
+                }
             if self.status is not None:
-                return self._ended({"st": "exit", **status_dict(self.status)}, want, times if step else None)
+                return self._ended(
+                    {"st": "exit", **status_dict(self.status)}, want, times if step else None
+                )
             now = time.monotonic()
             if now >= deadline:
                 return self._ended(kill("timeout", "wall"), want, times if step else None)
@@ -124,7 +140,9 @@ class Proc:
                     new = self.reader.feed(data)
                     self.frames += new
                     if self.reader.too_large or self.total > self.max_total + 4 * len(self.frames):
-                        return self._ended(kill("toolarge", "reply too large"), want, times if step else None)
+                        return self._ended(
+                            kill("toolarge", "reply too large"), want, times if step else None
+                        )
                     if step and new:  # each call of a batch gets its own limits
                         now = time.monotonic()
                         times += [now - t0] * len(new)
@@ -135,7 +153,7 @@ class Proc:
 
     def _write(self, pending: memoryview) -> memoryview:
         try:
-            return pending[os.write(self.fds["req"], pending):]
+            return pending[os.write(self.fds["req"], pending) :]
         except BlockingIOError:
             return pending
         except OSError:

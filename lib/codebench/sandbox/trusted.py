@@ -154,8 +154,14 @@ def _stdlib_module(name: str) -> Any:
 
 def failure_detail(exc: BaseException, limit: int = 2000) -> str:
     """'AssertionError: <failing test line>' or 'Type: message' for a test failure."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith("<tests ")]
-    where = f" (tests line {frames[-1].lineno}: {frames[-1].line.strip()})" if frames and frames[-1].line else ""
+    frames = [
+        f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith("<tests ")
+    ]
+    where = (
+        f" (tests line {frames[-1].lineno}: {frames[-1].line.strip()})"
+        if frames and frames[-1].line
+        else ""
+    )
     msg = str(exc)
     text = f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
     return (text + where)[:limit]
@@ -169,8 +175,14 @@ def proxy_names(tests: str, prelude: str, entry_point: str | None, setup: str) -
     return names + [n for n in called if n not in setup_names and n not in names]
 
 
-def run_trusted(tests: str, prelude: str, entry_point: str | None, setup: str,
-                call: Callable[[str, tuple, dict], Any], ref: Callable[[str], Any]) -> tuple[Outcome, str]:
+def run_trusted(
+    tests: str,
+    prelude: str,
+    entry_point: str | None,
+    setup: str,
+    call: Callable[[str, tuple, dict], Any],
+    ref: Callable[[str], Any],
+) -> tuple[Outcome, str]:
     """Execute trusted tests against proxies; return (PASSED|FAILED|abort outcome, detail)."""
     ns: dict[str, Any] = {"__name__": "__codebench_tests__", "__builtins__": builtins}
     if prelude.strip():
@@ -190,4 +202,3 @@ def run_trusted(tests: str, prelude: str, entry_point: str | None, setup: str,
     except Exception as e:  # noqa: BLE001 - any exception in the tests is a failed sample
         return Outcome.FAILED, failure_detail(e)
     return Outcome.PASSED, ""
-

@@ -36,8 +36,18 @@ from sampleproc import OutBuf, Proc, status_dict  # noqa: E402
 
 # Preloaded so samples need not import them; kept lean because every fork copies (and every
 # exit frees) the worker's page tables: each megabyte preloaded costs every sample ~0.1 ms.
-PRELOAD = ["typing", "collections", "functools", "itertools", "heapq", "bisect", "math", "re",
-           "string", "operator"]
+PRELOAD = [
+    "typing",
+    "collections",
+    "functools",
+    "itertools",
+    "heapq",
+    "bisect",
+    "math",
+    "re",
+    "string",
+    "operator",
+]
 
 
 class Worker:
@@ -81,7 +91,9 @@ class Worker:
         for fd in (resp_r, out_r, err_r, req_w):
             os.set_blocking(fd, False)
         fds = {"req": req_w, "resp": resp_r, "out": out_r, "err": err_r}
-        return Proc(pid, os.pidfd_open(pid), fds, req.get("max_out", 20000), req.get("max_value", 1 << 24))
+        return Proc(
+            pid, os.pidfd_open(pid), fds, req.get("max_out", 20000), req.get("max_value", 1 << 24)
+        )
 
     def kill(self, p: Proc, st: str, why: str) -> dict:
         """Stop a sample that broke a limit: sweep its processes, report what it used."""
@@ -90,8 +102,15 @@ class Worker:
         p.reap()
         return {"st": st, "why": why, "cpu": cpu, **status_dict(p.status or 0)}
 
-    def wait(self, p: Proc, wall: float, cpu: float, want: int, send: bytes = b"",
-             step: tuple[float, float] | None = None) -> dict:
+    def wait(
+        self,
+        p: Proc,
+        wall: float,
+        cpu: float,
+        want: int,
+        send: bytes = b"",
+        step: tuple[float, float] | None = None,
+    ) -> dict:
         """Wait on the sample process (see `Proc.wait`)."""
         return p.wait(wall, cpu, want, send, lambda st, why: self.kill(p, st, why), step)
 
@@ -111,7 +130,9 @@ class Worker:
     def finish(self) -> dict:
         """End the job: kill and reap everything it started, wipe its files, report output."""
         out = self.stop()
-        cleanup.wipe(self.cfg["tmp"], self.cfg.get("extra_wipe", []), self.cfg["uid"], keep="sample")
+        cleanup.wipe(
+            self.cfg["tmp"], self.cfg.get("extra_wipe", []), self.cfg["uid"], keep="sample"
+        )
         return out
 
     # -- request handlers --------------------------------------------------------------
@@ -122,10 +143,18 @@ class Worker:
         if op == "ping":
             return {"st": "ok", "pid": os.getpid(), "uid": os.getuid()}, None
         if op == "stats":  # CPU seconds of the worker and every sample process it reaped
-            me, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+            me, kids = (
+                resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+            )
             own, reaped = me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime
-            return {"st": "ok", "cpu": own + reaped, "worker": own, "samples": reaped,
-                    "faults": me.ru_minflt, "sample_faults": kids.ru_minflt}, None
+            return {
+                "st": "ok",
+                "cpu": own + reaped,
+                "worker": own,
+                "samples": reaped,
+                "faults": me.ru_minflt,
+                "sample_faults": kids.ru_minflt,
+            }, None
         if op == "call":
             if self.proc is None or self.proc.status is not None:
                 return {"st": "error", "why": "no running program"}, None
@@ -138,15 +167,25 @@ class Worker:
                 argv = req["argv"]
                 self.proc = self.fork(req, lambda: child.exec_argv(argv))
             elif serve:
-                self.proc = self.fork(req, lambda: child.serve(req["program"], req.get("setup", "")))
+                self.proc = self.fork(
+                    req, lambda: child.serve(req["program"], req.get("setup", ""))
+                )
             else:
                 self.proc = self.fork(req, lambda: child.run_main(req["program"]))
             nb = int(req.get("nb", 0)) if serve and payload else 0  # batch: packed call frames
             step = req.get("step") if nb else None  # per-call limits (wall, cpu) within the batch
             if nb:  # every reply of the batch may be as large as one reply may be
-                self.proc.max_total = max(self.proc.max_total, (nb + 1) * req.get("max_value", 1 << 24))
-            res = self.wait(self.proc, req["wall"], req["cpu"], 1 + nb if serve else 0, payload if nb else b"",
-                            tuple(step) if step else None)
+                self.proc.max_total = max(
+                    self.proc.max_total, (nb + 1) * req.get("max_value", 1 << 24)
+                )
+            res = self.wait(
+                self.proc,
+                req["wall"],
+                req["cpu"],
+                1 + nb if serve else 0,
+                payload if nb else b"",
+                tuple(step) if step else None,
+            )
             if not serve:
                 res = self.step_done(res)
         else:

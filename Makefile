@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml requirements/lock.txt
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	@echo "[setup] installing torch==2.13.0 (CPU) first, then the pinned environment"
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -c requirements/lock.txt -e '.[dev]'
+	$(BIN)/python -m pip install -q -c requirements/lock.txt -e '.[dev,codebleu]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name codebench --display-name "Python (codebench)" >/dev/null
 	@touch $@
 

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from codebench import metrics
 from codebench.bench.tasks import BenchError, Problem, Task, register
 
 ROUNDTRIP_TEMPLATE = (
@@ -250,7 +251,6 @@ class Explain(Task):
     def _run_batch(
         self, todo, backend, cfg, rt_backend, rt_cfg, sandbox, encoder, store, progress
     ) -> None:
-        from codebench import metrics
 
         tick = progress or (lambda *_: None)
         tick("explain", 0, len(todo))
@@ -280,7 +280,7 @@ class Explain(Task):
                     "bleu": metrics.sentence_bleu(explanations[i], refs[i]),
                     "chrf": metrics.chrf([explanations[i]], [refs[i]]),
                     "bertscore_f1": bert[i],
-                    "codebleu": metrics.codebleu([code or " "], [p.meta["code"]])["codebleu"],
+                    "codebleu": _sample_codebleu(code, p.meta["code"]),
                     "code": code,
                     "reference_code": p.meta["code"],
                 }
@@ -338,7 +338,6 @@ def _cfg_dict(cfg: Any) -> dict:
 
 def summarize(records: list[dict], *, seed: int = 0) -> dict:
     """results.json metrics from sample records: corpus BLEU/chrF, means with bootstrap CIs."""
-    from codebench import metrics
     from codebench.bench.passk import bootstrap_ci
 
     if not records:
@@ -351,21 +350,36 @@ def summarize(records: list[dict], *, seed: int = 0) -> dict:
         lo, hi = bootstrap_ci(vals, seed=seed + i)
         return {"value": sum(vals) / len(vals), "ci_low": lo, "ci_high": hi, "problems": len(vals)}
 
-    cb = (
-        metrics.codebleu(
-            [r["code"] or " " for r in records], [r.get("reference_code") or "" for r in records]
-        )
-        if all(r.get("reference_code") for r in records)
-        else None
-    )
+    codebleu = _corpus_codebleu(records, mean_ci)
     return {
         "metrics": {
             "bertscore_f1": mean_ci("bertscore_f1", 1),
             "bleu": {"value": metrics.bleu(hyps, refs), "problems": len(records)},
             "chrf": {"value": metrics.chrf(hyps, refs), "problems": len(records)},
             "roundtrip_pass@1": mean_ci("passed", 2),
-            "codebleu": {"value": cb["codebleu"], "problems": len(records)}
-            if cb
-            else mean_ci("codebleu", 3),
+            "codebleu": codebleu,
         }
     }
+
+
+def _sample_codebleu(code: str | None, reference: str) -> float | None:
+    """One sample's CodeBLEU, or None when the reference package is not installed."""
+    try:
+        return metrics.codebleu([code or " "], [reference])["codebleu"]
+    except metrics.MetricUnavailable:
+        return None
+
+
+def _corpus_codebleu(records: list[dict], mean_ci) -> dict:
+    """Corpus CodeBLEU over the records (reference package), or why it was skipped."""
+    if not all(r.get("reference_code") for r in records):
+        if any(r.get("codebleu") is None for r in records):
+            return {"skipped": "no reference code or CodeBLEU package for some samples"}
+        return mean_ci("codebleu", 3)
+    try:
+        cb = metrics.codebleu(
+            [r["code"] or " " for r in records], [r["reference_code"] for r in records]
+        )
+    except metrics.MetricUnavailable as e:
+        return {"skipped": str(e)}
+    return {"value": cb["codebleu"], "problems": len(records)}

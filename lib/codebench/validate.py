@@ -437,7 +437,7 @@ def _benchmark(c: _Check, key: str, spec: str) -> None:
         return
     if name in ("humaneval", "fim") and not (name == "humaneval" and path):
         _need_humaneval(c, key)
-    elif name != "custom":
+    elif name != "custom" and (c.data is not None or task.options.get("path")):
         for f in task.data_files():
             f = Path(f)
             if task.options.get("path"):
@@ -601,7 +601,7 @@ def _model_spec(c: _Check, key: str, spec: str, *, variants: set[str]) -> None:
             c.error(
                 key,
                 f"hub model {spec!r} is not in the local cache and the hub is unreachable "
-                "(connect, or download it first with `huggingface-cli download " + spec + "`)",
+                "(connect, or download it first with `hf download " + spec + "`)",
             )
 
 

@@ -29,14 +29,26 @@ MALFORMED: dict[str, tuple[str, str, int]] = {
     "k_greater_than_n.yaml": ("evaluate.ks", "pass@10 needs at least 10 samples", 1),
     "missing_data_dir.yaml": ("data_dir", "/nonexistent/codebench-data does not exist", 1),
     "missing_model_path.yaml": ("model.base", "local model path", 1),
-    "missing_tiny_source.yaml": ("model.tiny.source", "/nonexistent/corpus-folder does not exist", 1),
+    "missing_tiny_source.yaml": (
+        "model.tiny.source",
+        "/nonexistent/corpus-folder does not exist",
+        1,
+    ),
     "unknown_variant.yaml": ("evaluate.variants[1]", "did you mean 'int8-dynamic'", 1),
     "unknown_source.yaml": ("data.sources[0]", "did you mean 'codeio-demo'", 1),
     "unknown_decontam_set.yaml": ("data.decontam_sets[1]", "unknown evaluation set 'apps'", 1),
     "missing_finetune_data.yaml": ("finetune.data", "/nonexistent/sft.jsonl does not exist", 1),
     "missing_codeio_heldout.yaml": ("evaluate.benchmarks[0]", "held-out file", 1),
-    "custom_missing_file.yaml": ("evaluate.benchmarks[0]", "custom_missing_file.jsonl does not exist", 1),
-    "custom_bad_json.yaml": ("evaluate.benchmarks[0]", "custom_bad_json.jsonl:2: malformed JSON", 1),
+    "custom_missing_file.yaml": (
+        "evaluate.benchmarks[0]",
+        "custom_missing_file.jsonl does not exist",
+        1,
+    ),
+    "custom_bad_json.yaml": (
+        "evaluate.benchmarks[0]",
+        "custom_bad_json.jsonl:2: malformed JSON",
+        1,
+    ),
     "custom_missing_field.yaml": (
         "evaluate.benchmarks[0]",
         "custom_missing_field.jsonl:2: missing required field 'tests'",
@@ -153,7 +165,9 @@ def test_missing_toolchain_is_named(env: Path, monkeypatch: pytest.MonkeyPatch) 
         languages.TOOLCHAINS, "js", dataclasses.replace(js, run=("codebench-no-such-node",))
     )
     prof = env / "js.yaml"
-    prof.write_text("name: js\nstages: [evaluate, report]\nevaluate:\n  benchmarks: [multiple-js]\n")
+    prof.write_text(
+        "name: js\nstages: [evaluate, report]\nevaluate:\n  benchmarks: [multiple-js]\n"
+    )
     (e,) = [p for p in check_profile(prof) if p.severity == "error"]
     assert str(e).startswith(f"{prof}: evaluate.benchmarks[0]: js programs need")
     assert "codebench-no-such-node" in str(e)
@@ -175,9 +189,7 @@ def test_disk_space_against_estimate(env: Path, monkeypatch: pytest.MonkeyPatch)
     need = validate.estimate_disk_bytes(load_profile(prof))
     assert need > 100_000_000
     usage = shutil.disk_usage(env)
-    monkeypatch.setattr(
-        validate.shutil, "disk_usage", lambda _: usage._replace(free=need // 2)
-    )
+    monkeypatch.setattr(validate.shutil, "disk_usage", lambda _: usage._replace(free=need // 2))
     (e,) = [p for p in check_profile(prof) if p.severity == "error"]
     assert str(e).startswith(f"{prof}: run folder: ") and "below the ~" in str(e)
 
@@ -214,6 +226,5 @@ def test_validate_cli_exit_codes(env: Path) -> None:
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [
         f"codebench: error: {bad}: evaluate.benchmarks[1]: unknown benchmark 'humaneva' "
-        "(did you mean 'humaneval'?) (known: "
-        + r.stderr.split("(known: ", 1)[1].strip()
+        "(did you mean 'humaneval'?) (known: " + r.stderr.split("(known: ", 1)[1].strip()
     ]

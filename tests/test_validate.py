@@ -64,6 +64,9 @@ MALFORMED: dict[str, tuple[str, str, int]] = {
     "custom_empty.yaml": ("evaluate.benchmarks[0]", "no problems", 1),
     "custom_not_object.yaml": ("evaluate.benchmarks[0]", ":2: expected a JSON object, got list", 1),
     "custom_folder.yaml": ("evaluate.benchmarks[0]", "is a folder, not a file", 1),
+    "missing_resume_checkpoint.yaml": ("finetune.resume", "checkpoint-20 does not exist", 1),
+    "compress_source_typo.yaml": ("compress.source", "did you mean 'finetuned'", 1),
+    "unreadable_yaml_scalar.yaml": ("evaluate.benchmarks", "valid list", 1),
 }
 
 
@@ -228,3 +231,19 @@ def test_validate_cli_exit_codes(env: Path) -> None:
         f"codebench: error: {bad}: evaluate.benchmarks[1]: unknown benchmark 'humaneva' "
         "(did you mean 'humaneval'?) (known: " + r.stderr.split("(known: ", 1)[1].strip()
     ]
+
+
+def test_hub_model_unavailable_is_an_error_here_only(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from codebench import models
+
+    monkeypatch.setattr(models, "_hub_cached", lambda *a, **k: False)
+    monkeypatch.setattr(models, "_hub_reachable", lambda *a, **k: False)
+    prof = env / "hub.yaml"
+    prof.write_text("name: hub\nstages: [model, report]\nmodel:\n  base: org/some-model-1b\n")
+    assert [p for p in check_profile(prof) if p.severity == "error"] == []
+    (e,) = check_profile(prof, here=True)
+    assert str(e).startswith(f"{prof}: model.base: hub model 'org/some-model-1b' is not in")
+    monkeypatch.setattr(models, "_hub_cached", lambda *a, **k: True)
+    assert check_profile(prof, here=True) == []

@@ -329,6 +329,14 @@ def _finetune_section(c: _Check) -> None:
     f = c.prof.finetune
     if f.base not in ("base", "tiny"):
         _model_spec(c, "finetune.base", f.base, variants=_produced_variants(c))
+    if f.resume not in ("auto", "never"):
+        r = Path(f.resume).expanduser()
+        if not r.is_dir():
+            c.error(
+                "finetune.resume",
+                f"checkpoint {r.resolve()} {'is not a folder' if r.exists() else 'does not exist'} "
+                "(use auto, never, or an existing checkpoint folder)",
+            )
     spec = f.data
     in_run = c.run_dir / "data" / spec
     p = Path(spec).expanduser()
@@ -587,11 +595,11 @@ def _model_spec(c: _Check, key: str, spec: str, *, variants: set[str]) -> None:
     if spec.startswith(_LOCAL_PREFIXES) or not HUB_ID.match(spec):
         c.error(key, f"local model path {p.resolve()} does not exist")
         return
-    if "/" not in spec and variants:
+    if "/" not in spec and _did_you_mean(spec, variants):  # a typo of a variant, not a hub id
         c.error(
             key,
-            f"{spec!r} is neither a variant this profile produces{_did_you_mean(spec, variants)}, "
-            "a local folder, nor a hub id (org/name)",
+            f"{spec!r} is not a variant this profile produces{_did_you_mean(spec, variants)} "
+            f"(produced: {', '.join(sorted(variants))}), nor a local folder",
         )
         return
     if c.here:
@@ -679,6 +687,15 @@ def _toolchains(c: _Check) -> None:
     if not any(s in c.stages for s in SANDBOX_STAGES):
         return
     if shutil.which("bwrap"):
+        if c.here:
+            from codebench.sandbox.isolation import bwrap_usable
+
+            if not bwrap_usable():
+                c.warn(
+                    "sandbox",
+                    "bubblewrap (bwrap) is installed but cannot create namespaces here: model "
+                    "code will run with the weaker fallback isolation",
+                )
         return
     iso = os.environ.get("CODEBENCH_SANDBOX_ISOLATION", "auto") or "auto"
     if iso == "bwrap":
@@ -767,8 +784,8 @@ def estimate_disk_bytes(prof: Profile) -> int:
             total += f.save_total_limit * params // 10  # adapters and their optimizer state
         if f.merge:
             total += params * (4 if f.merge_dtype == "float32" else 2)
-    if "compress" in stages:
-        total += len(prof.compress.variants) * params * 4
+    if "compress" in stages:  # int8 ~1 byte/param, pruned fp32 dense ~4, sparse storage less
+        total += len(prof.compress.variants) * params * 2
     return int(total)
 
 

@@ -73,6 +73,8 @@ def test_smoke_profile_data_files_resolve_in_a_fresh_clone(fresh_clone: Path) ->
     problems = check_profile(REPO / "params" / "smoke.yaml")
     assert [p for p in problems if p.severity == "error"] == [], problems
     assert not any("data" in p.key for p in problems), problems
+    warnings = preflight(REPO / "params" / "smoke.yaml", log=None)  # what reproduce runs first
+    assert all(w.severity == "warning" for w in warnings)
     assert not list((fresh_clone / "cache").rglob("*.part"))
 
 
@@ -177,3 +179,40 @@ def test_failed_fetch_fails_preflight(fresh_clone: Path, monkeypatch: pytest.Mon
     )
     with pytest.raises(PreflightError, match="--sets humaneval-x"):
         preflight(_cpp_profile(fresh_clone), log=None)
+
+
+def test_package_data_ships_every_data_file() -> None:
+    """pyproject's package-data globs cover every file under codebench/data (wheel installs)."""
+    import fnmatch
+    import tomllib
+
+    conf = tomllib.loads((REPO / "pyproject.toml").read_text())
+    globs = conf["tool"]["setuptools"]["package-data"]["codebench"]
+    pkg = paths.SHIPPED_DIR.parent
+    files = [f.relative_to(pkg).as_posix() for f in paths.SHIPPED_DIR.rglob("*") if f.is_file()]
+    files = [f for f in files if "__pycache__" not in f]
+    assert len(files) >= len(paths.shipped_manifest()) + 2  # + MANIFEST.json, README.md
+
+    # fnmatch's * crosses '/', so compare segment by segment as setuptools does
+    def covered(f: str) -> bool:
+        return any(
+            len(g.split("/")) == len(f.split("/"))
+            and all(
+                fnmatch.fnmatchcase(a, b) for a, b in zip(f.split("/"), g.split("/"), strict=True)
+            )
+            for g in globs
+        )
+
+    assert [f for f in files if not covered(f)] == []
+
+
+def test_fresh_clone_stage_inputs_read(fresh_clone: Path) -> None:
+    """What stage 01 reads (CodeI/O sources, decontamination sets) comes from the shipped data."""
+    from codebench.codeio.decontam import eval_texts
+    from codebench.codeio.sources import iter_source
+
+    for spec in ("codeio-demo", "codeio-raw"):
+        item = next(iter(iter_source(spec, None)))
+        assert item.kind in ("unified", "raw"), (spec, item.error)
+    for name in ("humaneval", "mbpp", "mtpb"):
+        assert next(iter(eval_texts(name, paths.data_dir()))).strip(), name

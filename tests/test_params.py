@@ -87,7 +87,7 @@ def test_validate_command_exit_codes(tmp_path: Path) -> None:
     ok = subprocess.run([*cli, str(REPO / "params" / "smoke.yaml")], capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     r = subprocess.run([*cli, str(bad)], capture_output=True, text=True)
-    assert r.returncode == 1
+    assert r.returncode == 2
     assert "model.tiny.steps" in r.stderr and str(bad) in r.stderr
     assert r.stderr.count("error:") == 1
 

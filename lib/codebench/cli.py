@@ -73,20 +73,6 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         return 1
 
 
-def _cmd_validate(args: argparse.Namespace) -> int:
-    from codebench.params import ProfileError, load_profile
-
-    bad = 0
-    for p in args.profiles:
-        try:
-            prof = load_profile(p)
-            print(f"{p}: ok (profile '{prof.name}', stages: {', '.join(prof.enabled_stages())})")
-        except ProfileError as e:
-            print(f"codebench: error: {e}", file=sys.stderr)
-            bad += 1
-    return 1 if bad else 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="codebench", description="A Jupyter research workbench for code language models."
@@ -124,9 +110,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rp.set_defaults(func=_cmd_reproduce)
 
-    vp = sub.add_parser("validate", help="check profiles without running anything")
-    vp.add_argument("profiles", nargs="+")
-    vp.set_defaults(func=_cmd_validate)
+    from codebench import validate
+
+    vp = sub.add_parser(
+        "validate",
+        help="check profiles without running anything (exit 2 on any error)",
+        description=validate.__doc__.split("\n\n")[0],
+    )
+    validate.add_arguments(vp)
+    vp.set_defaults(func=validate.run_cli)
 
     from codebench import fetch
 

@@ -1,17 +1,22 @@
 """`codebench fetch-data DIR`: download the public benchmark sets into a data folder.
 
-Tests and CI never call this (they read local copies through $CODEBENCH_DATA). Each file is
-downloaded to a temporary name, checked against the SHA-256 of the copy codebench was tested
-with, and renamed into place; files already present with the right hash are skipped, so an
-interrupted fetch resumes. A hash mismatch is kept but reported (upstream files do change),
-and recorded in DIR/FETCHED.json.
+Tests and CI never call the network (they read local copies, or mock the fetcher). Each file is
+downloaded to `<name>.part`, checked against the SHA-256 of the copy codebench was tested
+with, and renamed into place; files already present with the right hash are skipped, and a
+`.part` left by an interrupted download is continued with an HTTP range request where the
+server allows it, so an interrupted fetch resumes. With `fetch-data` a hash mismatch is kept
+but reported (upstream files do change) and recorded in DIR/FETCHED.json; the automatic
+first-use fetch (`fetch_missing`, called by `codebench.validate.preflight`) is strict: a file
+whose hash differs is removed and reported as a failure.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sys
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,16 +108,57 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def set_of(relpath: str) -> str | None:
+    """The fetch-data set a data-folder file belongs to (None when codebench cannot fetch it)."""
+    for name, sources in SOURCES.items():
+        if any(src.path == relpath for src in sources):
+            return name
+    return None
+
+
+def fetch_command(dest: str | os.PathLike, sets: list[str]) -> str:
+    """The shell command that fetches `sets` into `dest`."""
+    return f"codebench fetch-data {dest} --sets {' '.join(sorted(set(sets)))}"
+
+
+def network_allowed() -> bool:
+    """False when the user asked for offline mode ($CODEBENCH_OFFLINE, $HF_HUB_OFFLINE)."""
+    for var in ("CODEBENCH_OFFLINE", "HF_HUB_OFFLINE"):
+        if os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on"):
+            return False
+    return True
+
+
+def _download(url: str, tmp: Path, timeout: float) -> None:
+    """Download `url` to `tmp`, continuing a partial `tmp` with a range request if possible."""
+    have = tmp.stat().st_size if tmp.is_file() else 0
+    req = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    try:
+        r = urllib.request.urlopen(req, timeout=timeout)
+    except urllib.error.HTTPError as e:
+        if e.code != 416 or not have:  # 416: the partial file is already complete
+            raise
+        return
+    with r:
+        mode = "ab" if have and getattr(r, "status", 200) == 206 else "wb"
+        with tmp.open(mode) as fh:
+            while chunk := r.read(1 << 20):
+                fh.write(chunk)
+
+
 def fetch(
     dest: str | os.PathLike,
     sets: list[str] | None = None,
     *,
     base_url: str | None = None,
     timeout: float = 60,
+    strict: bool = False,
     log=print,
 ) -> dict:
     """Download `sets` (default all) into `dest`; return {path: status}. `base_url` replaces
-    every source's host part with a mirror (used by the tests with a local server)."""
+    every source's host part with a mirror (used by the tests with a local server). `strict`:
+    a downloaded file whose SHA-256 differs from the tested copy is removed and reported as
+    failed (instead of kept with a note)."""
     dest = Path(dest)
     unknown = [s for s in sets or [] if s not in SOURCES]
     if unknown:
@@ -125,23 +171,42 @@ def fetch(
                 status[src.path] = "present"
                 continue
             url = f"{base_url.rstrip('/')}/{src.path}" if base_url else src.url
-            target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_suffix(target.suffix + ".part")
             try:
-                with urllib.request.urlopen(url, timeout=timeout) as r, tmp.open("wb") as fh:
-                    while chunk := r.read(1 << 20):
-                        fh.write(chunk)
-            except OSError as e:
-                tmp.unlink(missing_ok=True)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                _download(url, tmp, timeout)
+            except (OSError, ValueError) as e:  # URLError and HTTPError are OSErrors
                 status[src.path] = f"failed: {url}: {e}"
-                log(f"  {src.path}: FAILED ({e})")
+                log(f"  {src.path}: FAILED ({e}); rerun to resume")
+                continue
+            got = _sha256(tmp)
+            if src.sha256 is not None and got != src.sha256 and strict:
+                tmp.unlink(missing_ok=True)
+                status[src.path] = f"failed: {url}: SHA-256 {got} differs from {src.sha256}"
+                log(f"  {src.path}: FAILED (hash differs from the tested copy)")
                 continue
             os.replace(tmp, target)
-            ok = src.sha256 is None or _sha256(target) == src.sha256
+            ok = src.sha256 is None or got == src.sha256
             status[src.path] = "fetched" if ok else "fetched (hash differs from the tested copy)"
             log(f"  {src.path}: {status[src.path]}")
-    write_json(dest / "FETCHED.json", status)
+    with contextlib.suppress(OSError):  # a read-only destination failed every download above
+        write_json(dest / "FETCHED.json", status)
     return status
+
+
+def fetch_missing(
+    dest: str | os.PathLike, relpaths: list[str], *, log=print, fetcher=None
+) -> dict[str, str]:
+    """Fetch the sets holding `relpaths` into `dest` (strict hashes). Returns {relpath: status}
+    for the requested files; files of no known set are 'unknown'. `fetcher` replaces `fetch`
+    (tests pass a fake: they never touch the network)."""
+    fetcher = fetcher or fetch
+    sets = sorted({s for r in relpaths if (s := set_of(r))})
+    status = fetcher(dest, sets, strict=True, log=log) if sets else {}
+    return {
+        r: status.get(r, "unknown" if set_of(r) is None else "failed: not fetched")
+        for r in relpaths
+    }
 
 
 def add_parser(sub) -> None:

@@ -15,7 +15,7 @@ import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -409,6 +409,7 @@ class EvaluateSection(Section):
     )
     benchmarks: list[str] = Field(
         default_factory=lambda: ["humaneval", "mbpp"],
+        min_length=1,
         description="benchmark specs name[:protocol]: humaneval, humaneval:instruct, mbpp, multiple-{js,cpp,java,sh}, mtpb[:single], fim[:multi-line], pal-{gsm8k,gsm-hard,svamp,mawps}, codeio, custom:path.jsonl (docs/benchmarks.md)",
     )
     n: int = Field(1, ge=1, description="samples per problem (pass@k is reported for every k <= n)")
@@ -428,9 +429,10 @@ class EvaluateSection(Section):
         ge=1,
         description="first N problems per benchmark (MTPB: problems, each with 5 test cases); null = all",
     )
-    ks: list[int] = Field(
+    ks: list[Annotated[int, Field(ge=1)]] = Field(
         default_factory=lambda: [1, 10, 100],
-        description="pass@k values to report (only those <= n)",
+        min_length=1,
+        description="pass@k values to report; the default reports those <= n, and `codebench validate` rejects a k > n written in the profile",
     )
     batch_size: int = Field(8, ge=1, description="prompts per backend call and per records flush")
     timeout: float = Field(10.0, gt=0, description="sandbox seconds per program")
@@ -494,7 +496,10 @@ class Profile(Section):
     description: str = ""
     seed: int = Field(0, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    data_dir: str | None = Field(None, description="benchmark data; default $CODEBENCH_DATA")
+    data_dir: str | None = Field(
+        None,
+        description="benchmark data folder (must exist); null = $CODEBENCH_DATA, else ../shared/data, else the data shipped with codebench (codebench.paths)",
+    )
     stages: list[Literal["model", "data", "finetune", "compress", "evaluate", "report"]] | None = (
         Field(None, description="stages to run, in pipeline order; default all")
     )

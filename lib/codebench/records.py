@@ -41,7 +41,7 @@ def dumps_record(record: Any) -> bytes:
     return (json.dumps(record, ensure_ascii=True, default=str) + "\n").encode("ascii")
 
 
-def _write_error(path: Path, e: OSError, what: str = "cannot write") -> RecordWriteError:
+def write_error(path: Path, e: OSError, what: str = "cannot write") -> RecordWriteError:
     reason = e.strerror or (errno.errorcode.get(e.errno or 0) if e.errno else None) or str(e)
     return RecordWriteError(e.errno or errno.EIO, f"{path}: {what}: {reason}")
 
@@ -55,9 +55,9 @@ def write_all(fd: int, data: bytes, path: str | os.PathLike) -> None:
         except InterruptedError:
             continue
         except OSError as e:
-            raise _write_error(Path(path), e) from None
+            raise write_error(Path(path), e) from None
         if n <= 0:
-            raise _write_error(Path(path), OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+            raise write_error(Path(path), OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
         view = view[n:]
 
 
@@ -112,7 +112,7 @@ def _atomic_write(p: Path, chunks: Iterable[bytes]) -> None:
         p.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
     except OSError as e:
-        raise _write_error(p, e) from None
+        raise write_error(p, e) from None
     tmp = Path(name)
     os.fchmod(fd, 0o644)
     try:
@@ -130,7 +130,7 @@ def _atomic_write(p: Path, chunks: Iterable[bytes]) -> None:
     except OSError as e:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        raise _write_error(p, e) from None
+        raise write_error(p, e) from None
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
@@ -196,7 +196,7 @@ class JsonlStore:
         except RecordWriteError:
             raise
         except OSError as e:
-            raise _write_error(self.path, e, "cannot open for appending") from None
+            raise write_error(self.path, e, "cannot open for appending") from None
         with self._locked():
             _repair_tail(self.path)
             dups = self._read_new()
@@ -304,7 +304,7 @@ class JsonlStore:
                     os.ftruncate(self._fd, start)
                 if isinstance(e, RecordWriteError):
                     raise
-                raise _write_error(self.path, e) from None
+                raise write_error(self.path, e) from None
             self.records.update(new)
             self._offset = start + len(data)
             self._lines += len(new)

@@ -67,7 +67,7 @@ def test_first_run_executes_every_stage_in_order(cached_run) -> None:
     for stage in NOTEBOOKS:
         e = manifest["stages"][stage]
         assert e["status"] == "ok" and len(e["key"]) == 16 and e["duration_s"] >= 0
-        assert Path(e["notebook"]).is_file()
+        assert (tmp / "runs" / "t" / e["notebook"]).is_file(), "stored relative to the run"
     prov = manifest["provenance"]
     assert prov["seed"] == 0 and prov["packages"]["papermill"] and "python" in prov
 
@@ -147,8 +147,9 @@ def test_cli_failure_exit_code_and_message(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
     )
-    assert r.returncode == 1
+    assert r.returncode == 2, "bad input"
     assert "model.tiny.stepz: unknown key" in r.stderr and str(bad) in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "t").exists(), "nothing runs before the profile validates"
 
 

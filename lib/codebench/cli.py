@@ -1,4 +1,8 @@
-"""The `codebench` command: reproduce a profile, score samples, inspect a profile."""
+"""The `codebench` command: reproduce a profile, score samples, inspect a profile.
+
+Exit codes: see `codebench.cliutil` (0 ok, 1 stage failed, 2 bad input, 3 run busy,
+4 cannot write, 130 interrupted).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,17 @@ import sys
 from pathlib import Path
 
 from codebench import __version__
+from codebench.cliutil import (
+    EXIT_BAD_INPUT,
+    EXIT_BUSY,
+    EXIT_CANNOT_WRITE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_STAGE_FAILED,
+    Parser,
+    error,
+    non_negative_float,
+)
 
 
 def _stage_logging(quiet: bool) -> None:
@@ -35,46 +50,82 @@ def _stage_logging(quiet: bool) -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.addFilter(_CellOutputOnly())
     handler.setFormatter(logging.Formatter("    | %(message)s"))
+    handler.setLevel(logging.WARNING if quiet else logging.INFO)
     log = logging.getLogger("papermill")
     log.handlers[:] = [handler]
-    log.setLevel(logging.WARNING if quiet else logging.INFO)
+    log.setLevel(logging.INFO)  # the runner's progress lines read papermill's cell events
     log.propagate = False
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from codebench.params import ProfileError
     from codebench.pipeline import NOTEBOOKS, Runner, StageFailed
+    from codebench.records import RecordError, RecordWriteError
+    from codebench.runs import RunLocked
 
     try:
         runner = Runner(
             Path(args.profile),
             runs_root=Path(args.runs_dir),
             figures_root=Path(args.figures_dir),
+            wait=args.wait,
             **({"notebooks_dir": Path(args.notebooks_dir)} if args.notebooks_dir else {}),
         )
         if args.list:
-            manifest = runner.load_manifest()["stages"]
-            print(f"profile {runner.profile.name}: run folder {runner.layout.root}")
-            for stage, key, will_run in runner.plan(args.only, args.force):
-                prev = manifest.get(stage, {})
-                state = "would run" if will_run else "up to date"
+            manifest = runner.load_manifest()
+            owner = manifest.get("owner") or {}
+            print(
+                f"profile {runner.profile.name}: run folder {runner.layout.root}"
+                + (
+                    f" ({manifest['state']}, pid {owner.get('pid')} on {owner.get('host')})"
+                    if manifest.get("state")
+                    else ""
+                )
+            )
+            for item in runner.plan(args.only, args.force):
+                prev = manifest["stages"].get(item.stage, {})
                 last = (
                     f"last: {prev.get('status')} in {prev.get('duration_s', '?')}s"
                     if prev
                     else "never ran"
                 )
-                print(f"  {NOTEBOOKS[stage]:<22} key {key}  {state:<10}  ({last})")
-            return 0
+                print(f"  {NOTEBOOKS[item.stage]:<22} key {item.key}  {item.state:<24}  ({last})")
+            return EXIT_OK
         _stage_logging(args.quiet)
         runner.run(only=args.only, force=args.force)
-        return 0
-    except (ProfileError, StageFailed) as e:
-        print(f"codebench: error: {e}", file=sys.stderr)
-        return 1
+        return EXIT_OK
+    except StageFailed as e:
+        error(e)
+        return EXIT_STAGE_FAILED
+    except RunLocked as e:
+        error(e)
+        return EXIT_BUSY
+    except RecordWriteError as e:
+        error(e)
+        return EXIT_CANNOT_WRITE
+    except (ProfileError, RecordError, *_preflight_errors()) as e:
+        error(e)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        error("interrupted; run the same command again to resume")
+        return EXIT_INTERRUPTED
+
+
+def _preflight_errors() -> tuple[type[BaseException], ...]:
+    """The error types codebench.validate's pre-run checks raise (bad input, exit 2)."""
+    try:
+        from codebench import validate
+    except ImportError:
+        return ()
+    return tuple(
+        t
+        for t in (getattr(validate, n, None) for n in ("ValidationError", "PreflightError"))
+        if isinstance(t, type) and issubclass(t, BaseException)
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
+    ap = Parser(
         prog="codebench", description="A Jupyter research workbench for code language models."
     )
     ap.add_argument("--version", action="version", version=f"codebench {__version__}")
@@ -98,6 +149,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--list",
         action="store_true",
         help="show the stages, their keys and what would run; run nothing",
+    )
+    rp.add_argument(
+        "--wait",
+        type=non_negative_float,
+        default=0.0,
+        metavar="SECONDS",
+        help="when another process is writing this run, wait up to SECONDS for it "
+        "(default 0: refuse at once, naming its pid and host)",
     )
     rp.add_argument("--runs-dir", default="runs", help="root of run folders (default: runs)")
     rp.add_argument(
@@ -133,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)  # usage errors: one line, exit 2
     return int(args.func(args) or 0)
 
 

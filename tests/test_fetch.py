@@ -124,11 +124,11 @@ def test_fetch_missing_maps_files_to_sets(tmp_path: Path) -> None:
     seen = []
 
     def fake(dest, sets, **kw):
-        seen.append((sets, kw["strict"]))
+        seen.append((sets, kw["strict"], kw["files"]))
         return {"pal-math/svamp/test.json": "fetched"}
 
     st = fetch_missing(
         tmp_path, ["pal-math/svamp/test.json", "nope/x.jsonl"], fetcher=fake, log=None
     )
-    assert seen == [(["pal-math"], True)]
+    assert seen == [(["pal-math"], True, ["pal-math/svamp/test.json"])]
     assert st == {"pal-math/svamp/test.json": "fetched", "nope/x.jsonl": "unknown"}

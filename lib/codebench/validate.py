@@ -807,9 +807,10 @@ def run_cli(args: Any) -> int:
     bad = 0
     for path in args.profiles:
         try:
-            name = load_profile(path).name
+            prof = load_profile(path)
+            name, stages = prof.name, ", ".join(prof.enabled_stages())
         except ProfileError:
-            name = None
+            name = stages = None
         roots = (
             {
                 "run_dir": Path(args.runs_dir) / name,
@@ -824,7 +825,8 @@ def run_cli(args: Any) -> int:
         if any(p.severity == "error" for p in problems):
             bad += 1
         else:
-            print(f"{path}: ok ({len(problems)} warning(s))" if problems else f"{path}: ok")
+            warned = f"; {len(problems)} warning(s) above" if problems else ""
+            print(f"{path}: ok (profile '{name}', stages: {stages}{warned})")
     return 2 if bad else 0
 
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codebench.params import Profile, ProfileError, load_profile
+from codebench.params import Profile, ProfileError, load_profile, resolve_relative_paths
 
 #: what to install when a toolchain program is missing (Debian/Ubuntu package names)
 INSTALL_HINTS = {
@@ -184,9 +184,11 @@ def check(
     fetch: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> list[Problem]:
-    """The problems of a loaded profile (see `check_profile`)."""
+    """The problems of a loaded profile (see `check_profile`). Relative paths in the profile
+    are checked against the current folder, as the runner hands them to the stages
+    (`codebench.params.resolve_relative_paths`)."""
     c = _Check(
-        prof=prof,
+        prof=resolve_relative_paths(prof),
         file=str(path),
         here=here,
         fetch=fetch,

@@ -29,14 +29,11 @@ def mirror():
 
 def test_fetch_verifies_and_resumes(tmp_path: Path, mirror: str) -> None:
     out = tmp_path / "data"
-    st = fetch(out, ["mbpp", "mtpb"], base_url=mirror, log=lambda *_: None)
-    assert st == {
-        "mbpp/mbpp.jsonl": "fetched",
-        "mbpp/mbpp_test.jsonl": "fetched",
-        "mtpb/mtpb.jsonl": "fetched",
-    }
+    files = ["mbpp/mbpp.jsonl", "mtpb/mtpb.jsonl"]  # shipped with codebench: any clone has them
+    st = fetch(out, ["mbpp", "mtpb"], base_url=mirror, files=files, log=lambda *_: None)
+    assert st == {"mbpp/mbpp.jsonl": "fetched", "mtpb/mtpb.jsonl": "fetched"}
     (out / "mtpb" / "mtpb.jsonl").write_text("tampered\n")
-    st = fetch(out, ["mbpp", "mtpb"], base_url=mirror, log=lambda *_: None)
+    st = fetch(out, ["mbpp", "mtpb"], base_url=mirror, files=files, log=lambda *_: None)
     assert st["mbpp/mbpp.jsonl"] == "present" and st["mtpb/mtpb.jsonl"] == "fetched"
     assert not list(out.rglob("*.part"))
 
@@ -124,11 +121,11 @@ def test_fetch_missing_maps_files_to_sets(tmp_path: Path) -> None:
     seen = []
 
     def fake(dest, sets, **kw):
-        seen.append((sets, kw["strict"]))
+        seen.append((sets, kw["strict"], kw["files"]))
         return {"pal-math/svamp/test.json": "fetched"}
 
     st = fetch_missing(
         tmp_path, ["pal-math/svamp/test.json", "nope/x.jsonl"], fetcher=fake, log=None
     )
-    assert seen == [(["pal-math"], True)]
+    assert seen == [(["pal-math"], True, ["pal-math/svamp/test.json"])]
     assert st == {"pal-math/svamp/test.json": "fetched", "nope/x.jsonl": "unknown"}

@@ -115,3 +115,37 @@ def test_stage_config_validates_notebook_parameters(tmp_path: Path) -> None:
     if not torch.cuda.is_available():
         with pytest.raises(ProfileError, match="no CUDA GPU"):
             stage_config("model", ns)
+
+
+def test_relative_paths_become_absolute_against_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from codebench.params import resolve_relative_paths
+
+    (tmp_path / "models" / "mine").mkdir(parents=True)
+    f = tmp_path / "p.yaml"
+    f.write_text(
+        "name: p\ndata_dir: data\nmodel:\n  base: models/mine\n  tiny:\n    source: corpus\n"
+        "data:\n  sources: [codeio-demo, extra/raw.jsonl]\n"
+        "finetune:\n  data: sets/sft.jsonl\n  resume: ckpt/checkpoint-20\n"
+        "evaluate:\n  variants: [base, models/mine]\n"
+        "  benchmarks: [humaneval, 'custom:b/x.jsonl:instruct', 'codeio:h.jsonl', org/name]\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    prof = resolve_relative_paths(load_profile(f))
+    t = str(tmp_path)
+    assert prof.data_dir == f"{t}/data"
+    assert prof.model.base == f"{t}/models/mine" and prof.model.tiny.source == f"{t}/corpus"
+    assert prof.data.sources == ["codeio-demo", f"{t}/extra/raw.jsonl"]
+    assert prof.finetune.data == f"{t}/sets/sft.jsonl"
+    assert prof.finetune.resume == f"{t}/ckpt/checkpoint-20"
+    assert prof.finetune.base == "base"  # a variant name, not a path
+    assert prof.evaluate.variants == ["base", f"{t}/models/mine"]
+    assert prof.evaluate.benchmarks == [
+        "humaneval",
+        f"custom:{t}/b/x.jsonl:instruct",
+        f"codeio:{t}/h.jsonl",
+        "org/name",
+    ]
+    plain = resolve_relative_paths(load_profile(REPO / "params" / "smoke.yaml"))
+    assert plain.model_dump() == load_profile(REPO / "params" / "smoke.yaml").model_dump()

@@ -5,7 +5,6 @@ first-use fetch (mocked: tests never touch the network)."""
 from __future__ import annotations
 
 import hashlib
-import json
 import lzma
 from pathlib import Path
 
@@ -67,6 +66,7 @@ def test_smoke_profile_data_files_resolve_in_a_fresh_clone(fresh_clone: Path) ->
             assert task.data_files(), spec
             assert task.problems(limit=prof.evaluate.limit), spec
     assert checked >= 6
+    assert paths.missing_data([paths.data_dir() / r for r in paths.shipped_files()]) is None
     data = paths.data_dir()
     for rel in (DEMO_UNIFIED, DEMO_RAW, "mbpp/mbpp.jsonl", "mtpb/mtpb.jsonl"):
         assert (data / rel).is_file(), rel
@@ -119,12 +119,20 @@ def test_damaged_shipped_file_is_refused(
     assert (paths.ensure_shipped(fresh_clone / "out") / rel).read_bytes() == data
 
 
-def _cpp_profile(tmp: Path) -> Path:
-    prof = tmp / "cpp.yaml"
+def _mawps_profile(tmp: Path) -> Path:
+    prof = tmp / "mawps.yaml"
     prof.write_text(
-        "name: cpp\nstages: [evaluate, report]\nevaluate:\n  benchmarks: [multiple-cpp]\n"
+        "name: mawps\nstages: [evaluate, report]\nevaluate:\n  benchmarks: [pal-mawps]\n"
     )
     return prof
+
+
+MAWPS = "pal-math/mawps/test.json"
+
+
+def test_mawps_is_not_shipped() -> None:
+    # the example below: a registered benchmark whose data is fetched on first use
+    assert MAWPS not in paths.shipped_manifest() and F.set_of(MAWPS) == "pal-math"
 
 
 def test_set_not_shipped_is_fetched_on_first_use(
@@ -134,26 +142,23 @@ def test_set_not_shipped_is_fetched_on_first_use(
     monkeypatch.delenv("CODEBENCH_OFFLINE", raising=False)
     calls = []
 
-    def fake_fetch(dest, sets, *, strict=False, log=print, **kw):
-        calls.append((Path(dest), sets, strict))
-        out = {}
-        for src in F.SOURCES["humaneval-x"]:
-            (Path(dest) / src.path).parent.mkdir(parents=True, exist_ok=True)
-            (Path(dest) / src.path).write_text(json.dumps({"name": "HumanEval_0_x"}) + "\n")
-            out[src.path] = "fetched"
-        return out
+    def fake_fetch(dest, sets, *, strict=False, files=None, log=print, **kw):
+        calls.append((Path(dest), sets, strict, files))
+        (Path(dest) / MAWPS).parent.mkdir(parents=True, exist_ok=True)
+        (Path(dest) / MAWPS).write_text('{"input": "1 + 1?", "target": 2}\n')
+        return {MAWPS: "fetched"}
 
     monkeypatch.setattr(F, "fetch", fake_fetch)
-    prof = _cpp_profile(fresh_clone)
+    prof = _mawps_profile(fresh_clone)
     # validate does not download: it says what will be fetched, and how to get it now
     (w,) = [p for p in check_profile(prof) if p.key == "evaluate.benchmarks[0]"]
     assert w.severity == "warning" and "fetched on first use" in str(w)
-    assert "codebench fetch-data" in str(w) and "--sets humaneval-x" in str(w)
+    assert "codebench fetch-data" in str(w) and "--sets pal-math" in str(w)
     assert calls == []
-    # the preflight fetches it (strict hashes) into the user data folder
+    # the preflight fetches just that file (strict hashes) into the user data folder
     preflight(prof, log=None)
-    assert calls == [(fresh_clone / "cache" / "data", ["humaneval-x"], True)]
-    assert (fresh_clone / "cache" / "data" / "humaneval-x" / "humaneval-cpp.jsonl").is_file()
+    assert calls == [(fresh_clone / "cache" / "data", ["pal-math"], True, [MAWPS])]
+    assert (fresh_clone / "cache" / "data" / MAWPS).is_file()
 
 
 def test_set_not_shipped_offline_fails_before_work_naming_the_command(
@@ -161,24 +166,26 @@ def test_set_not_shipped_offline_fails_before_work_naming_the_command(
 ) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(F, "fetch", lambda *a, **k: pytest.fail("fetched while offline"))
-    prof = _cpp_profile(fresh_clone)
+    prof = _mawps_profile(fresh_clone)
     with pytest.raises(PreflightError) as ei:
         preflight(prof, log=None)
     (line,) = str(ei.value).splitlines()
     data = fresh_clone / "cache" / "data"
-    assert line.startswith(f"{prof}: evaluate.benchmarks[0]: multiple-cpp needs ")
-    assert "humaneval-x/humaneval-cpp.jsonl" in line
-    assert f"`codebench fetch-data {data} --sets humaneval-x`" in line
+    assert line.startswith(f"{prof}: evaluate.benchmarks[0]: pal-mawps needs {data / MAWPS}")
+    assert f"`codebench fetch-data {data} --sets pal-math`" in line
+    reason = paths.missing_data([data / MAWPS, data / "mbpp" / "mbpp.jsonl"])
+    assert reason == (
+        f"data not available here: {data / MAWPS} "
+        f"(get it with `codebench fetch-data {data} --sets pal-math`)"
+    )
 
 
 def test_failed_fetch_fails_preflight(fresh_clone: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("CODEBENCH_OFFLINE", raising=False)
-    monkeypatch.setattr(
-        F, "fetch", lambda dest, sets, **k: {s.path: "failed: x" for s in F.SOURCES[sets[0]]}
-    )
-    with pytest.raises(PreflightError, match="--sets humaneval-x"):
-        preflight(_cpp_profile(fresh_clone), log=None)
+    monkeypatch.setattr(F, "fetch", lambda dest, sets, **k: {MAWPS: "failed: x"})
+    with pytest.raises(PreflightError, match="--sets pal-math"):
+        preflight(_mawps_profile(fresh_clone), log=None)
 
 
 def test_package_data_ships_every_data_file() -> None:

@@ -153,12 +153,13 @@ def fetch(
     base_url: str | None = None,
     timeout: float = 60,
     strict: bool = False,
+    files: list[str] | None = None,
     log=print,
 ) -> dict:
     """Download `sets` (default all) into `dest`; return {path: status}. `base_url` replaces
     every source's host part with a mirror (used by the tests with a local server). `strict`:
     a downloaded file whose SHA-256 differs from the tested copy is removed and reported as
-    failed (instead of kept with a note)."""
+    failed (instead of kept with a note). `files`: only these paths of the sets."""
     dest = Path(dest)
     unknown = [s for s in sets or [] if s not in SOURCES]
     if unknown:
@@ -166,6 +167,8 @@ def fetch(
     status: dict[str, str] = {}
     for name in sets or list(SOURCES):
         for src in SOURCES[name]:
+            if files is not None and src.path not in files:
+                continue
             target = dest / src.path
             if target.is_file() and src.sha256 and _sha256(target) == src.sha256:
                 status[src.path] = "present"
@@ -202,7 +205,8 @@ def fetch_missing(
     (tests pass a fake: they never touch the network)."""
     fetcher = fetcher or fetch
     sets = sorted({s for r in relpaths if (s := set_of(r))})
-    status = fetcher(dest, sets, strict=True, log=log) if sets else {}
+    wanted = [r for r in relpaths if set_of(r)]
+    status = fetcher(dest, sets, strict=True, files=wanted, log=log) if sets else {}
     return {
         r: status.get(r, "unknown" if set_of(r) is None else "failed: not fetched")
         for r in relpaths

@@ -593,6 +593,99 @@ def load_profile(path: str | os.PathLike) -> Profile:
         raise ProfileError(format_validation_error(str(p), e)) from None
 
 
+# --------------------------------------------------------------------------- relative paths
+_SOURCE_NAMES = ("codeio-demo", "codeio-raw", "stdlib")
+_MODEL_WORDS = ("tiny", "base", "auto", "lora", "finetuned")
+
+
+def _abs(value: str, base: Path) -> str:
+    p = Path(value).expanduser()
+    return str(p if p.is_absolute() else (base / p).resolve())
+
+
+def _looks_local(value: str, base: Path) -> bool:
+    """A model spec that names a local folder: ./x, ../x, ~/x, or a relative path that exists."""
+    return value.startswith(("./", "../", "~")) or (
+        not Path(value).is_absolute() and (base / value).exists()
+    )
+
+
+def _bench_abs(spec: str, base: Path) -> str:
+    """'custom:rel.jsonl[:protocol]' / 'codeio:rel.jsonl' with the path made absolute."""
+    name, _, rest = spec.partition(":")
+    if name.strip().lower() not in ("custom", "codeio") or not rest:
+        return spec
+    path, suffix = rest, ""
+    for proto in ("base", "instruct"):
+        if rest.endswith(":" + proto):
+            path, suffix = rest[: -len(proto) - 1], ":" + proto
+    return f"{name}:{_abs(path, base)}{suffix}" if path else spec
+
+
+def resolve_relative_paths(prof: Profile, base: str | os.PathLike | None = None) -> Profile:
+    """A copy of `prof` whose relative file and folder paths are absolute, against `base`
+    (default: the current folder, where `codebench` was started).
+
+    Stage notebooks run with `notebooks/` as their current folder, so the runner hands them
+    these absolute paths; `codebench validate` checks the same ones. Only values that are
+    paths change: data_dir, model.tiny.source, data.sources that are paths, custom:/codeio: benchmark
+    files, finetune.resume, finetune.data with a folder part, and model specs that start with
+    ./ ../ ~ or exist as a relative path (a hub id such as org/name stays as it is).
+    """
+    b = Path(base or Path.cwd()).resolve()
+    upd: dict[str, Any] = {}
+    if prof.data_dir and not Path(prof.data_dir).expanduser().is_absolute():
+        upd["data_dir"] = _abs(prof.data_dir, b)
+
+    def model_spec(v: str) -> str:
+        return _abs(v, b) if v not in _MODEL_WORDS and _looks_local(v, b) else v
+
+    m = prof.model
+    tiny = m.tiny
+    if tiny.source != "stdlib":
+        tiny = tiny.model_copy(update={"source": _abs(tiny.source, b)})
+    upd["model"] = m.model_copy(update={"base": model_spec(m.base), "tiny": tiny})
+    d = prof.data
+    upd["data"] = d.model_copy(
+        update={
+            "sources": [
+                _abs(s, b)
+                if s not in _SOURCE_NAMES
+                and ("/" in s or s.endswith(".jsonl") or _looks_local(s, b))
+                else s
+                for s in d.sources
+            ],
+            "model": model_spec(d.model),
+        }
+    )
+    f = prof.finetune
+    data = f.data
+    if "/" in data or data.startswith(("~", ".")):
+        data = _abs(data, b)
+    upd["finetune"] = f.model_copy(
+        update={
+            "base": model_spec(f.base),
+            "data": data,
+            "resume": f.resume if f.resume in ("auto", "never") else _abs(f.resume, b),
+        }
+    )
+    c = prof.compress
+    upd["compress"] = c.model_copy(
+        update={
+            "source": model_spec(c.source),
+            "pass_at_1_benchmark": _bench_abs(c.pass_at_1_benchmark, b),
+        }
+    )
+    e = prof.evaluate
+    upd["evaluate"] = e.model_copy(
+        update={
+            "benchmarks": [_bench_abs(x, b) for x in e.benchmarks],
+            "variants": None if e.variants is None else [model_spec(v) for v in e.variants],
+        }
+    )
+    return prof.model_copy(update=upd)
+
+
 # --------------------------------------------------------------------------- stage side
 @dataclass
 class StageContext:

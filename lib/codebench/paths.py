@@ -167,3 +167,25 @@ def verify_shipped(dest: str | os.PathLike) -> dict[str, str]:
             else ("ok" if _sha256(f) == meta["sha256"] else "sha256 differs")
         )
     return out
+
+
+def missing_data(files: list[str | os.PathLike]) -> str | None:
+    """None when every file exists, else one line naming the missing files and, for files of a
+    data folder that `codebench fetch-data` knows, the command that gets them (tests use it to
+    skip with the reason)."""
+    from codebench.fetch import fetch_command, set_of
+
+    missing = [Path(f) for f in files if not Path(f).is_file()]
+    if not missing:
+        return None
+    hints = []
+    for f in missing:
+        parts = f.as_posix().split("/")
+        for i in range(len(parts) - 1, 0, -1):
+            rel = "/".join(parts[i:])
+            if s := set_of(rel):
+                root = "/".join(parts[:i]) or "/"
+                hints.append(fetch_command(root, [s]))
+                break
+    how = f" (get it with `{'`, `'.join(dict.fromkeys(hints))}`)" if hints else ""
+    return f"data not available here: {', '.join(map(str, missing))}{how}"

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codebench.params import Profile, ProfileError, load_profile
+from codebench.params import Profile, ProfileError, load_profile, resolve_relative_paths
 
 #: what to install when a toolchain program is missing (Debian/Ubuntu package names)
 INSTALL_HINTS = {
@@ -184,9 +184,11 @@ def check(
     fetch: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> list[Problem]:
-    """The problems of a loaded profile (see `check_profile`)."""
+    """The problems of a loaded profile (see `check_profile`). Relative paths in the profile
+    are checked against the current folder, as the runner hands them to the stages
+    (`codebench.params.resolve_relative_paths`)."""
     c = _Check(
-        prof=prof,
+        prof=resolve_relative_paths(prof),
         file=str(path),
         here=here,
         fetch=fetch,
@@ -807,9 +809,10 @@ def run_cli(args: Any) -> int:
     bad = 0
     for path in args.profiles:
         try:
-            name = load_profile(path).name
+            prof = load_profile(path)
+            name, stages = prof.name, ", ".join(prof.enabled_stages())
         except ProfileError:
-            name = None
+            name = stages = None
         roots = (
             {
                 "run_dir": Path(args.runs_dir) / name,
@@ -824,7 +827,8 @@ def run_cli(args: Any) -> int:
         if any(p.severity == "error" for p in problems):
             bad += 1
         else:
-            print(f"{path}: ok ({len(problems)} warning(s))" if problems else f"{path}: ok")
+            warned = f"; {len(problems)} warning(s) above" if problems else ""
+            print(f"{path}: ok (profile '{name}', stages: {stages}{warned})")
     return 2 if bad else 0
 
 

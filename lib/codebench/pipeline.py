@@ -302,15 +302,20 @@ class Runner:
             first = next((ln for ln in (e.source or "").splitlines() if ln.strip()), "")
             raise StageFailed(
                 f"stage '{stage}' failed in {src}, cell {_source_cell_number(out, e.cell_index)} "
-                f"(In [{e.exec_count}]: {first.strip()[:80]}): {e.ename}: {e.evalue}\n"
-                f"  executed notebook: {out}"
+                f"(In [{e.exec_count}]: {first.strip()[:80]}): {e.ename}: {_one_line(e.evalue)} "
+                f"(executed notebook: {out})"
             ) from None
         except Exception as e:  # dead kernel, timeouts, missing kernel
             raise StageFailed(
-                f"stage '{stage}' failed running {src}: {type(e).__name__}: {e}\n"
-                f"  executed notebook: {out}"
+                f"stage '{stage}' failed running {src}: {type(e).__name__}: {_one_line(e)} "
+                f"(executed notebook: {out})"
             ) from None
         return out
+
+
+def _one_line(msg: object, limit: int = 300) -> str:
+    text = " ".join(str(msg).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _mark_interrupted(manifest: dict) -> None:
@@ -386,6 +391,7 @@ class _StageProgress(logging.Handler):
                 self._print()
 
     def __enter__(self) -> _StageProgress:
+        self.log_(f"[{self.stage_name}] starting ({len(self.sections)} cells)")
         logger = logging.getLogger("papermill")
         self._old_level = logger.level
         if logger.getEffectiveLevel() > logging.INFO:
@@ -419,8 +425,6 @@ def _cell_sections(notebook: Path) -> tuple[list[str], int]:
                 current = heading.lstrip("#").strip()[:60]
         if "parameters" in c.get("metadata", {}).get("tags", []):
             param_idx = i
-            out.append("parameters")
-            continue
         out.append(current)
     return out, param_idx
 

@@ -163,3 +163,26 @@ def test_read_only_run_folder_is_one_error_line(tmp_path: Path) -> None:
     assert r.returncode == 4, (r.stdout, r.stderr)
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "Read-only file system" in lines[0] and str(runs / "t") in lines[0]
+
+
+@pytest.mark.slow
+def test_ctrl_c_is_one_line_exit_130_and_resumes(tmp_path: Path, reference) -> None:
+    nbs = work_notebooks(tmp_path / "nbs", n=N)
+    prof = profile(tmp_path)
+    run = tmp_path / "runs" / "t"
+    args = reproduce_args(prof, tmp_path, nbs)
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    end = time.monotonic() + 120
+    while _records_written(run) < 5 and time.monotonic() < end:
+        time.sleep(0.02)
+    os.kill(p.pid, signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130
+    assert err.strip().splitlines() == [
+        "codebench: error: interrupted; run the same command again to resume"
+    ], "the kernel's own noise goes to its log, not the console"
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["state"] == "interrupted"
+    assert manifest["stages"]["model"]["status"] == "interrupted"
+    assert run_cli(args).returncode == 0
+    _assert_clean_and_equal(tmp_path, reference)

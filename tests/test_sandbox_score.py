@@ -160,3 +160,75 @@ def test_mbpp_task_id_forms(tmp_path):
     samples = _write(tmp_path / "m.jsonl", rows)
     res = score.score(samples, "mbpp", workers=1, data_dir=str(ddir))
     assert res == {"pass@1": pytest.approx(2 / 3)}
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--workers", "-2"], "--workers: must be at least 1, got -2"),
+        (["--workers", "0"], "--workers: must be at least 1"),
+        (["--workers", "two"], "--workers: expected a positive integer"),
+        (["--timeout", "0"], "--timeout: must be a finite number above 0"),
+        (["--timeout", "-1"], "--timeout: must be a finite number above 0"),
+        (["--timeout", "inf"], "--timeout: must be a finite number above 0"),
+    ],
+)
+def test_bad_arguments_are_one_line_exit_2(tmp_path, args, says):
+    samples = _write(tmp_path / "s.jsonl", _samples(copies=1))
+    out = _cli(str(samples), "--benchmark", "humaneval", *args, timeout=60)
+    assert out.returncode == 2
+    assert len(out.stderr.strip().splitlines()) == 1 and says in out.stderr, out.stderr
+    assert not (tmp_path / "s_results.jsonl").exists(), "nothing ran"
+
+
+def test_library_rejects_non_positive_workers_and_timeout(tmp_path):
+    samples = _write(tmp_path / "s.jsonl", _samples(copies=1))
+    with pytest.raises(score.ScoreInputError, match="workers must be at least 1"):
+        score.score(samples, "humaneval", workers=-2)
+    with pytest.raises(score.ScoreInputError, match="timeout must be above 0"):
+        score.score(samples, "humaneval", timeout=0)
+
+
+def test_bad_samples_files_are_one_line_naming_file_and_line(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n\n")
+    latin = tmp_path / "latin.jsonl"
+    good = json.dumps({"task_id": TASKS[0], "completion": "x"})
+    latin.write_bytes(good.encode() + b"\n" + good.encode()[:-2] + b'\xe9"}\n')
+    cases = [
+        (empty, f"{empty}: no samples"),
+        (tmp_path, f"{tmp_path}: is a directory"),
+        (latin, f"{latin}:2: not UTF-8 (byte 0xe9"),
+        (tmp_path / "missing.jsonl", "samples file not found"),
+    ]
+    for path, says in cases:
+        out = _cli(str(path), "--benchmark", "humaneval", timeout=60)
+        assert out.returncode == 2, (path, out.stderr)
+        assert out.stdout == "", "no {} printed for nothing scored"
+        assert len(out.stderr.strip().splitlines()) == 1 and says in out.stderr, out.stderr
+
+
+def test_full_disk_while_scoring_keeps_whole_records(tmp_path, monkeypatch):
+    import errno
+
+    samples = _write(tmp_path / "s.jsonl", _samples())
+    results = tmp_path / "s_results.jsonl"
+    real = os.write
+    left = [300]  # bytes before the disk is full
+
+    def write(fd, data):
+        if left[0] <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        n = real(fd, bytes(data[: left[0]]))
+        left[0] -= n
+        return n
+
+    monkeypatch.setattr(score, "BATCH_RECORDS", 1)
+    monkeypatch.setattr(os, "write", write)
+    with pytest.raises(OSError, match=f"{results}: cannot write: No space left on device"):
+        score.score(samples, "humaneval", workers=2)
+    monkeypatch.undo()
+    data = results.read_bytes()
+    assert data == b"" or data.endswith(b"\n"), "never a torn line"
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+    assert score.score(samples, "humaneval", workers=2) == {"pass@1": 0.5}

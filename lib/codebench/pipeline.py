@@ -285,6 +285,7 @@ class Runner:
         if not src.is_file():
             raise StageFailed(f"stage '{stage}': notebook {src} not found")
         out = self.layout.notebooks / src.name
+        kernel_log = out.with_suffix(".kernel.log")
         out.parent.mkdir(parents=True, exist_ok=True)
         self.layout.figures.mkdir(parents=True, exist_ok=True)
         try:
@@ -297,20 +298,44 @@ class Runner:
                     cwd=str(src.parent),
                     progress_bar=False,
                     log_output=True,
+                    kernel_manager_class=_kernel_manager(kernel_log),
                 )
         except PapermillExecutionError as e:
             first = next((ln for ln in (e.source or "").splitlines() if ln.strip()), "")
             raise StageFailed(
                 f"stage '{stage}' failed in {src}, cell {_source_cell_number(out, e.cell_index)} "
-                f"(In [{e.exec_count}]: {first.strip()[:80]}): {e.ename}: {e.evalue}\n"
-                f"  executed notebook: {out}"
+                f"(In [{e.exec_count}]: {first.strip()[:80]}): {e.ename}: {_one_line(e.evalue)} "
+                f"(executed notebook: {out})"
             ) from None
         except Exception as e:  # dead kernel, timeouts, missing kernel
             raise StageFailed(
-                f"stage '{stage}' failed running {src}: {type(e).__name__}: {e}\n"
-                f"  executed notebook: {out}"
+                f"stage '{stage}' failed running {src}: {type(e).__name__}: {_one_line(e)} "
+                f"(executed notebook: {out}; kernel log: {kernel_log})"
             ) from None
         return out
+
+
+def _kernel_manager(log_path: Path) -> type:
+    """A kernel manager whose kernel process writes its own stdout/stderr (ipykernel's
+    transport warnings, shutdown tracebacks, native libraries' prints) to `log_path` instead of
+    the console. Cell output still reaches the notebook and the console through papermill."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class _LoggedKernelManager(AsyncKernelManager):
+        async def _async_start_kernel(self, **kw: Any) -> None:
+            with open(log_path, "ab") as fh:  # the kernel holds its own copy of the descriptor
+                kw.setdefault("stdout", fh)
+                kw.setdefault("stderr", fh)
+                await super()._async_start_kernel(**kw)
+
+        start_kernel = _async_start_kernel
+
+    return _LoggedKernelManager
+
+
+def _one_line(msg: object, limit: int = 300) -> str:
+    text = " ".join(str(msg).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _mark_interrupted(manifest: dict) -> None:
@@ -386,6 +411,7 @@ class _StageProgress(logging.Handler):
                 self._print()
 
     def __enter__(self) -> _StageProgress:
+        self.log_(f"[{self.stage_name}] starting ({len(self.sections)} cells)")
         logger = logging.getLogger("papermill")
         self._old_level = logger.level
         if logger.getEffectiveLevel() > logging.INFO:
@@ -419,8 +445,6 @@ def _cell_sections(notebook: Path) -> tuple[list[str], int]:
                 current = heading.lstrip("#").strip()[:60]
         if "parameters" in c.get("metadata", {}).get("tags", []):
             param_idx = i
-            out.append("parameters")
-            continue
         out.append(current)
     return out, param_idx
 

@@ -92,6 +92,15 @@ class RunLayout:
         return sorted(d.name for d in self.models.iterdir() if (d / VARIANT_INFO).is_file())
 
 
+def run_relative(path: str | Path, run_root: str | Path) -> str:
+    """`path` relative to the run folder when it lies inside it (so a moved run still names
+    it), else unchanged."""
+    try:
+        return str(Path(path).resolve().relative_to(Path(run_root).resolve()))
+    except ValueError:
+        return str(path)
+
+
 def write_variant_info(
     path: Path, *, kind: str, parent: str | None, loader: str = "hf", **extra: Any
 ) -> None:

@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict
 
 from codebench.params import FinetuneSection, resolve_device, seed_everything
 from codebench.records import write_json
-from codebench.runs import VARIANT_INFO, RunLayout, file_sha256, provenance
+from codebench.runs import VARIANT_INFO, RunLayout, file_sha256, provenance, run_relative
 from codebench.train import _models
 from codebench.train import data as D
 from codebench.train.callbacks import LogPrinter
@@ -309,7 +309,7 @@ def checkpoint_dir(job: FinetuneJob) -> Path:
     key = json.dumps(
         {
             "cfg": keep,
-            "base": job.base_path,
+            "base": run_relative(job.base_path, job.run_dir),  # a moved run keeps its checkpoints
             "data": file_sha256(job.data_path),
             "seed": job.seed,
             "code": code,
@@ -532,8 +532,8 @@ def finetune(
             zip(("trainable", "total"), trainable_parameters(model), strict=True)
         ),
         "config": cfg.model_dump(mode="json"),
-        "base_path": job.base_path,
-        "checkpoints": str(checkpoint_dir(job)),
+        "base_path": run_relative(job.base_path, job.run_dir),
+        "checkpoints": run_relative(checkpoint_dir(job), job.run_dir),
         "provenance": provenance(job.seed),
     }
     if trainer.is_world_process_zero():

@@ -28,6 +28,7 @@ import protocol
 import wire
 
 REQ_FD, RESP_FD = 3, 4
+ENTERED = b"\0\0\0\0"  # an empty frame: the sample process is set up, model code runs next
 _RLIMITS = {
     "as": resource.RLIMIT_AS,
     "cpu": resource.RLIMIT_CPU,
@@ -48,8 +49,15 @@ def enter(
     req_r: int,
     resp_w: int,
     env: dict[str, str] | None = None,
+    sfilter: Any = None,
 ) -> None:
-    """Become the sample process: own process group, fds 0-4 only, rlimits, cwd, env.
+    """Become the sample process: own process group, fds 0-4 only, rlimits, cwd, env, the
+    seccomp filter; then send the empty "entered" frame on fd 4 (see `ENTERED`).
+
+    Everything here runs before model code. If any step fails the process exits without
+    the entered frame, which the worker reports as a failure to enter the sandbox (a
+    sandbox error, never the sample's failure): model code cannot forge that, since it
+    only ever runs after the frame was sent.
 
     (setpgid, not setsid: with scheduler autogroups a new session costs about a millisecond;
     the worker already runs in a session of its own without a controlling terminal.)
@@ -67,6 +75,9 @@ def enter(
     os.chdir(job_dir)
     if env:  # the worker's own environment is already the scrubbed sample environment
         os.environ.update(env)
+    if sfilter is not None:
+        sfilter.install()
+    os.write(RESP_FD, ENTERED)
 
 
 def _exc_info(exc: BaseException) -> dict[str, Any]:

@@ -54,7 +54,10 @@ class Result:
     stdout/stderr what the sandboxed process printed (truncated; see `Sandbox(max_output=)`).
     exit_code     process exit status for `run_program` jobs (negative: killed by signal).
     values        for `call` jobs: one CallResult per requested call, in order.
-    attempts      2 when the job timed out and was retried alone.
+    attempts      2 when the job timed out and was retried.
+    isolation     how the job ran: "bwrap" (namespaces + seccomp filter), "bwrap-no-seccomp"
+                  or "unsafe-fallback" (no namespaces; only with an explicit opt-in).
+    first_pass    for a retried job: the outcome and detail of its first attempt.
     """
 
     outcome: Outcome
@@ -65,6 +68,8 @@ class Result:
     exit_code: int | None = None
     values: list[CallResult] | None = None
     attempts: int = 1
+    isolation: str = ""
+    first_pass: dict[str, str] | None = None
     passed: bool = field(init=False)
 
     def __post_init__(self) -> None:

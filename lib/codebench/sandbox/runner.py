@@ -59,6 +59,25 @@ class Settings:
         return cpu_s * self.wall_factor + 0.5
 
 
+BLOCKED = "wall-clock limit while blocked, not starved"
+
+
+def blocked(h: dict[str, Any]) -> bool:
+    """Whether a wall-clock timeout hit a sample that was sleeping or blocked (its processes
+    were running or waiting to run for under a quarter of the time), not one starved of CPU
+    by load: such a timeout is final (a retry would only wait again)."""
+    try:
+        return float(h["busy"]) < 0.25 * float(h["waited"])
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+def definite_timeout(detail: str) -> bool:
+    """A timeout that a retry cannot change: the CPU budget was used up, or the sample was
+    blocked rather than starved (see `blocked`)."""
+    return "CPU" in detail or BLOCKED in detail
+
+
 def signal_name(sig: int) -> str:
     """'SIGSEGV' for 11."""
     try:
@@ -72,7 +91,11 @@ def classify_death(h: dict[str, Any], cpu_limit: float, during: str) -> tuple[Ou
     st = h.get("st")
     if st == "timeout":
         cpu_bound = h.get("why") == "cpu" or float(h.get("cpu") or 0) >= 0.95 * cpu_limit
-        return Outcome.TIMEOUT, f"timed out {during} ({'CPU' if cpu_bound else 'wall-clock'} limit)"
+        if cpu_bound:
+            return Outcome.TIMEOUT, f"timed out {during} (CPU limit)"
+        if blocked(h):
+            return Outcome.TIMEOUT, f"timed out {during} ({BLOCKED})"
+        return Outcome.TIMEOUT, f"timed out {during} (wall-clock limit)"
     if st == "toolarge":
         return Outcome.FAILED, f"value too large {during} (the reply exceeds the output-size limit)"
     if st == "exit":
@@ -82,6 +105,8 @@ def classify_death(h: dict[str, Any], cpu_limit: float, during: str) -> tuple[Ou
                 return Outcome.TIMEOUT, f"timed out {during} (CPU limit)"
             return Outcome.CRASHED, f"killed by {signal_name(sig)} {during}"
         return Outcome.FAILED, f"exited with status {h.get('rc')} {during}"
+    if st == "noenter":
+        return Outcome.SANDBOX_ERROR, f"could not enter the sandbox {during}: {h.get('why')}"[:600]
     return Outcome.SANDBOX_ERROR, f"sandbox error {during}: {str(h.get('why', h))[:300]}"
 
 

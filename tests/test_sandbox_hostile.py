@@ -246,12 +246,14 @@ def add(a, b):
 """,
         {F},
     ),
+    # the worker is PID 1 of the sandbox: signals from inside cannot reach it, so these
+    # samples compute the right sums and pass (their kills did nothing)
     "kill_parent": (
         "import os, signal\ndef add(a, b):\n    os.kill(os.getppid(), signal.SIGKILL)\n    return a + b\n",
-        {C},
+        {P},
     ),
-    "kill_all": ("import os\ndef add(a, b):\n    os.kill(-1, 9)\n    return a + b\n", {C}),
-    "kill_init": ("import os\ndef add(a, b):\n    os.kill(1, 9)\n    return a + b\n", {F}),
+    "kill_all": ("import os\ndef add(a, b):\n    os.kill(-1, 9)\n    return a + b\n", {F}),
+    "kill_init": ("import os\ndef add(a, b):\n    os.kill(1, 9)\n    return a + b\n", {P}),
     "ignore_signals_spin": (
         """
 import signal
@@ -310,7 +312,7 @@ def add(a, b):
         x = [x]
     return len(repr(x))
 """,
-        {C},
+        {C, T},  # T: under load the 300,000-deep build can reach the wall-clock limit first
     ),
     "lingering_thread_correct": (
         """

@@ -122,8 +122,8 @@ def unpack(payload: bytes | None) -> list[bytes]:
 def reply_value(frame: bytes, during: str) -> Any:
     """The value in one child reply frame; raises SampleAbort or the candidate's exception."""
     try:
-        msg = json.loads(frame)
-    except (ValueError, RecursionError):
+        msg = wire.parse_json(frame)
+    except (ValueError, RecursionError):  # WireError is a ValueError
         msg = None
     if not isinstance(msg, dict):
         raise SampleAbort(Outcome.FAILED, f"malformed reply {during}")
@@ -132,7 +132,7 @@ def reply_value(frame: bytes, during: str) -> Any:
         if "v" not in msg:
             return None
         try:
-            return wire.decode(msg["v"])
+            return wire.decode(msg["v"], guard=True)
         except wire.WireError as e:
             raise SampleAbort(Outcome.FAILED, f"malformed value {during}: {e}") from None
     if s == "exc":

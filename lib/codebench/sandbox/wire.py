@@ -24,10 +24,15 @@ from __future__ import annotations
 import base64
 import json
 import math
+import sys
+from collections import Counter
 from typing import Any
 
 MAX_DEPTH = 200
 _SAFE_INT = 1 << 53
+MAX_COLLISIONS = 64  # distinct values one hash value may stand for in a guarded reply
+# with hash randomization off (PYTHONHASHSEED set) str/bytes hashes are predictable too
+_PREDICTABLE = (int, float, complex) + (() if sys.flags.hash_randomization else (str, bytes))
 
 
 class WireError(ValueError):
@@ -143,37 +148,97 @@ def _num(x: Any) -> float:
     raise WireError("bad float")
 
 
-def _dec(x: Any, depth: int, refs: Any) -> Any:
+def check_collisions(values: list[Any]) -> None:
+    """Raise WireError when more than MAX_COLLISIONS distinct values share one hash value.
+
+    Building a set or dict of n such values (or `x in s` lookups against one) costs O(n^2):
+    an attacker can make ints (k * (2**61 - 1) all hash alike), floats and complex numbers
+    collide at will. Counting hash values is linear (equal hashes are equal ints, so the
+    Counter's own lookups never chain); only an oversized bucket is examined further, by
+    sorting, to tell duplicates of one value (harmless) from distinct colliding values."""
+    if len(values) <= MAX_COLLISIONS:
+        return
+    try:
+        counts = Counter(map(hash, values))
+    except TypeError:
+        return  # unhashable: the caller's set()/dict() raises as it would anyway
+    worst = [h for h, n in counts.items() if n > MAX_COLLISIONS]
+    if not worst:
+        return
+    bad = set(worst)
+    buckets: dict[int, list[Any]] = {}
+    for v in values:
+        h = hash(v)
+        if h in bad:
+            buckets.setdefault(h, []).append(v)
+    for group in buckets.values():
+        keys = sorted(_canon(v) for v in group)
+        distinct = 1 + sum(1 for a, b in zip(keys, keys[1:], strict=False) if a != b)
+        if distinct > MAX_COLLISIONS:
+            raise WireError(
+                f"value holds {distinct} distinct elements with one hash value "
+                "(a hash-collision attack on the checker)"
+            )
+
+
+def _canon(v: Any) -> tuple[str, str]:
+    return (type(v).__name__, repr(v) if type(v) is not str else v)
+
+
+class _Guard:
+    """Leaves of a reply whose hashes an attacker can predict (checked after decoding)."""
+
+    __slots__ = ("leaves",)
+
+    def __init__(self) -> None:
+        self.leaves: list[Any] = []
+
+
+def _dec(x: Any, depth: int, refs: Any, g: _Guard | None = None) -> Any:
     t = type(x)
-    if x is None or t in (bool, int, float, str):
+    if x is None or t is bool:
+        return x
+    if t is int or t is float or t is str:
+        if g is not None and t in _PREDICTABLE:
+            g.leaves.append(x)
         return x
     if depth > MAX_DEPTH:
         raise WireError("value nested too deeply")
     d = depth + 1
     if t is list:
-        return [_dec(v, d, refs) for v in x]
+        return [_dec(v, d, refs, g) for v in x]
     if t is not dict or len(x) != 1:
         raise WireError("malformed value")
     ((tag, v),) = x.items()
     tv = type(v)
     if tag == "$t" and tv is list:
-        return tuple(_dec(e, d, refs) for e in v)
+        return tuple([_dec(e, d, refs, g) for e in v])
     if tag == "$d" and tv is dict:
-        return {k: _dec(e, d, refs) for k, e in v.items()}
+        return {k: _dec(e, d, refs, g) for k, e in v.items()}
     if tag == "$D" and tv is list:
         if not all(type(p) is list and len(p) == 2 for p in v):
             raise WireError("malformed dict")
-        return {_dec(k, d, refs): _dec(e, d, refs) for k, e in v}
-    if tag == "$s" and tv is list:
-        return {_dec(e, d, refs) for e in v}
-    if tag == "$fs" and tv is list:
-        return frozenset(_dec(e, d, refs) for e in v)
+        pairs = [(_dec(k, d, refs, g), _dec(e, d, refs, g)) for k, e in v]
+        if g is not None:
+            check_collisions([k for k, _ in pairs])
+        return dict(pairs)
+    if tag in ("$s", "$fs") and tv is list:
+        items = [_dec(e, d, refs, g) for e in v]
+        if g is not None:
+            check_collisions(items)
+        return set(items) if tag == "$s" else frozenset(items)
     if tag == "$i" and tv is str and len(v) < 100_000:
-        return int(v, 16)
+        n = int(v, 16)
+        if g is not None:
+            g.leaves.append(n)
+        return n
     if tag == "$f" and tv is str:
         return _num(x)
     if tag == "$c" and tv is list and len(v) == 2:
-        return complex(_num(v[0]), _num(v[1]))
+        c = complex(_num(v[0]), _num(v[1]))
+        if g is not None:
+            g.leaves.append(c)
+        return c
     if tag in ("$b", "$ba") and tv is str:
         raw = base64.b64decode(v.encode("ascii"), validate=True)
         return raw if tag == "$b" else bytearray(raw)
@@ -182,22 +247,47 @@ def _dec(x: Any, depth: int, refs: Any) -> Any:
     raise WireError(f"unknown or malformed tag {str(tag)[:20]!r}")
 
 
-def decode(tree: Any, refs: Any = None) -> Any:
-    """JSON tree -> value of exact builtin types. `refs(name)` resolves {"$ref": name}."""
+def decode(tree: Any, refs: Any = None, guard: bool = False) -> Any:
+    """JSON tree -> value of exact builtin types. `refs(name)` resolves {"$ref": name}.
+
+    guard=True (the host decoding a sample's reply): refuse values holding more than
+    MAX_COLLISIONS distinct hash-colliding elements anywhere (see `check_collisions`), so
+    neither decoding nor trusted code that puts the value in a set or dict costs the host
+    quadratic time; decoding is then linear in the reply's size."""
     try:
-        return _dec(tree, 0, refs)
+        if not guard:
+            return _dec(tree, 0, refs)
+        g = _Guard()
+        value = _dec(tree, 0, refs, g)
+        check_collisions(g.leaves)
+        return value
     except WireError:
         raise
     except (TypeError, ValueError, RecursionError, UnicodeError) as e:  # unhashable key, bad b64
         raise WireError(f"malformed value: {type(e).__name__}") from None
 
 
-def loads(data: bytes | str, refs: Any = None, max_bytes: int | None = None) -> Any:
-    """Tagged JSON bytes -> value (strict; raises WireError)."""
+def _pairs_checked(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    check_collisions([k for k, _ in pairs])
+    return dict(pairs)
+
+
+def parse_json(data: bytes | str) -> Any:
+    """json.loads for untrusted replies: with hash randomization off (PYTHONHASHSEED set),
+    JSON objects with many colliding keys are refused (WireError) before a dict is built."""
+    if sys.flags.hash_randomization:
+        return json.loads(data)
+    return json.loads(data, object_pairs_hook=_pairs_checked)
+
+
+def loads(
+    data: bytes | str, refs: Any = None, max_bytes: int | None = None, guard: bool = True
+) -> Any:
+    """Tagged JSON bytes -> value (strict; raises WireError; hash-collision guard on)."""
     if max_bytes is not None and len(data) > max_bytes:
         raise WireError(f"value too large ({len(data)} bytes > {max_bytes})")
     try:
-        tree = json.loads(data)
+        tree = parse_json(data) if guard else json.loads(data)
     except (ValueError, RecursionError) as e:
         raise WireError(f"not JSON: {type(e).__name__}") from None
-    return decode(tree, refs)
+    return decode(tree, refs, guard)

@@ -219,11 +219,21 @@ def test_setup_objects_are_passed_by_reference(sb):
     assert trusted.assigned_names(setup) == ("root", "leaf")
 
 
-def test_nonencodable_return_fails_not_passes(sb):
-    res = sb.run_tests(
-        "def f():\n    return object()\n", "try:\n    f()\nexcept Exception:\n    pass\n"
+def test_nonplain_return_is_a_handle_equal_only_to_itself(sb):
+    # an object that is not plain data stays in the sandbox; the tests get a handle that no
+    # __eq__ of the sample's can make equal to an expected value
+    program = (
+        "class Yes:\n    def __eq__(self, o):\n        return True\n"
+        "    def __hash__(self):\n        return 0\n"
+        "def f():\n    return Yes()\n"
     )
-    assert res.outcome is Outcome.FAILED and "cannot" in res.detail
+    for tests in ("assert f() == 1\n", "assert f() == f()\n", "assert 1 == f()\n"):
+        res = sb.run_tests(program, tests)
+        assert res.outcome is Outcome.FAILED, (tests, res)
+    assert sb.run_tests(program, "h = f()\nassert h == h and h is not None\n").passed
+    # call jobs keep returning plain data only
+    r = sb.call(program, "f", [()])
+    assert r.outcome is Outcome.FAILED and "cannot send" in r.values[0].error
 
 
 def test_timeouts_cpu_and_sleepers_are_final():

@@ -352,7 +352,7 @@ def add(a, b):
         {F},
     ),
     "setuid_root": ("import os\ndef add(a, b):\n    os.setuid(0)\n    return a + b\n", {F}),
-    "huge_return": ("def add(a, b):\n    return 'x' * (40 << 20)\n", {F}),
+    "huge_return": ("def add(a, b):\n    return 'x' * (40 << 20)\n", {F, T}),  # T: under load
     "return_generator": ("def add(a, b):\n    return (x for x in [a + b])\n", {F}),
     "return_function": ("def add(a, b):\n    return lambda: a + b\n", {F}),
     "self_referencing": ("def add(a, b):\n    x = [a + b]\n    x.append(x)\n    return x\n", {F}),

@@ -119,8 +119,10 @@ def unpack(payload: bytes | None) -> list[bytes]:
     return frames
 
 
-def reply_value(frame: bytes, during: str) -> Any:
-    """The value in one child reply frame; raises SampleAbort or the candidate's exception."""
+def reply_value(frame: bytes, during: str, handles: Any = None) -> Any:
+    """The value in one child reply frame; raises SampleAbort or the candidate's exception.
+    `handles(id, type_name)` makes the host-side stand-in for an object kept in the sample
+    (trusted tests only; without it a handle in a reply is malformed)."""
     try:
         msg = wire.parse_json(frame)
     except (ValueError, RecursionError):  # WireError is a ValueError
@@ -132,7 +134,7 @@ def reply_value(frame: bytes, during: str) -> Any:
         if "v" not in msg:
             return None
         try:
-            return wire.decode(msg["v"], guard=True)
+            return wire.decode(msg["v"], guard=True, handles=handles)
         except wire.WireError as e:
             raise SampleAbort(Outcome.FAILED, f"malformed value {during}: {e}") from None
     if s == "exc":
@@ -150,12 +152,14 @@ def reply_value(frame: bytes, during: str) -> Any:
     raise SampleAbort(Outcome.FAILED, f"malformed reply {during}")
 
 
-def decode_reply(h: dict[str, Any], frames: list[bytes], cpu_limit: float, during: str) -> Any:
+def decode_reply(
+    h: dict[str, Any], frames: list[bytes], cpu_limit: float, during: str, handles: Any = None
+) -> Any:
     """The value of a single-reply request; raises SampleAbort or the candidate's exception.
     A reply received in full counts even if the process died right after sending it."""
     if not frames:
         raise SampleAbort(*classify_death(h, cpu_limit, during))
-    return reply_value(frames[0], during)
+    return reply_value(frames[0], during, handles)
 
 
 class Session:
@@ -225,14 +229,24 @@ class Session:
         decode_reply(h, frames, cpu_limit, "while loading the program")
 
     @staticmethod
-    def encode_call(name: str, args: tuple, kwargs: dict) -> bytes:
-        """The request payload for one call (raises SampleAbort if arguments cannot be sent)."""
+    def encode_call(
+        name: str, args: tuple, kwargs: dict, handles: bool = False, target: int | None = None
+    ) -> bytes:
+        """The request payload for one call (raises SampleAbort if arguments cannot be sent).
+
+        handles: values that are not plain data come back as handles (trusted tests);
+        target: `name` is an operation on the held object with this handle id."""
         try:
-            return json.dumps(
-                {"fn": name, "args": wire.encode(tuple(args)), "kwargs": wire.encode(dict(kwargs))}
-            ).encode()
+            req = {"args": wire.encode(tuple(args)), "kwargs": wire.encode(dict(kwargs))}
         except wire.WireError as e:
             raise SampleAbort(Outcome.SANDBOX_ERROR, f"test argument cannot be sent: {e}") from None
+        if target is None:
+            req["fn"] = name
+        else:
+            req.update(h=target, op=name)
+        if handles:
+            req["H"] = 1
+        return json.dumps(req).encode()
 
     def call_raw(self, payload: bytes, cpu_limit: float, wall: float) -> tuple[dict, list[bytes]]:
         """Send one encoded call; raw reply."""

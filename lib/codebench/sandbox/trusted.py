@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from codebench.sandbox.outcome import Outcome
+from codebench.sandbox.wire import Remote
 
 
 class CandidateError(Exception):
@@ -99,6 +100,79 @@ class Proxy:
 
     def __repr__(self) -> str:
         return f"<sandboxed function {self.__name__}>"
+
+
+class Handle(Remote):
+    """Stands for an object that stays in the sandboxed program (an instance of a class the
+    completion defines, a bound method, a generator, ...) inside the trusted tests.
+
+    Every use of it is a request to the sample process, answered with plain data (or
+    another handle): calling it (`Solution()` then `.twoSum(...)`), attribute get/set,
+    truth value, len, str, iteration (the sample's `list(obj)`), indexing, `in`. It is
+    equal only to itself: `handle == 5` is False whatever the object's `__eq__` says, so
+    an object cannot pass an equality test by overriding comparison; its truth value,
+    length, text and items are what the sample computes for them, as a plain bool, int,
+    str or list would be."""
+
+    __slots__ = ("_type", "_op")
+
+    def __init__(self, hid: int, type_name: str, op: Callable[..., Any]) -> None:
+        object.__setattr__(self, "_hid", hid)
+        object.__setattr__(self, "_type", type_name)
+        object.__setattr__(self, "_op", op)
+
+    def _do(self, op: str, *args: Any, **kwargs: Any) -> Any:
+        return object.__getattribute__(self, "_op")(
+            object.__getattribute__(self, "_hid"), op, args, kwargs, repr(self)
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        return self._do("getattr", name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._do("setattr", name, value)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._do("call", *args, **kwargs)
+
+    def __bool__(self) -> bool:
+        return self._do("bool")
+
+    def __len__(self) -> int:
+        return self._do("len")
+
+    def __str__(self) -> str:
+        return self._do("str")
+
+    def __iter__(self) -> Any:
+        items = self._do("list")
+        if type(items) is not list:
+            raise TypeError("iteration over a sandbox object did not give a list")
+        return iter(items)
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._do("getitem", key)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._do("setitem", key, value)
+
+    def __contains__(self, item: Any) -> bool:
+        return self._do("contains", item)
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __ne__(self, other: object) -> bool:
+        return self is not other
+
+    def __hash__(self) -> int:
+        return object.__getattribute__(self, "_hid")
+
+    def __repr__(self) -> str:
+        t = object.__getattribute__(self, "_type")
+        return f"<sandbox {t} object #{object.__getattribute__(self, '_hid')}>"
 
 
 @functools.lru_cache(maxsize=2048)

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from codebench.sandbox.outcome import Outcome
-from codebench.sandbox.wire import Remote
+from codebench.sandbox.wire import Ref, Remote
 
 
 class CandidateError(Exception):
@@ -77,9 +77,17 @@ def compile_trusted(source: str, kind: str = "tests") -> Any:
         return compile(tree, filename, "exec", dont_inherit=True, optimize=0)
 
 
+# builtin exceptions that would change the trusted code's control flow rather than fail a
+# test: a StopIteration raised through map()/filter() silently ends the iteration there
+_NOT_REBUILT = ("StopIteration", "StopAsyncIteration")
+
+
 def rebuild_exception(type_name: str, module: str, message: str) -> Exception:
-    """An exception of the builtin type `type_name` (CandidateError when not builtin)."""
+    """An exception of the builtin type `type_name` (CandidateError when not builtin, or a
+    StopIteration that would end a trusted iteration silently)."""
     cls = getattr(builtins, type_name, None) if module == "builtins" else None
+    if type_name in _NOT_REBUILT:
+        cls = None
     if isinstance(cls, type) and issubclass(cls, Exception):
         try:
             return cls(message)
@@ -88,10 +96,13 @@ def rebuild_exception(type_name: str, module: str, message: str) -> Exception:
     return CandidateError(f"{type_name}: {message}")
 
 
-class Proxy:
-    """Stands for a function of the sandboxed program inside the trusted tests."""
+class Proxy(Ref):
+    """Stands for a function of the sandboxed program inside the trusted tests. Calling it
+    calls the function in the sandbox; passing it as an argument (`filter(is_even, xs)` in
+    the tests, or to another sandboxed function) gives the sandbox its own function back."""
 
     def __init__(self, name: str, call: Callable[[str, tuple, dict], Any]) -> None:
+        self.name = name
         self.__name__ = self.__qualname__ = name
         self._call = call
 
@@ -266,9 +277,12 @@ def run_trusted(
     targets = proxy_names(tests, prelude, entry_point, setup)
     for name in targets:
         ns[name] = Proxy(name, call)
-    for name in setup_names + tuple(n for n in other if n not in setup_names):
+    for name in setup_names:
         if name not in ns:
             ns[name] = _stdlib_module(name) or ref(name)
+    for name in other:  # used but not called here: a function passed by name, most likely
+        if name not in ns:
+            ns[name] = _stdlib_module(name) or Proxy(name, call)
     try:
         exec(compile_trusted(tests), ns)
     except SampleAbort as e:

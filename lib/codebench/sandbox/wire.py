@@ -108,7 +108,7 @@ def _enc(x: Any, depth: int, seen: set[int], handle: Any = None) -> Any:
         return _float(x)
     if depth > MAX_DEPTH:
         raise WireError("value nested too deeply")
-    if t is Ref:
+    if isinstance(x, Ref):  # Ref and its subclasses (the tests' function proxies)
         return {"$ref": x.name}
     if t in (list, tuple, set, frozenset, dict):
         if id(x) in seen:

@@ -246,12 +246,14 @@ def add(a, b):
 """,
         {F},
     ),
+    # the worker is PID 1 of the sandbox: signals from inside cannot reach it, so these
+    # samples compute the right sums and pass (their kills did nothing)
     "kill_parent": (
         "import os, signal\ndef add(a, b):\n    os.kill(os.getppid(), signal.SIGKILL)\n    return a + b\n",
-        {C},
+        {P},
     ),
-    "kill_all": ("import os\ndef add(a, b):\n    os.kill(-1, 9)\n    return a + b\n", {C}),
-    "kill_init": ("import os\ndef add(a, b):\n    os.kill(1, 9)\n    return a + b\n", {F}),
+    "kill_all": ("import os\ndef add(a, b):\n    os.kill(-1, 9)\n    return a + b\n", {F}),
+    "kill_init": ("import os\ndef add(a, b):\n    os.kill(1, 9)\n    return a + b\n", {P}),
     "ignore_signals_spin": (
         """
 import signal
@@ -310,7 +312,7 @@ def add(a, b):
         x = [x]
     return len(repr(x))
 """,
-        {C},
+        {C, T},  # T: under load the 300,000-deep build can reach the wall-clock limit first
     ),
     "lingering_thread_correct": (
         """
@@ -350,7 +352,7 @@ def add(a, b):
         {F},
     ),
     "setuid_root": ("import os\ndef add(a, b):\n    os.setuid(0)\n    return a + b\n", {F}),
-    "huge_return": ("def add(a, b):\n    return 'x' * (40 << 20)\n", {F}),
+    "huge_return": ("def add(a, b):\n    return 'x' * (40 << 20)\n", {F, T}),  # T: under load
     "return_generator": ("def add(a, b):\n    return (x for x in [a + b])\n", {F}),
     "return_function": ("def add(a, b):\n    return lambda: a + b\n", {F}),
     "self_referencing": ("def add(a, b):\n    x = [a + b]\n    x.append(x)\n    return x\n", {F}),

@@ -28,6 +28,7 @@ import protocol
 import wire
 
 REQ_FD, RESP_FD = 3, 4
+ENTERED = b"\0\0\0\0"  # an empty frame: the sample process is set up, model code runs next
 _RLIMITS = {
     "as": resource.RLIMIT_AS,
     "cpu": resource.RLIMIT_CPU,
@@ -48,8 +49,15 @@ def enter(
     req_r: int,
     resp_w: int,
     env: dict[str, str] | None = None,
+    sfilter: Any = None,
 ) -> None:
-    """Become the sample process: own process group, fds 0-4 only, rlimits, cwd, env.
+    """Become the sample process: own process group, fds 0-4 only, rlimits, cwd, env, the
+    seccomp filter; then send the empty "entered" frame on fd 4 (see `ENTERED`).
+
+    Everything here runs before model code. If any step fails the process exits without
+    the entered frame, which the worker reports as a failure to enter the sandbox (a
+    sandbox error, never the sample's failure): model code cannot forge that, since it
+    only ever runs after the frame was sent.
 
     (setpgid, not setsid: with scheduler autogroups a new session costs about a millisecond;
     the worker already runs in a session of its own without a controlling terminal.)
@@ -67,6 +75,9 @@ def enter(
     os.chdir(job_dir)
     if env:  # the worker's own environment is already the scrubbed sample environment
         os.environ.update(env)
+    if sfilter is not None:
+        sfilter.install()
+    os.write(RESP_FD, ENTERED)
 
 
 def _exc_info(exc: BaseException) -> dict[str, Any]:
@@ -96,20 +107,65 @@ def _load(program: str, setup: str, module: str) -> dict[str, Any]:
     return mod.__dict__
 
 
+_HANDLES: list[Any] = []  # objects the host holds handles to (index = handle id)
+_HANDLE_IDS: dict[int, int] = {}
+
+
+def _keep(obj: Any) -> dict[str, Any]:
+    """Keep `obj` here and return its handle: {"$h": [id, type name]} (ids are assigned in
+    request order, so a replay of the same requests gives the same ids)."""
+    hid = _HANDLE_IDS.get(id(obj))
+    if hid is None:
+        hid = len(_HANDLES)
+        _HANDLES.append(obj)
+        _HANDLE_IDS[id(obj)] = hid
+    return {"$h": [hid, type(obj).__name__[:200]]}
+
+
+def _held(hid: int, _type: str = "") -> Any:
+    if type(hid) is not int or not 0 <= hid < len(_HANDLES):
+        raise NameError(f"no sandbox object #{hid!r}")
+    return _HANDLES[hid]
+
+
+_OPS = {
+    "call": lambda obj, a, kw, x: obj(*a, **kw),
+    "getattr": lambda obj, a, kw, x: getattr(obj, a[0]),
+    "setattr": lambda obj, a, kw, x: setattr(obj, a[0], a[1]),
+    "bool": lambda obj, a, kw, x: bool(obj),
+    "len": lambda obj, a, kw, x: len(obj),
+    "str": lambda obj, a, kw, x: str(obj),
+    "list": lambda obj, a, kw, x: list(obj),
+    "getitem": lambda obj, a, kw, x: obj[a[0]],
+    "setitem": lambda obj, a, kw, x: obj.__setitem__(a[0], a[1]),
+    "contains": lambda obj, a, kw, x: a[0] in obj,
+}
+
+
 def _call(ns: dict[str, Any], req: dict[str, Any]) -> bytes:
+    """Answer one request: {"fn": name, "args", "kwargs"} calls a global of the program;
+    {"h": id, "op": ..., "args", "kwargs"} acts on a held object (see `_OPS`). With "H" set,
+    a value that is not plain data is kept here and sent as a handle."""
+
     def ref(name: str) -> Any:
         if name not in ns:
             raise NameError(f"name {name!r} is not defined in the program")
         return ns[name]
 
-    fn = ns.get(req["fn"])
-    if fn is None:
-        raise NameError(f"name {req['fn']!r} is not defined")
-    args = wire.decode(req["args"], ref)
-    kwargs = wire.decode(req["kwargs"], ref)
-    value = fn(*args, **kwargs)
+    args = wire.decode(req["args"], ref, handles=_held)
+    kwargs = wire.decode(req["kwargs"], ref, handles=_held)
+    if "h" in req:
+        op = _OPS.get(req.get("op"))
+        if op is None:
+            raise NameError(f"unknown operation {req.get('op')!r}")
+        value = op(_held(req["h"]), args, kwargs, None)
+    else:
+        fn = ns.get(req["fn"])
+        if fn is None:
+            raise NameError(f"name {req['fn']!r} is not defined")
+        value = fn(*args, **kwargs)
     try:
-        return b'{"s":"ok","v":' + wire.dumps(value) + b"}"
+        return b'{"s":"ok","v":' + wire.dumps(value, _keep if req.get("H") else None) + b"}"
     except wire.WireError as e:
         return json.dumps({"s": "bad", "msg": str(e)}).encode()
 

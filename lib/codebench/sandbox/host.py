@@ -30,6 +30,11 @@ class WorkerLost(BaseException):  # noqa: N818 - BaseException: trusted tests ca
     """The worker died, hung or misbehaved; it has been killed and will be restarted."""
 
 
+class EnterFailed(WorkerLost):
+    """A sample process could not be set up (rlimits, seccomp filter, ...) before any model
+    code ran: our failure, never the sample's. The worker has been killed."""
+
+
 class WorkerProcess:
     """One warm worker process in its own sandbox, with its own uid."""
 
@@ -43,6 +48,7 @@ class WorkerProcess:
         self.tmpdir: str | None = None
         self.code_dir: str | None = None  # private copy of the worker's code (fallback only)
         self.starts = 0
+        self.seccomp: bool | None = None  # whether samples run under the seccomp filter
         self.cpu_s = 0.0  # CPU seconds of finished worker incarnations (and their samples)
         self._errlog: Any = None
 
@@ -117,6 +123,7 @@ class WorkerProcess:
         if header.get("st") != "ready":
             self.kill()
             raise WorkerLost(f"worker did not start: {header}")
+        self.seccomp = bool(header.get("seccomp"))
 
     def cpu_seconds(self) -> float:
         """CPU time used by this slot's workers and their sample processes so far."""
@@ -186,7 +193,11 @@ class WorkerProcess:
         except OSError as e:
             self.kill()
             raise WorkerLost(f"worker went away: {e}") from None
-        return self._recv(time.monotonic() + timeout)
+        h, data = self._recv(time.monotonic() + timeout)
+        if h.get("st") == "noenter":
+            self.kill()
+            raise EnterFailed(f"could not enter the sandbox: {str(h.get('why', ''))[:500]}")
+        return h, data
 
     def _recv(self, deadline: float) -> tuple[dict[str, Any], bytes | None]:
         assert self.proc is not None and self.proc.stdout is not None

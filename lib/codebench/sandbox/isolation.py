@@ -90,23 +90,54 @@ def _runs(argv: list[str]) -> bool:
         return False
 
 
-def resolve(isolation: str = "auto") -> str:
-    """Pick "bwrap" or "fallback"; warns (once per process) when falling back."""
+UNSAFE_ENV = "CODEBENCH_UNSAFE_NO_SANDBOX"
+NO_BWRAP = (
+    "bubblewrap (bwrap) is not installed or cannot create namespaces here, and codebench does "
+    "not run model-written code without it. Install it (Debian/Ubuntu: apt-get install "
+    "bubblewrap), or opt in to running model code WITHOUT file-system or network isolation "
+    "with Sandbox(unsafe_no_isolation=True) or the environment variable "
+    f"{UNSAFE_ENV}=1"
+)
+
+
+def unsafe_opt_in(flag: bool = False) -> bool:
+    """Whether the user explicitly allowed running model code without bubblewrap."""
+    return flag or os.environ.get(UNSAFE_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def resolve(isolation: str = "auto", unsafe_no_isolation: bool = False) -> str:
+    """Pick "bwrap" or "fallback" (unsafe: no namespaces; needs an explicit opt-in).
+
+    Without a usable bubblewrap, or when "fallback" is asked for (also through
+    CODEBENCH_SANDBOX_ISOLATION), running model code is refused with IsolationError unless
+    `unsafe_no_isolation` or CODEBENCH_UNSAFE_NO_SANDBOX=1 says otherwise; the fallback then
+    warns once per process and every Result records isolation="unsafe-fallback"."""
     global _warned
     if isolation == "auto":
         isolation = os.environ.get("CODEBENCH_SANDBOX_ISOLATION", "auto") or "auto"
     if isolation not in ("auto", "bwrap", "fallback"):
         raise ValueError(f"isolation must be auto, bwrap or fallback, not {isolation!r}")
+    unsafe = unsafe_opt_in(unsafe_no_isolation)
     if isolation == "bwrap" and not bwrap_usable():
-        raise IsolationError("bubblewrap (bwrap) is not installed or cannot create namespaces")
+        raise IsolationError(NO_BWRAP)
     if isolation == "auto":
-        isolation = "bwrap" if bwrap_usable() else "fallback"
+        if bwrap_usable():
+            isolation = "bwrap"
+        elif unsafe:
+            isolation = "fallback"
+        else:
+            raise IsolationError(NO_BWRAP)
+    if isolation == "fallback" and not unsafe:
+        raise IsolationError(
+            "isolation='fallback' runs model code without file-system or network isolation; "
+            f"it needs an explicit opt-in: Sandbox(unsafe_no_isolation=True) or {UNSAFE_ENV}=1"
+        )
     if isolation == "fallback" and not _warned:
         _warned = True
         warnings.warn(
-            "codebench.sandbox: bubblewrap unavailable or disabled; running model code with "
-            "rlimits, a separate uid/session and a temp cwd only (no file-system or network "
-            "isolation)",
+            "codebench.sandbox: UNSAFE: running model code without bubblewrap (rlimits, a "
+            "separate uid/session and a temp cwd only; no file-system or network isolation), "
+            "as explicitly allowed",
             RuntimeWarning,
             stacklevel=3,
         )
@@ -218,8 +249,14 @@ def _ro_bind(argv: list[str], path: str, made: set[str]) -> None:
 
 
 def bwrap_argv(layout: Layout, env: dict[str, str]) -> tuple[list[str], str]:
-    """The bubblewrap command prefix and the python path to use inside it."""
+    """The bubblewrap command prefix and the python path to use inside it.
+
+    --as-pid-1: the worker itself is PID 1 of the sandbox's PID namespace, so (a) no
+    process inside can signal it (the kernel drops SIGKILL/SIGSTOP and every signal without
+    a handler sent to a namespace's init from inside), and (b) /proc/1/cmdline is the
+    worker's short command line, not bubblewrap's, which lists host paths."""
     argv = [shutil.which("bwrap") or "bwrap", *_namespace_flags(), "--hostname", "sandbox"]
+    argv.insert(argv.index("--unshare-pid") + 1, "--as-pid-1")
     made: set[str] = {"/usr", "/tmp", "/opt", "/dev", "/proc", "/etc"}
     argv += ["--ro-bind", "/usr", "/usr"]
     for top in ("/bin", "/lib", "/lib32", "/lib64", "/libx32", "/sbin"):

@@ -24,6 +24,7 @@ from codebench.sandbox.runner import (
     Settings,
     classify_death,
     decode_reply,
+    definite_timeout,
     refine_oom,
     reply_value,
     result,
@@ -78,7 +79,7 @@ def run_tests(worker: WorkerProcess, s: Settings, job: TestsJob) -> tuple[Result
     caller.learn(outcome is Outcome.PASSED)
     outcome, detail = refine_oom(outcome, detail, sess.stderr)
     exhausted = outcome is Outcome.TIMEOUT and (
-        "CPU" in detail or caller.cpu_used() >= budget * 0.95
+        definite_timeout(detail) or caller.cpu_used() >= budget * 0.95
     )
     return result(outcome, detail, t0, sess), exhausted
 
@@ -202,7 +203,7 @@ def run_calls(worker: WorkerProcess, s: Settings, job: CallJob) -> tuple[Result,
         values += [CallResult(load_error[0], None, load_error[1]) for _ in job.calls[len(values) :]]
     bad = load_error or next(((v.outcome, v.error) for v in values if not v.ok), None)
     outcome, detail = refine_oom(*(bad or (Outcome.PASSED, "")), sess.stderr)
-    exhausted = any(v.outcome is Outcome.TIMEOUT and "CPU" in v.error for v in values)
+    exhausted = any(v.outcome is Outcome.TIMEOUT and definite_timeout(v.error) for v in values)
     return result(outcome, detail, t0, sess, values=values), exhausted
 
 
@@ -276,7 +277,7 @@ def run_program(worker: WorkerProcess, s: Settings, job: ProgramJob) -> tuple[Re
             if not end.get("clean", False):
                 worker.kill()
     res = _program_result(h, t0, budget, "", nonce)
-    return res, res.outcome is Outcome.TIMEOUT and "CPU" in res.detail
+    return res, res.outcome is Outcome.TIMEOUT and definite_timeout(res.detail)
 
 
 def _program_result(

@@ -39,6 +39,9 @@ class CallResult:
     error: str = ""
     duration_s: float = 0.0
 
+    def __post_init__(self) -> None:
+        self.error = safe_text(self.error)
+
     @property
     def ok(self) -> bool:
         """True when the call returned a value."""
@@ -54,7 +57,10 @@ class Result:
     stdout/stderr what the sandboxed process printed (truncated; see `Sandbox(max_output=)`).
     exit_code     process exit status for `run_program` jobs (negative: killed by signal).
     values        for `call` jobs: one CallResult per requested call, in order.
-    attempts      2 when the job timed out and was retried alone.
+    attempts      2 when the job timed out and was retried.
+    isolation     how the job ran: "bwrap" (namespaces + seccomp filter), "bwrap-no-seccomp"
+                  or "unsafe-fallback" (no namespaces; only with an explicit opt-in).
+    first_pass    for a retried job: the outcome and detail of its first attempt.
     """
 
     outcome: Outcome
@@ -65,11 +71,16 @@ class Result:
     exit_code: int | None = None
     values: list[CallResult] | None = None
     attempts: int = 1
+    isolation: str = ""
+    first_pass: dict[str, str] | None = None
     passed: bool = field(init=False)
 
     def __post_init__(self) -> None:
         self.outcome = Outcome(self.outcome)
         self.passed = self.outcome is Outcome.PASSED
+        self.detail = safe_text(self.detail)
+        self.stdout = safe_text(self.stdout)
+        self.stderr = safe_text(self.stderr)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form (outcome as its string value)."""
@@ -78,6 +89,19 @@ class Result:
         if self.values is not None:
             d["values"] = [dict(v, outcome=Outcome(v["outcome"]).value) for v in d["values"]]
         return d
+
+
+def safe_text(text: str) -> str:
+    """`text` encodable as UTF-8: lone surrogates (model-controlled exception messages,
+    printed text) become backslash escapes (\\ud800), so records holding them can be
+    written; NULs and everything else are kept."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def truncate(text: str, limit: int) -> str:

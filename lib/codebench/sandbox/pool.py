@@ -21,13 +21,14 @@ from typing import Any
 
 from codebench.sandbox import isolation as _isolation
 from codebench.sandbox import pch as _pch
-from codebench.sandbox.host import WorkerLost, WorkerProcess
+from codebench.sandbox.host import EnterFailed, WorkerLost, WorkerProcess
 from codebench.sandbox.jobs import CallJob, Job, ProgramJob, TestsJob
 from codebench.sandbox.kinds import run_job
 from codebench.sandbox.outcome import Outcome, Result
 from codebench.sandbox.runner import Settings
 
 Progress = Callable[[int, int, Result], None]
+FirstPass = Callable[[int, Result], None]
 
 
 class Sandbox:
@@ -74,8 +75,10 @@ class Sandbox:
         site_packages: bool = True,
         preload: Sequence[str] = (),
         cpp_pch: bool = True,
+        unsafe_no_isolation: bool = False,
     ) -> None:
-        self.mode = _isolation.resolve(isolation)
+        self._closed = True  # until the workers exist (close() is then a no-op)
+        self.mode = _isolation.resolve(isolation, unsafe_no_isolation)
         pch_host = _pch.usable_dir() if cpp_pch else None
         if pch_host and self.mode != "bwrap" and not _isolation.others_can(pch_host):
             pch_host = None  # a fallback worker's own uid could not read it
@@ -118,8 +121,19 @@ class Sandbox:
 
     @property
     def isolation(self) -> str:
-        """ "bwrap" or "fallback"."""
+        """ "bwrap" or "fallback" (no namespaces; only with an explicit unsafe opt-in)."""
         return self.mode
+
+    @property
+    def isolation_label(self) -> str:
+        """What every Result of this Sandbox records in `Result.isolation`: "bwrap" (with the
+        seccomp filter), "bwrap-no-seccomp" (an architecture the filter does not support) or
+        "unsafe-fallback"."""
+        if self.mode != "bwrap":
+            return "unsafe-fallback"
+        if any(w.seccomp is False for w in self._workers):
+            return "bwrap-no-seccomp"
+        return "bwrap"
 
     # -- public job API -----------------------------------------------------------------
     def run_tests(
@@ -163,37 +177,64 @@ class Sandbox:
         """Run one job and return its Result."""
         return self.map([job])[0]
 
-    def map(self, jobs: Iterable[Job], progress: Progress | None = None) -> list[Result]:
-        """Run jobs over the pool; results in input order. progress(done, total, result)."""
+    def map(
+        self,
+        jobs: Iterable[Job],
+        progress: Progress | None = None,
+        first_pass: FirstPass | None = None,
+    ) -> list[Result]:
+        """Run jobs over the pool; results in input order. progress(done, total, result);
+        first_pass: see `imap`."""
         jobs = list(jobs)
         out: list[Result | None] = [None] * len(jobs)
-        for done, (i, res) in enumerate(self.imap(jobs), 1):
+        for done, (i, res) in enumerate(self.imap(jobs, first_pass=first_pass), 1):
             out[i] = res
             if progress is not None:
                 progress(done, len(jobs), res)
         return [r for r in out if r is not None]
 
-    def imap(self, jobs: Iterable[Job]) -> Iterator[tuple[int, Result]]:
-        """Yield (index, result) as jobs finish; timeouts are rerun alone at the end first."""
+    def imap(
+        self,
+        jobs: Iterable[Job],
+        first_pass: FirstPass | None = None,
+        retry_only: Iterable[int] = (),
+    ) -> Iterator[tuple[int, Result]]:
+        """Yield (index, result) as jobs finish.
+
+        A job that timed out on the wall clock while starved of CPU (not blocked, not out
+        of CPU budget) is queued again at once with twice the wall-clock allowance; retries
+        run in parallel on the pool like any job. Its final Result has attempts=2 and
+        `first_pass` = {"outcome", "detail"} of the first attempt. `first_pass(index,
+        result)` is called with the first attempt's Result before the retry is queued, so a
+        caller can store it; `retry_only`: indexes whose first pass was stored earlier (a
+        resumed run) -- those jobs run only the retry."""
         if self._closed:
             raise RuntimeError("this Sandbox is closed")
         jobs = list(jobs)
         results: queue.Queue[tuple[int, Result, bool]] = queue.Queue()
+        relaxed = dataclasses.replace(self.settings, wall_factor=self.settings.wall_factor * 2)
+        second = set(retry_only)
+        firsts: dict[int, dict[str, str]] = {}
         for i, job in enumerate(jobs):
-            self._queue.put((i, job, results, self.settings))
-        retry: list[int] = []
-        for _ in range(len(jobs)):
+            self._queue.put((i, job, results, relaxed if i in second else self.settings))
+        pending = len(jobs)
+        while pending:
             i, res, exhausted = results.get()
-            if res.outcome is Outcome.TIMEOUT and self.retry_timeouts and not exhausted:
-                retry.append(i)
+            pending -= 1
+            if i in second:
+                second.discard(i)
+                res.attempts = 2
+                res.first_pass = firsts.get(i)
+                yield i, res
+            elif res.outcome is Outcome.TIMEOUT and self.retry_timeouts and not exhausted:
+                if first_pass is not None:
+                    first_pass(i, res)
+                second.add(i)
+                firsts[i] = {"outcome": res.outcome.value, "detail": res.detail}
+                self._queue.put((i, jobs[i], results, relaxed))
+                pending += 1
             else:
                 yield i, res
-        relaxed = dataclasses.replace(self.settings, wall_factor=self.settings.wall_factor * 2)
-        for i in sorted(retry):  # alone, and with twice the wall-clock allowance
-            self._queue.put((i, jobs[i], results, relaxed))
-            _, res, _ = results.get()
-            res.attempts = 2
-            yield i, res
 
     def close(self) -> None:
         """Stop every worker (idempotent)."""
@@ -227,6 +268,11 @@ class Sandbox:
                     return
                 i, job, results, settings = item
                 res, exhausted = self._run_one(worker, job, settings)
+                res.isolation = (
+                    "unsafe-fallback"
+                    if self.mode != "bwrap"
+                    else ("bwrap-no-seccomp" if worker.seccomp is False else "bwrap")
+                )
                 results.put((i, res, exhausted))
         finally:
             worker.close()
@@ -246,13 +292,19 @@ class Sandbox:
                 ), False
             try:
                 return run_job(worker, settings, job)
+            except EnterFailed as e:  # before any model code ran: ours, retried on resume
+                lost, ours = str(e), True
             except WorkerLost as e:
-                lost = str(e)
+                lost, ours = str(e), False
             except Exception:  # noqa: BLE001 - a bug here must not abort the run
                 worker.kill()
                 return Result(
                     Outcome.SANDBOX_ERROR, traceback.format_exc()[-2000:], time.monotonic() - t0
                 ), False
+        if ours:
+            return Result(
+                Outcome.SANDBOX_ERROR, f"sandbox error: {lost}"[:2000], time.monotonic() - t0
+            ), False
         return Result(
             Outcome.CRASHED,
             f"the sample took down its sandbox worker twice ({lost})"[:2000],

@@ -21,6 +21,7 @@ from __future__ import annotations
 import ast
 import functools
 import hashlib
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -63,6 +64,12 @@ class _Extractor:
     def __init__(self, tree: ast.Module, targets: set[str], refs: set[str]) -> None:
         self.funcs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
         self.targets, self.refs = targets, refs
+        self.modules = {
+            (a.asname or a.name).split(".")[0]
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Import | ast.ImportFrom)
+            for a in n.names
+        } | (set(sys.stdlib_module_names) - targets)
         self.calls: list[bytes] = []
 
     def _arg(self, node: ast.AST) -> Any:
@@ -91,8 +98,16 @@ class _Extractor:
                 kwargs = {k.arg: self._arg(k.value) for k in node.keywords}
             except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
                 raise _Stop from None
-            self.calls.append(Session.encode_call(names[node.func.id], args, kwargs))
+            self.calls.append(Session.encode_call(names[node.func.id], args, kwargs, True))
             return
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            # a method call: on a module (math.isclose) it is not ours; on anything else it
+            # may act on a handle (`Solution().twoSum(...)`), which the plan cannot predict
+            base = node.func.value
+            while isinstance(base, ast.Attribute):
+                base = base.value
+            if not (isinstance(base, ast.Name) and base.id in self.modules):
+                raise _Stop
         if (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Name)
@@ -213,6 +228,7 @@ class PlannedCaller:
         self.on_plan = plan is not None
         self.cpu_base = 0.0
         self.diverged = False
+        self.handles: dict[int, Any] = {}
 
     def begin(self) -> None:
         """Start the sample: load the program and run the predicted batch."""
@@ -237,14 +253,32 @@ class PlannedCaller:
         """CPU seconds the sample has used so far (over every process it had)."""
         return self.cpu_base + self.sess.cpu_used
 
+    def handle(self, hid: int, type_name: str) -> Any:
+        """The host-side stand-in for object #hid of the sample (one per id, so `is` works)."""
+        h = self.handles.get(hid)
+        if h is None:
+            from codebench.sandbox.trusted import Handle
+
+            h = self.handles[hid] = Handle(hid, type_name, self.op)
+        return h
+
+    def op(self, hid: int, op: str, args: tuple, kwargs: dict, label: str) -> Any:
+        """An operation on a held object (see `trusted.Handle`)."""
+        payload = Session.encode_call(op, args, kwargs, True, hid)
+        return self.send(payload, f"in {label}")
+
     def __call__(self, name: str, args: tuple, kwargs: dict) -> Any:
-        payload = Session.encode_call(name, args, kwargs)
+        payload = Session.encode_call(name, args, kwargs, True)
+        return self.send(payload, f"in call to {name}()")
+
+    def send(self, payload: bytes, during: str) -> Any:
+        """Answer one request: from the predicted batch when it is the next predicted one,
+        else live."""
         i = len(self.seen)
         self.seen.append(payload)
-        during = f"in call to {name}()"
         if self.on_plan and i < len(self.plan.calls) and payload == self.plan.calls[i]:
             if i < len(self.replies):
-                return reply_value(self.replies[i], during)
+                return reply_value(self.replies[i], during, self.handle)
             if self.death is not None and self.death.get("st") != "toolarge":
                 raise SampleAbort(*classify_death(self.death, self.budget, during))
         if self.on_plan:
@@ -254,7 +288,7 @@ class PlannedCaller:
             raise SampleAbort(Outcome.TIMEOUT, "timed out (sample budget used up)")
         remaining = self.budget - self.cpu_base
         h, frames = self.sess.call_raw(payload, remaining, left)
-        return decode_reply(h, frames, remaining, during)
+        return decode_reply(h, frames, remaining, during, self.handle)
 
     def _go_live(self, i: int) -> None:
         """Leave the plan at call i: keep the batch process if it is exactly there, else

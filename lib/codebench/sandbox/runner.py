@@ -59,6 +59,25 @@ class Settings:
         return cpu_s * self.wall_factor + 0.5
 
 
+BLOCKED = "wall-clock limit while blocked, not starved"
+
+
+def blocked(h: dict[str, Any]) -> bool:
+    """Whether a wall-clock timeout hit a sample that was sleeping or blocked (its processes
+    were running or waiting to run for under a quarter of the time), not one starved of CPU
+    by load: such a timeout is final (a retry would only wait again)."""
+    try:
+        return float(h["busy"]) < 0.25 * float(h["waited"])
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+def definite_timeout(detail: str) -> bool:
+    """A timeout that a retry cannot change: the CPU budget was used up, or the sample was
+    blocked rather than starved (see `blocked`)."""
+    return "CPU" in detail or BLOCKED in detail
+
+
 def signal_name(sig: int) -> str:
     """'SIGSEGV' for 11."""
     try:
@@ -72,7 +91,11 @@ def classify_death(h: dict[str, Any], cpu_limit: float, during: str) -> tuple[Ou
     st = h.get("st")
     if st == "timeout":
         cpu_bound = h.get("why") == "cpu" or float(h.get("cpu") or 0) >= 0.95 * cpu_limit
-        return Outcome.TIMEOUT, f"timed out {during} ({'CPU' if cpu_bound else 'wall-clock'} limit)"
+        if cpu_bound:
+            return Outcome.TIMEOUT, f"timed out {during} (CPU limit)"
+        if blocked(h):
+            return Outcome.TIMEOUT, f"timed out {during} ({BLOCKED})"
+        return Outcome.TIMEOUT, f"timed out {during} (wall-clock limit)"
     if st == "toolarge":
         return Outcome.FAILED, f"value too large {during} (the reply exceeds the output-size limit)"
     if st == "exit":
@@ -82,6 +105,8 @@ def classify_death(h: dict[str, Any], cpu_limit: float, during: str) -> tuple[Ou
                 return Outcome.TIMEOUT, f"timed out {during} (CPU limit)"
             return Outcome.CRASHED, f"killed by {signal_name(sig)} {during}"
         return Outcome.FAILED, f"exited with status {h.get('rc')} {during}"
+    if st == "noenter":
+        return Outcome.SANDBOX_ERROR, f"could not enter the sandbox {during}: {h.get('why')}"[:600]
     return Outcome.SANDBOX_ERROR, f"sandbox error {during}: {str(h.get('why', h))[:300]}"
 
 
@@ -94,11 +119,13 @@ def unpack(payload: bytes | None) -> list[bytes]:
     return frames
 
 
-def reply_value(frame: bytes, during: str) -> Any:
-    """The value in one child reply frame; raises SampleAbort or the candidate's exception."""
+def reply_value(frame: bytes, during: str, handles: Any = None) -> Any:
+    """The value in one child reply frame; raises SampleAbort or the candidate's exception.
+    `handles(id, type_name)` makes the host-side stand-in for an object kept in the sample
+    (trusted tests only; without it a handle in a reply is malformed)."""
     try:
-        msg = json.loads(frame)
-    except (ValueError, RecursionError):
+        msg = wire.parse_json(frame)
+    except (ValueError, RecursionError):  # WireError is a ValueError
         msg = None
     if not isinstance(msg, dict):
         raise SampleAbort(Outcome.FAILED, f"malformed reply {during}")
@@ -107,7 +134,7 @@ def reply_value(frame: bytes, during: str) -> Any:
         if "v" not in msg:
             return None
         try:
-            return wire.decode(msg["v"])
+            return wire.decode(msg["v"], guard=True, handles=handles)
         except wire.WireError as e:
             raise SampleAbort(Outcome.FAILED, f"malformed value {during}: {e}") from None
     if s == "exc":
@@ -125,12 +152,14 @@ def reply_value(frame: bytes, during: str) -> Any:
     raise SampleAbort(Outcome.FAILED, f"malformed reply {during}")
 
 
-def decode_reply(h: dict[str, Any], frames: list[bytes], cpu_limit: float, during: str) -> Any:
+def decode_reply(
+    h: dict[str, Any], frames: list[bytes], cpu_limit: float, during: str, handles: Any = None
+) -> Any:
     """The value of a single-reply request; raises SampleAbort or the candidate's exception.
     A reply received in full counts even if the process died right after sending it."""
     if not frames:
         raise SampleAbort(*classify_death(h, cpu_limit, during))
-    return reply_value(frames[0], during)
+    return reply_value(frames[0], during, handles)
 
 
 class Session:
@@ -200,14 +229,24 @@ class Session:
         decode_reply(h, frames, cpu_limit, "while loading the program")
 
     @staticmethod
-    def encode_call(name: str, args: tuple, kwargs: dict) -> bytes:
-        """The request payload for one call (raises SampleAbort if arguments cannot be sent)."""
+    def encode_call(
+        name: str, args: tuple, kwargs: dict, handles: bool = False, target: int | None = None
+    ) -> bytes:
+        """The request payload for one call (raises SampleAbort if arguments cannot be sent).
+
+        handles: values that are not plain data come back as handles (trusted tests);
+        target: `name` is an operation on the held object with this handle id."""
         try:
-            return json.dumps(
-                {"fn": name, "args": wire.encode(tuple(args)), "kwargs": wire.encode(dict(kwargs))}
-            ).encode()
+            req = {"args": wire.encode(tuple(args)), "kwargs": wire.encode(dict(kwargs))}
         except wire.WireError as e:
             raise SampleAbort(Outcome.SANDBOX_ERROR, f"test argument cannot be sent: {e}") from None
+        if target is None:
+            req["fn"] = name
+        else:
+            req.update(h=target, op=name)
+        if handles:
+            req["H"] = 1
+        return json.dumps(req).encode()
 
     def call_raw(self, payload: bytes, cpu_limit: float, wall: float) -> tuple[dict, list[bytes]]:
         """Send one encoded call; raw reply."""

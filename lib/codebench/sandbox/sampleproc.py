@@ -64,6 +64,15 @@ class Proc:
         self.status: int | None = None
         self.cpu_seen = 0.0  # last measured CPU time plus the wall time of calls since then
         self.rusage_cpu = 0.0
+        self.entered = False  # the process sent child.ENTERED: it is set up, model code runs
+
+    def take(self, new: list[bytes]) -> list[bytes]:
+        """Record reply frames; the first (empty) one only says the process entered."""
+        if not self.entered and new and new[0] == b"":
+            self.entered = True
+            new = new[1:]
+        self.frames += new
+        return new
 
     def cpu(self) -> float:
         """CPU seconds of the process and its reaped children (last value once gone)."""
@@ -92,6 +101,7 @@ class Proc:
         reply then carries "ft": each frame's arrival time in seconds since the start."""
         t0 = time.monotonic()
         deadline, next_cpu = t0 + wall, t0 + 0.05
+        window = t0  # start of the current wall-clock window
         names = {self.fds[k]: k for k in ("resp", "out", "err")}
         readers = [*names, self.pidfd]
         pending = memoryview(send)
@@ -115,7 +125,10 @@ class Proc:
                 )
             now = time.monotonic()
             if now >= deadline:
-                return self._ended(kill("timeout", "wall"), want, times if step else None)
+                busy = self.busy()  # before the kill: was it running (or runnable) at all?
+                res = kill("timeout", "wall")
+                res.update(busy=busy, waited=now - window)
+                return self._ended(res, want, times if step else None)
             if now >= next_cpu:
                 measured = True
                 if self.cpu() > cpu:
@@ -137,8 +150,7 @@ class Proc:
                     readers.remove(fd)
                 elif names[fd] == "resp":
                     self.total += len(data)
-                    new = self.reader.feed(data)
-                    self.frames += new
+                    new = self.take(self.reader.feed(data))
                     if self.reader.too_large or self.total > self.max_total + 4 * len(self.frames):
                         return self._ended(
                             kill("toolarge", "reply too large"), want, times if step else None
@@ -148,8 +160,35 @@ class Proc:
                         times += [now - t0] * len(new)
                         measured = True
                         deadline, cpu = now + step[0], self.cpu() + step[1]
+                        window = now
                 else:
                     (self.out if names[fd] == "out" else self.err).add(data)
+
+    def busy(self) -> float:
+        """Seconds the sample's live processes spent running or waiting to run (schedstat:
+        on-CPU time + run-queue delay of every thread), plus the CPU time of its reaped
+        children. Close to the elapsed wall time for a process starved by load; near zero
+        for one that sleeps or blocks."""
+        total = 0.0
+        for pid in [self.pid, *descendants(self.pid)]:
+            try:
+                tids = os.listdir(f"/proc/{pid}/task")
+            except OSError:
+                continue
+            for tid in tids:
+                try:
+                    with open(f"/proc/{pid}/task/{tid}/schedstat", "rb") as f:
+                        run, delay = f.read().split()[:2]
+                    total += (int(run) + int(delay)) / 1e9
+                except (OSError, ValueError):
+                    continue
+        try:
+            with open(f"/proc/{self.pid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            total += (int(fields[13]) + int(fields[14])) / _TICK
+        except (OSError, IndexError, ValueError):
+            pass
+        return total
 
     def _write(self, pending: memoryview) -> memoryview:
         try:
@@ -160,7 +199,13 @@ class Proc:
             return memoryview(b"")
 
     def _ended(self, res: dict, want: int, times: list[float] | None = None) -> dict:
-        """The process ended before `want` frames: hand over the complete ones it sent."""
+        """The process ended before `want` frames: hand over the complete ones it sent.
+        A process that never entered the sandbox is reported as "noenter"."""
+        if not self.entered:
+            self.drain()
+        if not self.entered:
+            why = self.err.text().strip()[-500:] or f"sample process ended ({res})"
+            res = {**res, "st": "noenter", "why": why}
         if want:
             res["frames"], self.frames = self.frames[:want], []
         if times is not None:
@@ -177,7 +222,7 @@ class Proc:
                 if not data:
                     break
                 if name == "resp":
-                    self.frames += self.reader.feed(data)
+                    self.take(self.reader.feed(data))
                 else:
                     (self.out if name == "out" else self.err).add(data)
 
@@ -195,6 +240,31 @@ class Proc:
         """Close every fd of this process."""
         for fd in (*self.fds.values(), self.pidfd):
             os.close(fd)
+
+
+def descendants(root: int) -> list[int]:
+    """Live descendants of `root` (from /proc; orphans re-parent to the worker, a subreaper
+    or PID 1, so they are found under it)."""
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            if fields[0] not in (b"Z", b"X"):
+                children.setdefault(int(fields[1]), []).append(int(name))
+        except (OSError, ValueError, IndexError):
+            continue
+    out, todo = [], [root, os.getpid()] if root != os.getpid() else [root]
+    seen = set(todo)
+    while todo:
+        for pid in children.get(todo.pop(), []):
+            if pid not in seen:
+                seen.add(pid)
+                out.append(pid)
+                todo.append(pid)
+    return [p for p in out if p != root]
 
 
 def status_dict(status: int) -> dict:

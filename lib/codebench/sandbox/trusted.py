@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from codebench.sandbox.outcome import Outcome
+from codebench.sandbox.wire import Ref, Remote
 
 
 class CandidateError(Exception):
@@ -76,9 +77,17 @@ def compile_trusted(source: str, kind: str = "tests") -> Any:
         return compile(tree, filename, "exec", dont_inherit=True, optimize=0)
 
 
+# builtin exceptions that would change the trusted code's control flow rather than fail a
+# test: a StopIteration raised through map()/filter() silently ends the iteration there
+_NOT_REBUILT = ("StopIteration", "StopAsyncIteration")
+
+
 def rebuild_exception(type_name: str, module: str, message: str) -> Exception:
-    """An exception of the builtin type `type_name` (CandidateError when not builtin)."""
+    """An exception of the builtin type `type_name` (CandidateError when not builtin, or a
+    StopIteration that would end a trusted iteration silently)."""
     cls = getattr(builtins, type_name, None) if module == "builtins" else None
+    if type_name in _NOT_REBUILT:
+        cls = None
     if isinstance(cls, type) and issubclass(cls, Exception):
         try:
             return cls(message)
@@ -87,10 +96,13 @@ def rebuild_exception(type_name: str, module: str, message: str) -> Exception:
     return CandidateError(f"{type_name}: {message}")
 
 
-class Proxy:
-    """Stands for a function of the sandboxed program inside the trusted tests."""
+class Proxy(Ref):
+    """Stands for a function of the sandboxed program inside the trusted tests. Calling it
+    calls the function in the sandbox; passing it as an argument (`filter(is_even, xs)` in
+    the tests, or to another sandboxed function) gives the sandbox its own function back."""
 
     def __init__(self, name: str, call: Callable[[str, tuple, dict], Any]) -> None:
+        self.name = name
         self.__name__ = self.__qualname__ = name
         self._call = call
 
@@ -99,6 +111,79 @@ class Proxy:
 
     def __repr__(self) -> str:
         return f"<sandboxed function {self.__name__}>"
+
+
+class Handle(Remote):
+    """Stands for an object that stays in the sandboxed program (an instance of a class the
+    completion defines, a bound method, a generator, ...) inside the trusted tests.
+
+    Every use of it is a request to the sample process, answered with plain data (or
+    another handle): calling it (`Solution()` then `.twoSum(...)`), attribute get/set,
+    truth value, len, str, iteration (the sample's `list(obj)`), indexing, `in`. It is
+    equal only to itself: `handle == 5` is False whatever the object's `__eq__` says, so
+    an object cannot pass an equality test by overriding comparison; its truth value,
+    length, text and items are what the sample computes for them, as a plain bool, int,
+    str or list would be."""
+
+    __slots__ = ("_type", "_op")
+
+    def __init__(self, hid: int, type_name: str, op: Callable[..., Any]) -> None:
+        object.__setattr__(self, "_hid", hid)
+        object.__setattr__(self, "_type", type_name)
+        object.__setattr__(self, "_op", op)
+
+    def _do(self, op: str, *args: Any, **kwargs: Any) -> Any:
+        return object.__getattribute__(self, "_op")(
+            object.__getattribute__(self, "_hid"), op, args, kwargs, repr(self)
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        return self._do("getattr", name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._do("setattr", name, value)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._do("call", *args, **kwargs)
+
+    def __bool__(self) -> bool:
+        return self._do("bool")
+
+    def __len__(self) -> int:
+        return self._do("len")
+
+    def __str__(self) -> str:
+        return self._do("str")
+
+    def __iter__(self) -> Any:
+        items = self._do("list")
+        if type(items) is not list:
+            raise TypeError("iteration over a sandbox object did not give a list")
+        return iter(items)
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._do("getitem", key)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._do("setitem", key, value)
+
+    def __contains__(self, item: Any) -> bool:
+        return self._do("contains", item)
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __ne__(self, other: object) -> bool:
+        return self is not other
+
+    def __hash__(self) -> int:
+        return object.__getattribute__(self, "_hid")
+
+    def __repr__(self) -> str:
+        t = object.__getattribute__(self, "_type")
+        return f"<sandbox {t} object #{object.__getattribute__(self, '_hid')}>"
 
 
 @functools.lru_cache(maxsize=2048)
@@ -192,9 +277,12 @@ def run_trusted(
     targets = proxy_names(tests, prelude, entry_point, setup)
     for name in targets:
         ns[name] = Proxy(name, call)
-    for name in setup_names + tuple(n for n in other if n not in setup_names):
+    for name in setup_names:
         if name not in ns:
             ns[name] = _stdlib_module(name) or ref(name)
+    for name in other:  # used but not called here: a function passed by name, most likely
+        if name not in ns:
+            ns[name] = _stdlib_module(name) or Proxy(name, call)
     try:
         exec(compile_trusted(tests), ns)
     except SampleAbort as e:

@@ -9,7 +9,9 @@ used as is; everything else is a one-key object whose key is a tag:
 ``{"$d": {...}}`` dict with str keys, ``{"$D": [[k, v], ...]}`` other dicts,
 ``{"$i": "hex"}`` big int, ``{"$f": "nan"|"inf"|"-inf"}``, ``{"$c": [re, im]}`` complex,
 ``{"$b": "base64"}`` bytes, ``{"$ba": "base64"}`` bytearray, ``{"$ref": name}`` a name
-in the sandboxed program's namespace (host to sandbox only).
+in the sandboxed program's namespace (host to sandbox only), ``{"$h": [id, type_name]}``
+an object that stays in the sample process (a handle; only where the decoder was given a
+resolver: trusted tests' proxies, see `trusted.Handle`).
 
 `loads` is the trusted side: it builds only exact builtin types, checks every tag and
 raises WireError on anything else. `dumps` coerces subclasses of builtins (namedtuple,
@@ -24,14 +26,26 @@ from __future__ import annotations
 import base64
 import json
 import math
+import sys
+from collections import Counter
 from typing import Any
 
 MAX_DEPTH = 200
 _SAFE_INT = 1 << 53
+MAX_COLLISIONS = 64  # distinct values one hash value may stand for in a guarded reply
+# with hash randomization off (PYTHONHASHSEED set) str/bytes hashes are predictable too
+_PREDICTABLE = (int, float, complex) + (() if sys.flags.hash_randomization else (str, bytes))
 
 
 class WireError(ValueError):
     """A value cannot be encoded, or received data is not valid tagged JSON."""
+
+
+class Remote:
+    """Base of host-side stand-ins for objects that live in the sandbox (handles); encoded
+    as {"$h": [id, ""]} so the sample process gets its own object back."""
+
+    __slots__ = ("_hid",)
 
 
 class Ref:
@@ -84,7 +98,7 @@ def _plain(x: Any) -> Any:
     raise WireError(f"cannot send a value of type {type(x).__module__}.{type(x).__qualname__}")
 
 
-def _enc(x: Any, depth: int, seen: set[int]) -> Any:
+def _enc(x: Any, depth: int, seen: set[int], handle: Any = None) -> Any:
     t = type(x)
     if x is None or t is bool or t is str:
         return x
@@ -94,7 +108,7 @@ def _enc(x: Any, depth: int, seen: set[int]) -> Any:
         return _float(x)
     if depth > MAX_DEPTH:
         raise WireError("value nested too deeply")
-    if t is Ref:
+    if isinstance(x, Ref):  # Ref and its subclasses (the tests' function proxies)
         return {"$ref": x.name}
     if t in (list, tuple, set, frozenset, dict):
         if id(x) in seen:
@@ -103,14 +117,18 @@ def _enc(x: Any, depth: int, seen: set[int]) -> Any:
         try:
             d = depth + 1
             if t is list:
-                return [_enc(v, d, seen) for v in x]
+                return [_enc(v, d, seen, handle) for v in x]
             if t is tuple:
-                return {"$t": [_enc(v, d, seen) for v in x]}
+                return {"$t": [_enc(v, d, seen, handle) for v in x]}
             if t is dict:
                 if all(type(k) is str for k in x):
-                    return {"$d": {k: _enc(v, d, seen) for k, v in x.items()}}
-                return {"$D": [[_enc(k, d, seen), _enc(v, d, seen)] for k, v in x.items()]}
-            return {("$s" if t is set else "$fs"): [_enc(v, d, seen) for v in x]}
+                    return {"$d": {k: _enc(v, d, seen, handle) for k, v in x.items()}}
+                return {
+                    "$D": [
+                        [_enc(k, d, seen, handle), _enc(v, d, seen, handle)] for k, v in x.items()
+                    ]
+                }
+            return {("$s" if t is set else "$fs"): [_enc(v, d, seen, handle) for v in x]}
         finally:
             seen.discard(id(x))
     if t is bytes:
@@ -119,20 +137,29 @@ def _enc(x: Any, depth: int, seen: set[int]) -> Any:
         return {"$ba": base64.b64encode(x).decode("ascii")}
     if t is complex:
         return {"$c": [_float(x.real), _float(x.imag)]}
-    return _enc(_plain(x), depth + 1, seen)
-
-
-def encode(value: Any) -> Any:
-    """Value -> JSON-compatible tree (raises WireError for unsupported values)."""
+    if isinstance(x, Remote):
+        return {"$h": [object.__getattribute__(x, "_hid"), ""]}
     try:
-        return _enc(value, 0, set())
+        plain = _plain(x)
+    except WireError:
+        if handle is None:
+            raise
+        return handle(x)
+    return _enc(plain, depth + 1, seen, handle)
+
+
+def encode(value: Any, handle: Any = None) -> Any:
+    """Value -> JSON-compatible tree (raises WireError for unsupported values, or, with
+    `handle`, encodes them as handle(value): the sample side's {"$h": [id, type]})."""
+    try:
+        return _enc(value, 0, set(), handle)
     except RecursionError:
         raise WireError("value nested too deeply") from None
 
 
-def dumps(value: Any) -> bytes:
+def dumps(value: Any, handle: Any = None) -> bytes:
     """Value -> UTF-8 tagged JSON bytes."""
-    return json.dumps(encode(value), separators=(",", ":"), allow_nan=False).encode()
+    return json.dumps(encode(value, handle), separators=(",", ":"), allow_nan=False).encode()
 
 
 def _num(x: Any) -> float:
@@ -143,61 +170,158 @@ def _num(x: Any) -> float:
     raise WireError("bad float")
 
 
-def _dec(x: Any, depth: int, refs: Any) -> Any:
+def check_collisions(values: list[Any]) -> None:
+    """Raise WireError when more than MAX_COLLISIONS distinct values share one hash value.
+
+    Building a set or dict of n such values (or `x in s` lookups against one) costs O(n^2):
+    an attacker can make ints (k * (2**61 - 1) all hash alike), floats and complex numbers
+    collide at will. Counting hash values is linear (equal hashes are equal ints, so the
+    Counter's own lookups never chain); only an oversized bucket is examined further, by
+    sorting, to tell duplicates of one value (harmless) from distinct colliding values."""
+    if len(values) <= MAX_COLLISIONS:
+        return
+    try:
+        counts = Counter(map(hash, values))
+    except TypeError:
+        return  # unhashable: the caller's set()/dict() raises as it would anyway
+    worst = [h for h, n in counts.items() if n > MAX_COLLISIONS]
+    if not worst:
+        return
+    bad = set(worst)
+    buckets: dict[int, list[Any]] = {}
+    for v in values:
+        h = hash(v)
+        if h in bad:
+            buckets.setdefault(h, []).append(v)
+    for group in buckets.values():
+        keys = sorted(_canon(v) for v in group)
+        distinct = 1 + sum(1 for a, b in zip(keys, keys[1:], strict=False) if a != b)
+        if distinct > MAX_COLLISIONS:
+            raise WireError(
+                f"value holds {distinct} distinct elements with one hash value "
+                "(a hash-collision attack on the checker)"
+            )
+
+
+def _canon(v: Any) -> tuple[str, str]:
+    return (type(v).__name__, repr(v) if type(v) is not str else v)
+
+
+class _Ctx:
+    """Decoding context: $ref and $h resolvers, and (guard on) the leaves whose hashes an
+    attacker can predict, checked once decoding is done."""
+
+    __slots__ = ("refs", "handles", "leaves")
+
+    def __init__(self, refs: Any, handles: Any, guard: bool) -> None:
+        self.refs, self.handles = refs, handles
+        self.leaves: list[Any] | None = [] if guard else None
+
+
+def _dec(x: Any, depth: int, c: _Ctx) -> Any:
     t = type(x)
-    if x is None or t in (bool, int, float, str):
+    if x is None or t is bool:
+        return x
+    if t is int or t is float or t is str:
+        if c.leaves is not None and t in _PREDICTABLE:
+            c.leaves.append(x)
         return x
     if depth > MAX_DEPTH:
         raise WireError("value nested too deeply")
     d = depth + 1
     if t is list:
-        return [_dec(v, d, refs) for v in x]
+        return [_dec(v, d, c) for v in x]
     if t is not dict or len(x) != 1:
         raise WireError("malformed value")
     ((tag, v),) = x.items()
     tv = type(v)
     if tag == "$t" and tv is list:
-        return tuple(_dec(e, d, refs) for e in v)
+        return tuple([_dec(e, d, c) for e in v])
     if tag == "$d" and tv is dict:
-        return {k: _dec(e, d, refs) for k, e in v.items()}
+        return {k: _dec(e, d, c) for k, e in v.items()}
     if tag == "$D" and tv is list:
         if not all(type(p) is list and len(p) == 2 for p in v):
             raise WireError("malformed dict")
-        return {_dec(k, d, refs): _dec(e, d, refs) for k, e in v}
-    if tag == "$s" and tv is list:
-        return {_dec(e, d, refs) for e in v}
-    if tag == "$fs" and tv is list:
-        return frozenset(_dec(e, d, refs) for e in v)
+        pairs = [(_dec(k, d, c), _dec(e, d, c)) for k, e in v]
+        if c.leaves is not None:
+            check_collisions([k for k, _ in pairs])
+        return dict(pairs)
+    if tag in ("$s", "$fs") and tv is list:
+        items = [_dec(e, d, c) for e in v]
+        if c.leaves is not None:
+            check_collisions(items)
+        return set(items) if tag == "$s" else frozenset(items)
     if tag == "$i" and tv is str and len(v) < 100_000:
-        return int(v, 16)
+        n = int(v, 16)
+        if c.leaves is not None:
+            c.leaves.append(n)
+        return n
     if tag == "$f" and tv is str:
         return _num(x)
     if tag == "$c" and tv is list and len(v) == 2:
-        return complex(_num(v[0]), _num(v[1]))
+        z = complex(_num(v[0]), _num(v[1]))
+        if c.leaves is not None:
+            c.leaves.append(z)
+        return z
     if tag in ("$b", "$ba") and tv is str:
         raw = base64.b64decode(v.encode("ascii"), validate=True)
         return raw if tag == "$b" else bytearray(raw)
-    if tag == "$ref" and tv is str and refs is not None:
-        return refs(v)
+    if tag == "$ref" and tv is str and c.refs is not None:
+        return c.refs(v)
+    if (
+        tag == "$h"
+        and c.handles is not None
+        and tv is list
+        and len(v) == 2
+        and type(v[0]) is int
+        and type(v[1]) is str
+    ):
+        return c.handles(v[0], v[1][:200])
     raise WireError(f"unknown or malformed tag {str(tag)[:20]!r}")
 
 
-def decode(tree: Any, refs: Any = None) -> Any:
-    """JSON tree -> value of exact builtin types. `refs(name)` resolves {"$ref": name}."""
+def decode(tree: Any, refs: Any = None, guard: bool = False, handles: Any = None) -> Any:
+    """JSON tree -> value of exact builtin types. `refs(name)` resolves {"$ref": name};
+    `handles(id, type_name)` resolves {"$h": [id, type_name]} (an object that stays in the
+    sandbox, see `Remote`); without a resolver those tags are malformed.
+
+    guard=True (the host decoding a sample's reply): refuse values holding more than
+    MAX_COLLISIONS distinct hash-colliding elements anywhere (see `check_collisions`), so
+    neither decoding nor trusted code that puts the value in a set or dict costs the host
+    quadratic time; decoding is then linear in the reply's size."""
     try:
-        return _dec(tree, 0, refs)
+        c = _Ctx(refs, handles, guard)
+        value = _dec(tree, 0, c)
+        if c.leaves is not None:
+            check_collisions(c.leaves)
+        return value
     except WireError:
         raise
     except (TypeError, ValueError, RecursionError, UnicodeError) as e:  # unhashable key, bad b64
         raise WireError(f"malformed value: {type(e).__name__}") from None
 
 
-def loads(data: bytes | str, refs: Any = None, max_bytes: int | None = None) -> Any:
-    """Tagged JSON bytes -> value (strict; raises WireError)."""
+def _pairs_checked(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    check_collisions([k for k, _ in pairs])
+    return dict(pairs)
+
+
+def parse_json(data: bytes | str) -> Any:
+    """json.loads for untrusted replies: with hash randomization off (PYTHONHASHSEED set),
+    JSON objects with many colliding keys are refused (WireError) before a dict is built."""
+    if sys.flags.hash_randomization:
+        return json.loads(data)
+    return json.loads(data, object_pairs_hook=_pairs_checked)
+
+
+def loads(
+    data: bytes | str, refs: Any = None, max_bytes: int | None = None, guard: bool = True
+) -> Any:
+    """Tagged JSON bytes -> value (strict; raises WireError; hash-collision guard on)."""
     if max_bytes is not None and len(data) > max_bytes:
         raise WireError(f"value too large ({len(data)} bytes > {max_bytes})")
     try:
-        tree = json.loads(data)
+        tree = parse_json(data) if guard else json.loads(data)
     except (ValueError, RecursionError) as e:
         raise WireError(f"not JSON: {type(e).__name__}") from None
-    return decode(tree, refs)
+    return decode(tree, refs, guard)

@@ -32,6 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import child  # noqa: E402
 import cleanup  # noqa: E402
 import protocol  # noqa: E402
+import seccomp  # noqa: E402
 from sampleproc import OutBuf, Proc, status_dict  # noqa: E402
 
 # Preloaded so samples need not import them; kept lean because every fork copies (and every
@@ -57,6 +58,8 @@ class Worker:
         self.cfg = cfg
         self.job_dir = os.path.join(cfg["tmp"], "sample")
         self.proc: Proc | None = None
+        self.sfilter = seccomp.Filter.build() if cfg.get("seccomp", True) else None
+        self.baseline = own_state()
 
     # -- process lifecycle -------------------------------------------------------------
     def fork(self, req: dict, body) -> Proc:
@@ -82,7 +85,23 @@ class Worker:
         pid = os.fork()
         if pid == 0:  # the sample process
             try:
-                child.enter(req["limits"], self.job_dir, stdin_fd, out_w, err_w, req_r, resp_w, env)
+                child.enter(
+                    req["limits"],
+                    self.job_dir,
+                    stdin_fd,
+                    out_w,
+                    err_w,
+                    req_r,
+                    resp_w,
+                    env,
+                    self.sfilter,
+                )
+            except BaseException as e:  # noqa: BLE001 - no "entered" frame: a sandbox error
+                try:
+                    os.write(2, f"cannot enter the sandbox: {type(e).__name__}: {e}".encode())
+                finally:
+                    os._exit(121)
+            try:
                 body()
             finally:
                 os._exit(120)
@@ -128,11 +147,19 @@ class Worker:
         return out
 
     def finish(self) -> dict:
-        """End the job: kill and reap everything it started, wipe its files, report output."""
+        """End the job: kill and reap everything it started, wipe its files, report output.
+
+        "clean" is false when something is left that the next sample could notice: a process
+        that would not die, or a change to the worker's own limits, scheduling policy,
+        priority or CPU affinity (the host then replaces the whole worker)."""
         out = self.stop()
         cleanup.wipe(
             self.cfg["tmp"], self.cfg.get("extra_wipe", []), self.cfg["uid"], keep="sample"
         )
+        now = own_state()
+        if now != self.baseline:
+            out["clean"] = False
+            out["tainted"] = "the worker's limits or scheduling changed during the job"
         return out
 
     # -- request handlers --------------------------------------------------------------
@@ -141,7 +168,12 @@ class Worker:
         if op == "end":
             return self.finish(), None
         if op == "ping":
-            return {"st": "ok", "pid": os.getpid(), "uid": os.getuid()}, None
+            return {
+                "st": "ok",
+                "pid": os.getpid(),
+                "uid": os.getuid(),
+                "state": repr(own_state()),
+            }, None
         if op == "stats":  # CPU seconds of the worker and every sample process it reaped
             me, kids = (
                 resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
@@ -214,6 +246,21 @@ class Worker:
         return res
 
 
+_RLIMIT_NAMES = sorted(n for n in dir(resource) if n.startswith("RLIMIT_"))
+
+
+def own_state() -> tuple:
+    """What a sample could change about the worker (same uid) and later samples inherit:
+    every rlimit, the scheduling policy and priority, the nice value and the CPU affinity."""
+    return (
+        tuple(resource.getrlimit(getattr(resource, n)) for n in _RLIMIT_NAMES),
+        os.sched_getscheduler(0),
+        os.sched_getparam(0).sched_priority,
+        os.getpriority(os.PRIO_PROCESS, 0),
+        tuple(sorted(os.sched_getaffinity(0))),
+    )
+
+
 def setup_process(cfg: dict) -> tuple[int, int]:
     """Drop privileges, harden the worker, and move the host channel off fds 0 and 1."""
     if os.getuid() == 0 and cfg.get("uid") is not None:
@@ -251,7 +298,15 @@ def main() -> None:
     gc.collect()
     gc.freeze()
     worker = Worker(cfg)
-    protocol.send(fout, {"st": "ready", "pid": os.getpid(), "uid": os.getuid()})
+    protocol.send(
+        fout,
+        {
+            "st": "ready",
+            "pid": os.getpid(),
+            "uid": os.getuid(),
+            "seccomp": worker.sfilter is not None,
+        },
+    )
     channel = protocol.Channel(fin, 1 << 30)
     while True:
         try:

@@ -19,17 +19,81 @@ examples/custom_benchmark.jsonl):
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 from codebench.bench.extract import extract_fenced, truncate_at_stops
 from codebench.bench.humaneval import BASE_STOPS, python_program
 from codebench.bench.multiple import LANGUAGES, function_body, java_offline
-from codebench.bench.tasks import BenchError, Problem, Task, fenced, register
+from codebench.bench.tasks import BenchError, Problem, Task, fenced, python_header, register
 
 LANGS = ("python", *LANGUAGES)
 CLOSING = {"python": "", "js": "", "cpp": "}\n", "java": "    }\n}\n", "sh": "}\n"}
+
+
+# Trusted wrapper around the function under test: an exception that steers iteration
+# (StopIteration ends `map`/`filter` early, so `assert all(map(candidate, xs))` would pass) is
+# turned into a RuntimeError before it reaches the tests.
+GUARD = """
+def _codebench_guard(f):
+    def _guarded(*args, **kwargs):
+        try:
+            return f(*args, **kwargs)
+        except (StopIteration, StopAsyncIteration, GeneratorExit) as e:
+            raise RuntimeError(f"the function under test raised {type(e).__name__}") from None
+    return _guarded
+"""
+
+
+def _is_stub(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """A function with nothing but a docstring / pass / ... (the model is to write it)."""
+    for st in fn.body:
+        if isinstance(st, ast.Pass):
+            continue
+        if isinstance(st, ast.Expr) and isinstance(st.value, ast.Constant):
+            continue  # docstring or ...
+        return False
+    return True
+
+
+def trusted_prelude(prompt: str, entry_point: str | None) -> str:
+    """The prompt's code that runs on the trusted side: imports, constants and helper functions
+    it defines in full. The function under test and stubs the model is to write are left out
+    (the tests get proxies for those)."""
+    for source in (prompt, python_header(prompt, entry_point) if entry_point else ""):
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        lines = source.split("\n")
+        drop: set[int] = set()
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and (
+                node.name == entry_point or _is_stub(node)
+            ):
+                first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+                drop.update(range(first - 1, node.end_lineno or node.lineno))
+        return "\n".join(ln for i, ln in enumerate(lines) if i not in drop)
+    return ""
+
+
+def asserts_entry_point(prompt: str, tests: str) -> str | None:
+    """For assert-style tests without an entry_point: the last function the prompt defines
+    that the tests use (called or passed by name)."""
+    try:
+        defs = [
+            n.name
+            for n in ast.parse(prompt).body
+            if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
+        ]
+    except SyntaxError:
+        defs = re.findall(r"^def\s+(\w+)\s*\(", prompt, re.M)
+    used = set(re.findall(r"\b\w+\b", tests))
+    named = [d for d in defs if d in used]
+    return named[-1] if named else None
 
 
 def _problem(obj: Any, where: str, stem: str, lineno: int) -> Problem:
@@ -157,14 +221,25 @@ class Custom(Task):
 
         if problem.language != "python":
             return ProgramJob(program=program, language=problem.language, nonce=True)
+        ep = problem.entry_point
         if problem.meta["check_style"]:
             return TestsJob(
                 program=program,
-                tests=f"{problem.tests}\n\ncheck({problem.entry_point})\n",
-                entry_point=problem.entry_point,
-                prelude=problem.prompt,
+                tests=f"{GUARD}\n{problem.tests}\n\ncheck(_codebench_guard({ep}))\n",
+                entry_point=ep,
+                prelude=trusted_prelude(problem.prompt, ep),
             )
-        return TestsJob(program=program, tests=problem.tests, entry_point=None)
+        ep = ep or asserts_entry_point(problem.prompt, problem.tests)
+        if ep is None:
+            return TestsJob(program=program, tests=problem.tests, entry_point=None)
+        # the function under test is named explicitly, so `filter(is_even, xs)` (passed by name,
+        # never called in the tests) gets a proxy too; it is wrapped by the guard first
+        return TestsJob(
+            program=program,
+            tests=f"{GUARD}\n{ep} = _codebench_guard({ep})\n{problem.tests}",
+            entry_point=ep,
+            prelude=trusted_prelude(problem.prompt, ep),
+        )
 
     def reference(self, problem: Problem) -> str | None:
         if problem.reference is None:

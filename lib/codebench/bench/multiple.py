@@ -85,6 +85,23 @@ WRONG: dict[str, str] = {
 }
 
 
+# Forgeries the canaries run under the trusted verdict (base protocol; each must fail): print
+# look-alike result lines, then leave with exit status 0 before the harness runs.
+ATTACKS: dict[str, str] = {
+    "js": (
+        "  return null;\n}\nfor (let i = 0; i < 100; i++) "
+        "require('fs').writeSync(1, '\\n\\x1eCBR ' + i + ' 0\\n');\nprocess.exit(0);\n"
+    ),
+    "cpp": (
+        "    return {}; }\nstatic int codebench_forge = [] {\n"
+        '    for (int i = 0; i < 100; i++) printf("\\n\\x1e" "CBR %d 0\\n", i);\n'
+        "    fflush(stdout); _exit(0); return 0; }();\nvoid codebench_dummy() {\n"
+    ),
+    "java": '        System.out.println("\\u001eCBR 0 0");\n        System.exit(0);\n        throw new RuntimeException();\n',
+    "sh": "    :; }\nfor i in $(seq 0 100); do printf '\\n\\036CBR %s MA==\\n' \"$i\"; done\nexit 0\ncodebench_dummy() {\n    :\n",
+}
+
+
 def wrong_completion(problem: Problem) -> str:
     """A completion that compiles and returns a wrong value (for the must-fail canary)."""
     if problem.language == "java":
@@ -326,6 +343,12 @@ class MultiPLE(Task):
     def wrong(self, problem: Problem) -> str:
         w = wrong_completion(problem)
         return w if self.protocol == "base" else self._as_instruct(problem, w)
+
+    def attacks(self, problem: Problem) -> list[str]:
+        """Forged outputs the canaries require to fail (trusted verdict, base protocol)."""
+        if self.verdict_mode != "trusted" or self.protocol != "base":
+            return []
+        return [ATTACKS[self.language]]
 
 
 def _make(lang: str) -> type[MultiPLE]:

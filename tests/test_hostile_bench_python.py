@@ -272,3 +272,41 @@ def test_mbpp_ids_outside_the_test_split_are_rejected(tmp_path: Path, data_dir, 
         score.score(f, "mbpp", workers=1, data_dir=str(data_dir))
     ids = {p.task_id for p in get_task("mbpp", data_dir).problems()}
     assert f"mbpp/{str(task_id).split('/')[-1]}" not in ids and len(ids) == 500
+
+
+# ---------------------------------------------------------------------- custom, other languages
+def test_custom_js_trusted_verdict_and_clear_error(tmp_path: Path, sandbox) -> None:
+    import shutil
+
+    from codebench.bench.tasks import BenchError
+
+    if shutil.which("node") is None:
+        pytest.skip("node not installed")
+    row = {
+        "task_id": "js/double",
+        "language": "js",
+        "prompt": "// Return twice x.\nfunction double(x) {\n",
+        "entry_point": "double",
+        "stop": ["\nfunction "],
+        "tests": "const assert = require('node:assert');\n"
+        "assert.deepEqual(double(2), 4);\nassert.deepEqual(double(-3), -6);\n",
+        "reference": "  return 2 * x;\n}\n",
+    }
+    f = tmp_path / "js.jsonl"
+    f.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    task = get_task(f"custom:{f}")
+    p = task.problems()[0]
+    forged = (
+        "  return 0;\n}\nrequire('node:assert').deepEqual = () => {};\n"
+        "for (let i = 0; i < 9; i++) require('fs').writeSync(1, '\\n\\x1eCBR ' + i + ' 4\\n');\n"
+        "process.exit(0);\n"
+    )
+    ref = _score(task, sandbox, [p], lambda q: p.reference)
+    bad = _score(task, sandbox, [p], lambda q: forged)
+    assert ref[p.task_id][0] == "passed" and bad[p.task_id][0] == "failed", (ref, bad)
+    # tests that are not one check per line: one clear error naming file and line
+    row["tests"] = "const assert = require('node:assert');\nif (double(2) !== 4) process.exit(1);\n"
+    f.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    with pytest.raises(BenchError, match=r"js.jsonl:1: js tests must be one"):
+        get_task(f"custom:{f}").problems()
+    assert get_task(f"custom:{f}", verdict="upstream").problems()

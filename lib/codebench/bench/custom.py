@@ -8,8 +8,11 @@ examples/custom_benchmark.jsonl):
     prompt       required: the text the model continues (base) or completes (instruct)
     tests        required: Python test code that defines `check(candidate)` (HumanEval style),
                  or assert lines (a string or a list of strings, MBPP style); for other
-                 languages, code appended after the completion (MultiPL-E style, the program
-                 must exit 0)
+                 languages, code appended after the completion in MultiPL-E's layout, one
+                 `f(args) == expected` check per line: each call's result is serialised in
+                 the sandbox and compared on the host with the expected value computed by a
+                 program without model code (option verdict="upstream": the whole program
+                 runs and must exit 0, which a completion can forge)
     entry_point  the function under test (required for check-style tests)
     language     python (default), js, cpp, java, sh
     stop         stop strings for the base protocol (Python default: HumanEval's set)
@@ -25,6 +28,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from codebench.bench import multiple_trusted as trusted
 from codebench.bench.extract import extract_fenced, truncate_at_stops
 from codebench.bench.humaneval import BASE_STOPS, python_program
 from codebench.bench.multiple import LANGUAGES, function_body, java_offline
@@ -132,7 +136,7 @@ def _problem(obj: Any, where: str, stem: str, lineno: int) -> Problem:
         tests=tests,
         stop=list(stop),
         reference=ref,
-        meta={"check_style": check_style},
+        meta={"check_style": check_style, "line": lineno},
     )
 
 
@@ -173,19 +177,42 @@ class Custom(Task):
         if not self.options.get("path"):
             raise BenchError("custom benchmark needs a path: 'custom:path/to/file.jsonl'")
         self.path = Path(self.options["path"]).expanduser().resolve()
+        self.verdict_mode = str(self.options.get("verdict") or "trusted")
+        if self.verdict_mode not in ("trusted", "upstream"):
+            raise BenchError(
+                f"custom: unknown verdict mode {self.verdict_mode!r} (known: trusted, upstream)"
+            )
+        self._pending: dict[str, Problem] = {}
 
     @property
     def spec(self) -> str:
         return f"custom:{self.path}:{self.protocol}"
 
     def info(self) -> dict[str, Any]:
-        return {**super().info(), "path": str(self.path)}
+        return {**super().info(), "path": str(self.path), "verdict": self.verdict_mode}
+
+    def _trusted(self, problem: Problem) -> bool:
+        return problem.language != "python" and self.verdict_mode == "trusted"
 
     def data_files(self) -> list[Path]:
         return [self.path]
 
     def load(self) -> list[Problem]:
-        return read_custom(self.path)
+        problems = read_custom(self.path)
+        if self.verdict_mode == "trusted":
+            for p in problems:
+                if p.language == "python":
+                    continue
+                try:
+                    trusted.parse_tests(p.language, p.tests, p.entry_point)
+                except BenchError as e:
+                    raise BenchError(
+                        f"{self.path}:{p.meta['line']}: {p.language} tests must be one "
+                        f"`f(args) == expected` check per line, MultiPL-E style, for a trusted "
+                        f"verdict ({e}); with option verdict='upstream' they run as one program "
+                        "that must exit 0, which a completion can forge"
+                    ) from None
+        return problems
 
     def messages(self, problem: Problem) -> list[dict]:
         tag = "python" if problem.language == "python" else LANGUAGES[problem.language]["fence"]
@@ -213,12 +240,48 @@ class Custom(Task):
                 if inner is None
                 else inner.strip("\n") + "\n" + ("" if LANGUAGES[lang]["tests_close"] else "}\n")
             )
-        program = problem.prompt + body + "\n" + problem.tests
+        if self._trusted(problem):
+            program = trusted.candidate_program(
+                lang, problem.prompt, body, problem.tests, problem.entry_point
+            )
+        else:
+            program = problem.prompt + body + "\n" + problem.tests
         return java_offline(program) if lang == "java" else program
+
+    def _expected_program(self, problem: Problem) -> str:
+        program = trusted.expected_program(
+            problem.language, problem.prompt, problem.tests, problem.entry_point
+        )
+        return java_offline(program) if problem.language == "java" else program
+
+    def verdict(self, problem: Problem, program: str, result) -> tuple[str, str]:
+        if not self._trusted(problem):
+            return super().verdict(problem, program, result)
+        from codebench.bench.multiple import _EXPECTED
+
+        cases = trusted.parse_tests(problem.language, problem.tests, problem.entry_point)
+        if self._pending:
+            batch = [
+                (
+                    p.language,
+                    len(trusted.parse_tests(p.language, p.tests, p.entry_point)),
+                    self._expected_program(p),
+                )
+                for p in self._pending.values()
+            ]
+            self._pending.clear()
+            _EXPECTED.prepare(batch)
+        values, why = _EXPECTED.get(problem.language, len(cases), self._expected_program(problem))
+        if values is None:
+            return "sandbox-error", f"expected values unavailable: {why}"
+        return trusted.compare(problem.language, cases, values, result)
 
     def job(self, problem: Problem, program: str):
         from codebench.sandbox import ProgramJob, TestsJob
 
+        if self._trusted(problem):
+            self._pending[problem.task_id] = problem
+            return ProgramJob(program=program, language=problem.language)
         if problem.language != "python":
             return ProgramJob(program=program, language=problem.language, nonce=True)
         ep = problem.entry_point

@@ -128,26 +128,27 @@ def candidate_name(language: str, tests: str, entry_point: str | None) -> str:
 
 def _parse_line(language: str, s: str, name: str) -> tuple[str, str] | None:
     """(args, expected) of one test line, None if it is not a test line."""
+    callees = {"candidate", name}
     if language == "js":
         m = re.fullmatch(r"\s*assert\.deepEqual\((.*)\);?\s*", s)
         if not m:
             return None
         inner = m.group(1)
-        if not inner.startswith("candidate("):
-            raise ValueError("assert does not start with candidate(")
-        k = _match(inner, len("candidate"), language)
+        callee = next((c for c in callees if re.match(rf"{re.escape(c)}\(", inner)), None)
+        if callee is None:
+            raise ValueError(f"assert does not start with {name}(")
+        k = _match(inner, len(callee), language)
         rest = inner[k + 1 :].lstrip()
         if not rest.startswith(","):
             raise ValueError("no expected value after the call")
-        return inner[len("candidate(") : k], rest[1:].strip()
+        return inner[len(callee) + 1 : k], rest[1:].strip()
     if language in ("cpp", "java"):
         m = re.fullmatch(r"\s*assert\s*\((.*)\)\s*;\s*", s)
         if not m:
             return None
         inner = m.group(1).strip()
-        callee = "candidate" if language == "cpp" else name
-        if not re.match(rf"{re.escape(callee)}\s*\(", inner):
-            raise ValueError(f"assert does not start with {callee}(")
+        if not any(re.match(rf"{re.escape(c)}\s*\(", inner) for c in callees):
+            raise ValueError(f"assert does not start with {name}(")
         k = _match(inner, inner.index("("), language)
         args, rest = inner[inner.index("(") + 1 : k], inner[k + 1 :].strip()
         if rest.startswith("=="):
@@ -159,7 +160,7 @@ def _parse_line(language: str, s: str, name: str) -> tuple[str, str] | None:
             return args, _strip_parens(rest[len(".equals(") : e], language)
         raise ValueError("no == / .equals after the call")
     if language == "sh":
-        m = re.fullmatch(r"\s*\[\[ \$\(candidate(.*)", s)
+        m = re.fullmatch(rf"\s*\[\[ \$\((?:candidate|{re.escape(name)})(.*)", s)
         if not m:
             return None
         body = m.group(1)
@@ -457,8 +458,8 @@ def candidate_program(
     name = candidate_name(language, tests, entry_point)
     code = prompt + completion + "\n"
     if language == "js":
-        calls = "".join(f"__cb_emit({c.index}, () => candidate({c.args}));\n" for c in cases)
-        return f"{code}{JS_SER}\nlet candidate = {name};\n{calls}__cb_done();\n"
+        calls = "".join(f"__cb_emit({c.index}, () => __cb_candidate({c.args}));\n" for c in cases)
+        return f"{code}{JS_SER}\nconst __cb_candidate = {name};\n{calls}__cb_done();\n"
     if language == "cpp":
         head = tests[: tests.index("int main")] if "int main" in tests else "}\n"
         ser = CPP_SER.replace("//CODEBENCH_UNIONS", _cpp_unions(prompt))
@@ -483,8 +484,7 @@ def candidate_program(
     if language == "sh":
         head = tests[: tests.index("set -e")] if "set -e" in tests else tests
         calls = "".join(
-            f'__cb_out=$(candidate {c.args}) || true\n__cb_emit {c.index} "$__cb_out"\n'
-            for c in cases
+            f'__cb_out=$({name} {c.args}) || true\n__cb_emit {c.index} "$__cb_out"\n' for c in cases
         )
         return f"{code}{head}{SH_SER}\n{calls}"
     raise BenchError(f"no trusted harness for language {language!r}")

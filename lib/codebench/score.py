@@ -119,7 +119,14 @@ def read_samples(path: Path, problems: dict[Any, dict], benchmark: str) -> list[
                 raise ScoreInputError(f"{where}: completion must be a string")
             key = _mbpp_key(obj["task_id"]) if benchmark == "mbpp" else obj["task_id"]
             if key not in problems:
-                raise ScoreInputError(f"{where}: unknown {benchmark} task_id {obj['task_id']!r}")
+                hint = (
+                    " (MBPP is scored on its test split, task ids 11-510)"
+                    if benchmark == "mbpp" and isinstance(key, int)
+                    else ""
+                )
+                raise ScoreInputError(
+                    f"{where}: unknown {benchmark} task_id {obj['task_id']!r}{hint}"
+                )
             samples.append(
                 {
                     "index": len(samples),
@@ -214,7 +221,8 @@ def score(
     elif benchmark == "mbpp":
         from codebench.paths import data_dir as find_data
 
-        problems, make = load_mbpp(find_data(data_dir)), mbpp_job
+        # the test split only (task ids 11-510): other ids are prompt shots or train/validation
+        problems, make = load_mbpp(find_data(data_dir), split="test"), mbpp_job
     else:
         raise ScoreInputError(f"unknown benchmark {benchmark!r} (humaneval or mbpp)")
     samples = read_samples(path, problems, benchmark)

@@ -3,7 +3,9 @@
 For a few problems of the benchmark, the task's reference output (written the way a model
 would write it under the run's protocol) and a deliberately wrong output go through the very
 same extraction, sandbox job and trusted verdict as model samples. Every reference must pass
-and every wrong answer must fail; otherwise the run refuses to report a score (`CanaryError`,
+and every wrong answer must fail (tasks with a trusted verdict that can be attacked from the
+sample, MultiPL-E, add `attack` outputs: forgeries such as an early exit with status 0 after
+printing look-alike result lines, which must fail too); otherwise the run refuses to report a score (`CanaryError`,
 and results.json says `status: canary-failed` with the failing checks). This catches a
 broken toolchain (javac missing), a sandbox that passes everything, a mistyped prompt
 argument or an extraction bug before they turn into a published number.
@@ -43,9 +45,12 @@ def run_canaries(task: Task, sandbox: Any) -> dict[str, Any]:
     checks: list[dict[str, Any]] = []
     jobs, pending = [], []
     for p in problems:
+        attacks = getattr(task, "attacks", None)
+        forged = [("attack", a, False) for a in (attacks(p) if attacks else [])]
         for kind, raw, expect in (
             ("reference", task.reference(p), True),
             ("wrong", task.wrong(p), False),
+            *forged,
         ):
             check = {
                 "task_id": p.task_id,

@@ -14,7 +14,9 @@ Scoring uses the data stage's own rules (`codebench.codeio.verify`): the answer 
 with `extract_answer` and compared with `values_match` (defaults: relative tolerance 1e-3,
 absolute 1e-6, bool never equal to int); a predicted *input* (an object with the function's
 argument names, within the size limit) is run through the reference function in the sandbox
-and passes when it reproduces the expected output. Protocol: instruct (the
+and passes when it reproduces the expected output. The comparison is strict in both
+directions (`values_match`: same structure, bool never a number, numbers within the
+tolerance): no value the model or the sandbox sends matches a gold value vacuously. Protocol: instruct (the
 records carry chat messages; a base model gets the documented plain-text chat fallback).
 """
 
@@ -182,7 +184,11 @@ class CodeIOHeldout(Task):
         cr = result.values[0]
         if not cr.ok:
             return str(cr.outcome), cr.error
-        out = cr.value[0] if isinstance(cr.value, list) and cr.value else None
+        # the probe returns [output, kwargs]; anything else is a failure, never a None output
+        # that would match an expected None
+        if not (isinstance(cr.value, list) and len(cr.value) == 2):
+            return "failed", "malformed reply from the reference function"
+        out = cr.value[0]
         if values_match(out, expected, vcfg.rel_tol, vcfg.abs_tol):
             return "passed", ""
         return "failed", "the predicted input gives another output"

@@ -8,8 +8,11 @@ examples/custom_benchmark.jsonl):
     prompt       required: the text the model continues (base) or completes (instruct)
     tests        required: Python test code that defines `check(candidate)` (HumanEval style),
                  or assert lines (a string or a list of strings, MBPP style); for other
-                 languages, code appended after the completion (MultiPL-E style, the program
-                 must exit 0)
+                 languages, code appended after the completion in MultiPL-E's layout, one
+                 `f(args) == expected` check per line: each call's result is serialised in
+                 the sandbox and compared on the host with the expected value computed by a
+                 program without model code (option verdict="upstream": the whole program
+                 runs and must exit 0, which a completion can forge)
     entry_point  the function under test (required for check-style tests)
     language     python (default), js, cpp, java, sh
     stop         stop strings for the base protocol (Python default: HumanEval's set)
@@ -19,17 +22,82 @@ examples/custom_benchmark.jsonl):
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 from pathlib import Path
 from typing import Any
 
+from codebench.bench import multiple_trusted as trusted
 from codebench.bench.extract import extract_fenced, truncate_at_stops
 from codebench.bench.humaneval import BASE_STOPS, python_program
 from codebench.bench.multiple import LANGUAGES, function_body, java_offline
-from codebench.bench.tasks import BenchError, Problem, Task, fenced, register
+from codebench.bench.tasks import BenchError, Problem, Task, fenced, python_header, register
 
 LANGS = ("python", *LANGUAGES)
 CLOSING = {"python": "", "js": "", "cpp": "}\n", "java": "    }\n}\n", "sh": "}\n"}
+
+
+# Trusted wrapper around the function under test: an exception that steers iteration
+# (StopIteration ends `map`/`filter` early, so `assert all(map(candidate, xs))` would pass) is
+# turned into a RuntimeError before it reaches the tests.
+GUARD = """
+def _codebench_guard(f):
+    def _guarded(*args, **kwargs):
+        try:
+            return f(*args, **kwargs)
+        except (StopIteration, StopAsyncIteration, GeneratorExit) as e:
+            raise RuntimeError(f"the function under test raised {type(e).__name__}") from None
+    return _guarded
+"""
+
+
+def _is_stub(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """A function with nothing but a docstring / pass / ... (the model is to write it)."""
+    for st in fn.body:
+        if isinstance(st, ast.Pass):
+            continue
+        if isinstance(st, ast.Expr) and isinstance(st.value, ast.Constant):
+            continue  # docstring or ...
+        return False
+    return True
+
+
+def trusted_prelude(prompt: str, entry_point: str | None) -> str:
+    """The prompt's code that runs on the trusted side: imports, constants and helper functions
+    it defines in full. The function under test and stubs the model is to write are left out
+    (the tests get proxies for those)."""
+    for source in (prompt, python_header(prompt, entry_point) if entry_point else ""):
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        lines = source.split("\n")
+        drop: set[int] = set()
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and (
+                node.name == entry_point or _is_stub(node)
+            ):
+                first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+                drop.update(range(first - 1, node.end_lineno or node.lineno))
+        return "\n".join(ln for i, ln in enumerate(lines) if i not in drop)
+    return ""
+
+
+def asserts_entry_point(prompt: str, tests: str) -> str | None:
+    """For assert-style tests without an entry_point: the last function the prompt defines
+    that the tests use (called or passed by name)."""
+    try:
+        defs = [
+            n.name
+            for n in ast.parse(prompt).body
+            if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
+        ]
+    except SyntaxError:
+        defs = re.findall(r"^def\s+(\w+)\s*\(", prompt, re.M)
+    used = set(re.findall(r"\b\w+\b", tests))
+    named = [d for d in defs if d in used]
+    return named[-1] if named else None
 
 
 def _problem(obj: Any, where: str, stem: str, lineno: int) -> Problem:
@@ -68,7 +136,7 @@ def _problem(obj: Any, where: str, stem: str, lineno: int) -> Problem:
         tests=tests,
         stop=list(stop),
         reference=ref,
-        meta={"check_style": check_style},
+        meta={"check_style": check_style, "line": lineno},
     )
 
 
@@ -109,19 +177,42 @@ class Custom(Task):
         if not self.options.get("path"):
             raise BenchError("custom benchmark needs a path: 'custom:path/to/file.jsonl'")
         self.path = Path(self.options["path"]).expanduser().resolve()
+        self.verdict_mode = str(self.options.get("verdict") or "trusted")
+        if self.verdict_mode not in ("trusted", "upstream"):
+            raise BenchError(
+                f"custom: unknown verdict mode {self.verdict_mode!r} (known: trusted, upstream)"
+            )
+        self._pending: dict[str, Problem] = {}
 
     @property
     def spec(self) -> str:
         return f"custom:{self.path}:{self.protocol}"
 
     def info(self) -> dict[str, Any]:
-        return {**super().info(), "path": str(self.path)}
+        return {**super().info(), "path": str(self.path), "verdict": self.verdict_mode}
+
+    def _trusted(self, problem: Problem) -> bool:
+        return problem.language != "python" and self.verdict_mode == "trusted"
 
     def data_files(self) -> list[Path]:
         return [self.path]
 
     def load(self) -> list[Problem]:
-        return read_custom(self.path)
+        problems = read_custom(self.path)
+        if self.verdict_mode == "trusted":
+            for p in problems:
+                if p.language == "python":
+                    continue
+                try:
+                    trusted.parse_tests(p.language, p.tests, p.entry_point)
+                except BenchError as e:
+                    raise BenchError(
+                        f"{self.path}:{p.meta['line']}: {p.language} tests must be one "
+                        f"`f(args) == expected` check per line, MultiPL-E style, for a trusted "
+                        f"verdict ({e}); with option verdict='upstream' they run as one program "
+                        "that must exit 0, which a completion can forge"
+                    ) from None
+        return problems
 
     def messages(self, problem: Problem) -> list[dict]:
         tag = "python" if problem.language == "python" else LANGUAGES[problem.language]["fence"]
@@ -149,22 +240,69 @@ class Custom(Task):
                 if inner is None
                 else inner.strip("\n") + "\n" + ("" if LANGUAGES[lang]["tests_close"] else "}\n")
             )
-        program = problem.prompt + body + "\n" + problem.tests
+        if self._trusted(problem):
+            program = trusted.candidate_program(
+                lang, problem.prompt, body, problem.tests, problem.entry_point
+            )
+        else:
+            program = problem.prompt + body + "\n" + problem.tests
         return java_offline(program) if lang == "java" else program
+
+    def _expected_program(self, problem: Problem) -> str:
+        program = trusted.expected_program(
+            problem.language, problem.prompt, problem.tests, problem.entry_point
+        )
+        return java_offline(program) if problem.language == "java" else program
+
+    def verdict(self, problem: Problem, program: str, result) -> tuple[str, str]:
+        if not self._trusted(problem):
+            return super().verdict(problem, program, result)
+        from codebench.bench.multiple import _EXPECTED
+
+        cases = trusted.parse_tests(problem.language, problem.tests, problem.entry_point)
+        if self._pending:
+            batch = [
+                (
+                    p.language,
+                    len(trusted.parse_tests(p.language, p.tests, p.entry_point)),
+                    self._expected_program(p),
+                )
+                for p in self._pending.values()
+            ]
+            self._pending.clear()
+            _EXPECTED.prepare(batch)
+        values, why = _EXPECTED.get(problem.language, len(cases), self._expected_program(problem))
+        if values is None:
+            return "sandbox-error", f"expected values unavailable: {why}"
+        return trusted.compare(problem.language, cases, values, result)
 
     def job(self, problem: Problem, program: str):
         from codebench.sandbox import ProgramJob, TestsJob
 
+        if self._trusted(problem):
+            self._pending[problem.task_id] = problem
+            return ProgramJob(program=program, language=problem.language)
         if problem.language != "python":
             return ProgramJob(program=program, language=problem.language, nonce=True)
+        ep = problem.entry_point
         if problem.meta["check_style"]:
             return TestsJob(
                 program=program,
-                tests=f"{problem.tests}\n\ncheck({problem.entry_point})\n",
-                entry_point=problem.entry_point,
-                prelude=problem.prompt,
+                tests=f"{GUARD}\n{problem.tests}\n\ncheck(_codebench_guard({ep}))\n",
+                entry_point=ep,
+                prelude=trusted_prelude(problem.prompt, ep),
             )
-        return TestsJob(program=program, tests=problem.tests, entry_point=None)
+        ep = ep or asserts_entry_point(problem.prompt, problem.tests)
+        if ep is None:
+            return TestsJob(program=program, tests=problem.tests, entry_point=None)
+        # the function under test is named explicitly, so `filter(is_even, xs)` (passed by name,
+        # never called in the tests) gets a proxy too; it is wrapped by the guard first
+        return TestsJob(
+            program=program,
+            tests=f"{GUARD}\n{ep} = _codebench_guard({ep})\n{problem.tests}",
+            entry_point=ep,
+            prelude=trusted_prelude(problem.prompt, ep),
+        )
 
     def reference(self, problem: Problem) -> str | None:
         if problem.reference is None:

@@ -20,7 +20,10 @@ with CodeGen's `check_equivalence` (pandas Series and numpy arrays via allclose,
 unwrapped, lists of tuples as lists, a mismatched type cast to the expected type, bools
 compared as strings, floats within 1e-6). The program runs in the sandbox (a `CallJob`);
 the printed object comes back as an encoding of its conversions and is compared in the
-trusted process. As in CodeGen, an exception after the last print still scores that print.
+trusted process. The encoding is hostile input (the program can replace the harness's
+encoder): the *gold* value alone decides which comparison runs and which field it reads, and
+an array is compared with `allclose` only against a list gold of the same shape (an empty
+array "close" to any scalar was a universal pass). As in CodeGen, an exception after the last print still scores that print.
 Deviation, deliberate: CodeGen raises "Unsupported type" for dict and None outputs (7 of the
 575 test cases can never pass there); codebench compares them with ==.
 """
@@ -28,6 +31,7 @@ Deviation, deliberate: CodeGen raises "Unsupported type" for dict and None outpu
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -191,34 +195,83 @@ def mtpb_file(data_dir: str | Path | None = None) -> Path:
     return _data_dir(data_dir) / "mtpb" / "mtpb.jsonl"
 
 
-def equivalent(enc: dict, gold: Any) -> tuple[bool, str]:
-    """CodeGen's check_equivalence on the sandbox's encoding of the printed object."""
-    if enc.get("kind") == "ndarray":
-        try:
-            import numpy as np
+_MISSING = object()
 
-            return bool(np.allclose(np.array(enc["value"]), np.array(gold))), "allclose"
-        except Exception as e:  # noqa: BLE001 - strings etc.: CodeGen fails these too
-            return False, f"allclose failed: {type(e).__name__}"
-    gold_type = type(gold).__name__
-    if enc["type"] == gold_type:
-        o1 = enc["value"]
-    elif isinstance(gold, bool):
-        return enc["str"] == str(gold), "compared as strings"
-    elif gold is None or isinstance(gold, dict):
-        o1 = enc["value"]
-    else:
-        o1 = enc.get(gold_type)
-        if o1 is None:
-            return False, f"cannot convert {enc['type']} to {gold_type}"
+
+def _numeric_array(x: Any):
+    """A numeric numpy array of plain data (bools excluded), or None."""
+    import numpy as np
+
+    try:
+        arr = np.array(x, dtype=object)
+        if arr.size and any(
+            isinstance(v, bool) or not isinstance(v, int | float) for v in arr.flat
+        ):
+            return None
+        return np.array(x, dtype=float)
+    except (ValueError, TypeError, OverflowError):
+        return None
+
+
+def _allclose(value: Any, gold: Any) -> tuple[bool, str]:
+    """Series/array output against a list gold: same shape, numeric, allclose (no broadcasting
+    of an empty array: an empty array is not "close" to anything but an empty list)."""
+    import numpy as np
+
+    a, b = _numeric_array(value), _numeric_array(gold)
+    if a is None or b is None:
+        return False, "allclose needs numeric arrays"
+    if a.shape != b.shape:
+        return False, f"shape {a.shape} != expected {b.shape}"
+    return bool(np.allclose(a, b)), "allclose"
+
+
+def equivalent(enc: Any, gold: Any) -> tuple[bool, str]:
+    """CodeGen's check_equivalence on the sandbox's encoding of the printed object.
+
+    The encoding comes from the sandboxed process and is treated as hostile: every field may
+    be forged. The *gold* value alone decides which comparison runs and which field of the
+    encoding it reads; a field of the wrong type, or a missing one, fails.
+    """
+    if not isinstance(enc, dict):
+        return False, "malformed encoding"
+    typ = enc.get("type")
+    kind = enc.get("kind")
+
+    def field(name: str, want: tuple[type, ...]) -> Any:
+        """The printed object's own value when its type is the gold's, else its cast `name`."""
+        v = enc.get("value", _MISSING) if typ == type(gold).__name__ else enc.get(name, _MISSING)
+        if v is _MISSING or v is None or isinstance(v, bool) != (bool in want):
+            return _MISSING
+        return v if isinstance(v, want) else _MISSING
+
+    if isinstance(gold, bool):  # CodeGen compares bools as strings
+        s = enc.get("str")
+        return isinstance(s, str) and s == str(gold), "compared as strings"
+    if gold is None:
+        return typ == "NoneType" and enc.get("value", _MISSING) is None, "is None"
+    if isinstance(gold, list):
+        if kind == "ndarray":
+            return _allclose(enc.get("value"), gold)
+        o1 = field("list", (list,))
+        return (o1 is not _MISSING and o1 == gold), "=="
+    if kind == "ndarray":
+        return False, f"an array is not a {type(gold).__name__}"
     if isinstance(gold, float):
-        try:
-            return abs(float(o1) - gold) < 1e-6, "float within 1e-6"
-        except (TypeError, ValueError):
-            return False, "not a number"
-    if isinstance(gold, int | str | list | bool) or gold is None or isinstance(gold, dict):
-        return o1 == gold, "=="
-    return False, f"unsupported type {gold_type}"
+        o1 = field("float", (int, float))
+        if o1 is _MISSING:
+            return False, f"cannot convert {typ} to float"
+        return math.isfinite(o1) and abs(float(o1) - gold) < 1e-6, "float within 1e-6"
+    if isinstance(gold, int):
+        o1 = field("int", (int,))
+        return (o1 is not _MISSING and o1 == gold), "=="
+    if isinstance(gold, str):
+        o1 = field("str", (str,))
+        return (o1 is not _MISSING and o1 == gold), "=="
+    if isinstance(gold, dict):
+        o1 = enc.get("value", _MISSING)
+        return (typ == "dict" and isinstance(o1, dict) and o1 == gold), "=="
+    return False, f"unsupported type {type(gold).__name__}"
 
 
 @register("mtpb")
@@ -331,12 +384,12 @@ class MTPB(Task):
         if not cr.ok:
             return str(cr.outcome), cr.error or result.detail
         enc = cr.value if isinstance(cr.value, dict) else {}
-        if not enc.get("printed"):
+        if enc.get("printed") is not True:
             return "failed", f"no printed output ({enc.get('error')})"
         ok, how = equivalent(enc, problem.meta["output"])
         if ok:
             return "passed", ""
-        shown = enc.get("str") if enc.get("str") is not None else enc.get("value")
+        shown = enc.get("str") if isinstance(enc.get("str"), str) else enc.get("value")
         detail = f"printed {str(shown)[:200]!s} != expected {json.dumps(problem.meta['output'])[:200]} ({how})"
         if enc.get("error"):
             detail += f"; error: {enc['error']}"

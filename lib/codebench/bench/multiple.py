@@ -8,8 +8,17 @@ instruct  the prompt in a chat message; from the fenced block, the body of the f
           like the prompt's is cut out by brace matching (literal-aware) and put into the
           prompt, so the tests run against exactly the prompt's signature.
 
-Programs run whole in the sandbox (`ProgramJob`, with a nonce trailer: a pass needs exit status
-0 *and* the trailer, so an early `exit(0)` cannot fake one). Java: the data imports
+Verdicts (task option `verdict`):
+
+trusted   (default) the test program is parsed into cases (`candidate(ARGS) == EXPECTED`, one
+          per line); the sandbox runs prompt + completion + a harness that serialises the
+          function's result on each case's arguments, and the host compares them with expected
+          values computed by a separate program holding no model code (`multiple_trusted`).
+          Nothing the completion can reach holds an expected value or a success token.
+upstream  MultiPL-E's own protocol, for comparison with published numbers: the whole program
+          (prompt + completion + assert lines) runs in the sandbox with a nonce trailer; a pass
+          needs exit status 0 and the nonce. A completion that redefines `assert`, patches
+          `node:assert`, redefines shell builtins or reads its own source can forge a pass. Java: the data imports
 `org.javatuples.*` (a jar DeepSeek-Coder ships); offline, codebench strips that import and
 appends a small source-compatible `Pair` (the only tuple class the tests use), see JAVA_PAIR.
 MultiPL-E has no reference solutions; the canaries use the hand-written ones in REFERENCES.
@@ -21,6 +30,7 @@ import json
 import re
 from pathlib import Path
 
+from codebench.bench import multiple_trusted as trusted
 from codebench.bench.extract import extract_fenced, literal_spans, truncate_at_stops
 from codebench.bench.tasks import BenchError, Problem, Task, register
 
@@ -72,6 +82,23 @@ WRONG: dict[str, str] = {
     "cpp": "    return -987654321;\n",
     "java": "        return -987654321;\n",  # `return null;` where the method returns an object
     "sh": '    echo "codebench-wrong"\n',
+}
+
+
+# Forgeries the canaries run under the trusted verdict (base protocol; each must fail): print
+# look-alike result lines, then leave with exit status 0 before the harness runs.
+ATTACKS: dict[str, str] = {
+    "js": (
+        "  return null;\n}\nfor (let i = 0; i < 100; i++) "
+        "require('fs').writeSync(1, '\\n\\x1eCBR ' + i + ' 0\\n');\nprocess.exit(0);\n"
+    ),
+    "cpp": (
+        "    return {}; }\nstatic int codebench_forge = [] {\n"
+        '    for (int i = 0; i < 100; i++) printf("\\n\\x1e" "CBR %d 0\\n", i);\n'
+        "    fflush(stdout); _exit(0); return 0; }();\nvoid codebench_dummy() {\n"
+    ),
+    "java": '        System.out.println("\\u001eCBR 0 0");\n        System.exit(0);\n        throw new RuntimeException();\n',
+    "sh": "    :; }\nfor i in $(seq 0 100); do printf '\\n\\036CBR %s MA==\\n' \"$i\"; done\nexit 0\ncodebench_dummy() {\n    :\n",
 }
 
 
@@ -167,11 +194,27 @@ def java_offline(program: str) -> str:
     return program
 
 
+VERDICTS = ("trusted", "upstream")
+_EXPECTED = trusted.ExpectedValues()
+
+
 class MultiPLE(Task):
     """One MultiPL-E language."""
 
     protocols = ("base", "instruct")
     canary_count = 3
+
+    def __init__(self, *a, **kw) -> None:
+        super().__init__(*a, **kw)
+        self.verdict_mode = str(self.options.get("verdict") or "trusted")
+        if self.verdict_mode not in VERDICTS:
+            raise BenchError(
+                f"{self.name}: unknown verdict mode {self.verdict_mode!r} (known: {', '.join(VERDICTS)})"
+            )
+        self._pending: dict[str, Problem] = {}
+
+    def info(self) -> dict:
+        return {**super().info(), "verdict": self.verdict_mode}
 
     def _path(self) -> Path:
         if self.options.get("path"):
@@ -235,13 +278,53 @@ class MultiPLE(Task):
         return body if LANGUAGES[self.language]["tests_close"] else body + "}\n"
 
     def extract(self, problem: Problem, raw: str) -> str:
-        program = problem.prompt + self.completion(problem, raw) + "\n" + problem.tests
+        completion = self.completion(problem, raw)
+        if self.verdict_mode == "trusted":
+            program = trusted.candidate_program(
+                self.language, problem.prompt, completion, problem.tests, problem.entry_point
+            )
+        else:
+            program = problem.prompt + completion + "\n" + problem.tests
         return java_offline(program) if self.language == "java" else program
+
+    def expected_program(self, problem: Problem) -> str:
+        """The trusted program that computes this problem's expected values (no model code)."""
+        program = trusted.expected_program(
+            self.language, problem.prompt, problem.tests, problem.entry_point
+        )
+        return java_offline(program) if self.language == "java" else program
+
+    def cases(self, problem: Problem) -> list[trusted.Case]:
+        return trusted.parse_tests(self.language, problem.tests, problem.entry_point)
+
+    def expected(self, problem: Problem) -> tuple[list | None, str | None]:
+        """(expected values, None) or (None, why they could not be computed)."""
+        if self._pending:  # compute every problem whose jobs were made so far, in one batch
+            batch = [
+                (self.language, len(self.cases(p)), self.expected_program(p))
+                for p in self._pending.values()
+            ]
+            self._pending.clear()
+            _EXPECTED.prepare(batch)
+        return _EXPECTED.get(
+            self.language, len(self.cases(problem)), self.expected_program(problem)
+        )
 
     def job(self, problem: Problem, program: str):
         from codebench.sandbox import ProgramJob
 
+        if self.verdict_mode == "trusted":
+            self._pending[problem.task_id] = problem
+            return ProgramJob(program=program, language=self.language)
         return ProgramJob(program=program, language=self.language, nonce=True)
+
+    def verdict(self, problem: Problem, program: str, result) -> tuple[str, str]:
+        if self.verdict_mode != "trusted":
+            return str(result.outcome), result.detail
+        values, why = self.expected(problem)
+        if values is None:
+            return "sandbox-error", f"expected values unavailable: {why}"
+        return trusted.compare(self.language, self.cases(problem), values, result)
 
     def _as_instruct(self, problem: Problem, completion: str) -> str:
         closing = {"js": "", "cpp": "}\n", "java": "    }\n}\n", "sh": "}\n"}[self.language]
@@ -260,6 +343,12 @@ class MultiPLE(Task):
     def wrong(self, problem: Problem) -> str:
         w = wrong_completion(problem)
         return w if self.protocol == "base" else self._as_instruct(problem, w)
+
+    def attacks(self, problem: Problem) -> list[str]:
+        """Forged outputs the canaries require to fail (trusted verdict, base protocol)."""
+        if self.verdict_mode != "trusted" or self.protocol != "base":
+            return []
+        return [ATTACKS[self.language]]
 
 
 def _make(lang: str) -> type[MultiPLE]:

@@ -1,0 +1,98 @@
+"""Controls for MultiPL-E verdicts: completions that are right (or wrong) on every problem.
+
+MultiPL-E ships no reference solutions. To check the harness on all problems of a language, an
+*oracle* completion returns, on its k-th call, the k-th test's expected expression (written
+in the target language, converted to the function's return type). It computes nothing, but
+it returns exactly the values a correct solution returns in the order the tests call it, so
+it must pass under both verdict modes; a *shifted* oracle returns another case's value on the
+last call and must fail. Used by `benchmarks/multiple_controls.py` and the slow tests.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Any
+
+from codebench.bench import multiple_trusted as trusted
+from codebench.bench.tasks import BenchError, Problem, get_task
+
+
+def return_type(problem: Problem) -> str:
+    sig = [ln for ln in problem.prompt.rstrip().split("\n") if ln.strip()][-1]
+    m = re.match(r"\s*(?:public\s+)?(?:static\s+)?(.*?)\s*\b\w+\s*\(", sig)
+    if not m:
+        raise BenchError(f"{problem.task_id}: cannot read the return type of {sig!r}")
+    return m.group(1).strip()
+
+
+def oracle(problem: Problem, shift: bool = False) -> str | None:
+    """A base-protocol completion returning each case's expected value in call order."""
+    cases = trusted.parse_tests(problem.language, problem.tests, problem.entry_point)
+    exps = [c.expected for c in cases]
+    if shift:
+        other = [e for e in exps if e != exps[-1]]
+        if not other:
+            return None
+        exps = [*exps[:-1], other[0]]
+    lang = problem.language
+    if lang == "js":
+        arms = "".join(f"    case {i}: return ({e});\n" for i, e in enumerate(exps))
+        return (
+            "  const __cb_k = (globalThis.__cb_oracle = (globalThis.__cb_oracle || 0) + 1) - 1;\n"
+            f"  switch (__cb_k) {{\n{arms}  }}\n  throw new Error('oracle: no case ' + __cb_k);\n}}\n"
+        )
+    if lang == "cpp":
+        ret = return_type(problem)
+        arms = "".join(f"        case {i}: return {ret}({e});\n" for i, e in enumerate(exps))
+        return f"    static int cb_k = 0;\n    switch (cb_k++) {{\n{arms}    }}\n    throw 0;\n"
+    if lang == "java":
+        arms = "".join(f"            case {i}: return {e};\n" for i, e in enumerate(exps))
+        return (
+            '        int cbK = Integer.parseInt(System.getProperty("cb.oracle", "0"));\n'
+            '        System.setProperty("cb.oracle", String.valueOf(cbK + 1));\n'
+            f"        switch (cbK) {{\n{arms}        }}\n"
+            '        throw new RuntimeException("oracle: no case " + cbK);\n'
+        )
+    if lang == "sh":
+        arms = "".join(f"      {i}) printf '%s\\n' {e} ;;\n" for i, e in enumerate(exps))
+        return (
+            '    local cb_f="${TMPDIR:-/tmp}/cb_oracle" cb_k\n'
+            '    cb_k=$(cat "$cb_f" 2>/dev/null || echo 0)\n'
+            '    echo $((cb_k + 1)) > "$cb_f"\n'
+            f"    case $cb_k in\n{arms}    esac\n"
+        )
+    raise BenchError(f"no oracle for {lang}")
+
+
+def run_controls(
+    language: str,
+    verdict: str,
+    sandbox: Any,
+    limit: int | None = None,
+    data_dir: Any = None,
+) -> dict[str, Any]:
+    """Oracle (must pass) and shifted oracle (must fail) on every problem of a language."""
+    task = get_task(f"multiple-{language}:base", data_dir=data_dir, verdict=verdict)
+    problems = task.problems(limit)
+    units, rows = [], []
+    for p in problems:
+        for kind, shift in (("oracle", False), ("shifted", True)):
+            try:
+                raw = oracle(p, shift)
+                if raw is not None:
+                    units.append((p, kind, task.extract(p, raw)))
+            except BenchError as e:  # a test program the trusted parser cannot read
+                rows.append(
+                    {"task_id": p.task_id, "kind": kind, "outcome": "unreadable", "detail": str(e)}
+                )
+    jobs = [task.job(p, prog) for p, _, prog in units]
+    results = sandbox.map(jobs)
+    for (p, kind, prog), r in zip(units, results, strict=True):
+        outcome, detail = task.verdict(p, prog, r)
+        rows.append({"task_id": p.task_id, "kind": kind, "outcome": outcome, "detail": detail})
+    summary = {
+        kind: Counter(r["outcome"] for r in rows if r["kind"] == kind)
+        for kind in ("oracle", "shifted")
+    }
+    return {"language": language, "verdict": verdict, "rows": rows, "summary": summary}

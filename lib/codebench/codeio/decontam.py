@@ -140,8 +140,19 @@ def _task_texts(spec: str, data_dir: Path | None) -> Iterable[str]:
         yield "\n".join(x for x in parts if x)
 
 
+def check_set_name(name: str) -> None:
+    """Raise ValueError unless `name` is a known evaluation set or benchmark spec."""
+    from codebench.bench.tasks import names, parse_spec
+
+    if name not in EVAL_SETS and parse_spec(name)[0] not in names():
+        raise ValueError(
+            f"unknown evaluation set {name!r} (known: {', '.join(EVAL_SETS)} or any benchmark spec)"
+        )
+
+
 def eval_texts(name: str, data_dir: Path | None) -> Iterable[str]:
     """The texts of one evaluation set (names in the module doc)."""
+    check_set_name(name)
     if name == "humaneval":
         return _humaneval()
     if data_dir is None:
@@ -153,13 +164,7 @@ def eval_texts(name: str, data_dir: Path | None) -> Iterable[str]:
         )
     if name == "mtpb":
         return ("\n".join(r.get("prompts", [])) for r in _jsonl(data_dir / "mtpb" / "mtpb.jsonl"))
-    from codebench.bench.tasks import names, parse_spec
-
-    if parse_spec(name)[0] in names():
-        return _task_texts(name, data_dir)
-    raise ValueError(
-        f"unknown evaluation set {name!r} (known: {', '.join(EVAL_SETS)} or any benchmark spec)"
-    )
+    return _task_texts(name, data_dir)
 
 
 @dataclass
@@ -173,8 +178,16 @@ class Decontaminator:
     threshold: float = 0.2
     shape_n: int = 16
     shape_threshold: float = 0.5
+    coverage_threshold: float = 0.6
+    coverage_min_grams: int = 2
+    short_lengths: set[int] = field(
+        default_factory=set
+    )  # token counts of problems shorter than shape_n
     index: dict[str, set[int]] = field(default_factory=dict)
     shape_index: dict[str, set[int]] = field(default_factory=dict)
+    # per set: shape gram -> the problems (numbers) holding it, and each problem's gram count
+    owners: dict[str, dict[int, list[int]]] = field(default_factory=dict)
+    sizes: dict[str, list[int]] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
 
     @classmethod
@@ -189,18 +202,29 @@ class Decontaminator:
         shape_threshold: float = 0.5,
     ) -> Decontaminator:
         d = cls(n=n, threshold=threshold, shape_n=shape_n, shape_threshold=shape_threshold)
+        sets = list(sets)
+        for name in sets:  # every name checked before any set is read
+            check_set_name(name)
         for name in sets:
             grams: set[int] = set()
-            shapes: set[int] = set()
+            owners: dict[int, list[int]] = {}
+            sizes: list[int] = []
             try:
                 for t in eval_texts(name, data_dir):
                     grams |= ngrams(t, n)
-                    shapes |= shape_ngrams(t, shape_n)
+                    item = shape_ngrams(t, shape_n)
+                    size = len(code_tokens(t))
+                    if MIN_SHAPE_TOKENS <= size < shape_n:
+                        d.short_lengths.add(size)
+                    for g in item:
+                        owners.setdefault(g, []).append(len(sizes))
+                    sizes.append(len(item))
             except (FileNotFoundError, ImportError) as e:
                 d.missing.append(f"{name}: {e}")
                 continue
             d.index[name] = grams
-            d.shape_index[name] = shapes
+            d.shape_index[name] = set(owners)
+            d.owners[name], d.sizes[name] = owners, sizes
         return d
 
     @staticmethod
@@ -221,15 +245,41 @@ class Decontaminator:
         """Largest share of `text`'s code-shape n-grams found in one evaluation set, and that set."""
         return self._best(shape_ngrams(text, self.shape_n), self.shape_index)
 
+    def check_coverage(self, text: str) -> tuple[float, str | None]:
+        """Largest share of one evaluation problem's code-shape n-grams that `text` contains
+        (problems with at least `coverage_min_grams` n-grams): catches a renamed solution
+        embedded in a larger function, where `check_shape`'s share is diluted."""
+        grams = shape_ngrams(text, self.shape_n)
+        for length in self.short_lengths:  # a short problem is one n-gram of its own length
+            grams |= shape_ngrams(text, length)
+        best, where = 0.0, None
+        for name, owners in self.owners.items():
+            hits: dict[int, int] = {}
+            for g in grams:
+                for item in owners.get(g, ()):
+                    hits[item] = hits.get(item, 0) + 1
+            sizes = self.sizes[name]
+            for item, k in hits.items():
+                short = sizes[item] == 1  # a whole short problem found inside `text`
+                if (short or sizes[item] >= self.coverage_min_grams) and k / sizes[item] > best:
+                    best, where = k / sizes[item], name
+        return best, where
+
     def is_contaminated(self, text: str) -> tuple[bool, float, str | None]:
-        """(contaminated, share, set): the word share, or the shape share where that one decides."""
-        share, where = self.check(text)
-        if share >= self.threshold and share > 0:
-            return True, share, where
-        shape, shape_where = self.check_shape(text)
-        if shape >= self.shape_threshold and shape > 0:
-            return True, shape, shape_where
-        return False, max(share, shape), where if share >= shape else shape_where
+        """(contaminated, share, set): the first signal that decides (words, shape share, shape
+        coverage of one problem), else the largest share seen."""
+        seen = []
+        for check, limit in (
+            (self.check, self.threshold),
+            (self.check_shape, self.shape_threshold),
+            (self.check_coverage, self.coverage_threshold),
+        ):
+            share, where = check(text)
+            if share >= limit and share > 0:
+                return True, share, where
+            seen.append((share, where))
+        share, where = max(seen, key=lambda x: x[0])
+        return False, share, where
 
 
 def function_text(unified: dict) -> str:

@@ -128,9 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
     vp.add_argument("profiles", nargs="+")
     vp.set_defaults(func=_cmd_validate)
 
-    from codebench import fetch
+    from codebench import evaluate_cli, fetch
 
     fetch.add_parser(sub)
+    evaluate_cli.add_parser(sub)
     try:  # the sandbox scorer registers itself when present
         from codebench import score
 

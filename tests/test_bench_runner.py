@@ -341,7 +341,7 @@ def test_instruct_protocol_uses_the_chat_template_and_fences(tmp_path: Path, san
     )
     assert res["metrics"]["pass@1"]["value"] == 1.0
     assert (
-        be.prompts[0].startswith("### Instruction:\nComplete the following Python function")
+        be.prompts[0].startswith("### Instruction:\nPlease continue to complete the function.")
         and be.configs[0].stop == []
     )
 

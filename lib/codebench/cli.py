@@ -179,9 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_arguments(vp)
     vp.set_defaults(func=validate.run_cli)
 
-    from codebench import fetch
+    from codebench import evaluate_cli, fetch
 
     fetch.add_parser(sub)
+    evaluate_cli.add_parser(sub)
     try:  # the sandbox scorer registers itself when present
         from codebench import score
 

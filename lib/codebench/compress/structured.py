@@ -9,8 +9,9 @@ because the config holds one size for all blocks.
 Importance: with calibration batches, channel j scores ||X_j|| * ||W_out[:, j]|| (its input
 norm over calibration tokens times the norm of the weights it writes with), computed block by
 block on the already-pruned model; without, weight norms alone.
-Supported: Llama-style blocks (gate/up/down_proj, q/k/v/o_proj: Llama, Mistral, Qwen2, ...)
-and GPT-J/CodeGen MLPs (fc_in/fc_out). CodeGen's fused, interleaved qkv_proj is not
+Supported: Llama-style blocks (gate/up/down_proj, q/k/v/o_proj: Llama, Mistral, Qwen2, ...),
+GPT-J/CodeGen MLPs (fc_in/fc_out) and StarCoder2 / GPT-BigCode MLPs (c_fc/c_proj; StarCoder2's
+separate q/k/v/o_proj attention is head-pruned like Llama's). CodeGen's fused, interleaved qkv_proj is not
 head-pruned.
 """
 
@@ -63,9 +64,20 @@ def _mlp_parts(block: nn.Module) -> tuple[nn.Module, list[str], str, str]:
         return mlp, ["up_proj"], "down_proj", "intermediate_size"
     if mlp is not None and all(hasattr(mlp, n) for n in ("fc_in", "fc_out")):
         return mlp, ["fc_in"], "fc_out", "n_inner"
+    if mlp is not None and all(
+        isinstance(getattr(mlp, n, None), nn.Linear) for n in ("c_fc", "c_proj")
+    ):
+        # StarCoder2 (config intermediate_size) and GPT-BigCode/StarCoder (n_inner)
+        return mlp, ["c_fc"], "c_proj", "intermediate_size|n_inner"
     raise VariantUnavailable(
-        f"mlp-prune: unsupported block {type(block).__name__} (expected mlp.gate_proj/up_proj/down_proj or mlp.fc_in/fc_out)"
+        f"mlp-prune: unsupported block {type(block).__name__} (expected mlp.gate_proj/up_proj/down_proj, mlp.fc_in/fc_out or mlp.c_fc/c_proj)"
     )
+
+
+def _config_key(config, key: str) -> str:
+    """The config field holding the MLP width ('a|b': the first the config sets)."""
+    options = key.split("|")
+    return next((k for k in options if getattr(config, k, None) is not None), options[-1])
 
 
 @torch.no_grad()
@@ -94,6 +106,7 @@ def prune_mlp_channels(
         setattr(mlp, out, _keep_cols(down, keep))
         report.append({"layer": i, "channels_before": width, "channels_after": int(keep.numel())})
     new_width = report[-1]["channels_after"]
+    key = _config_key(model.config, key)
     setattr(model.config, key, new_width)
     after = sum(p.numel() for p in model.parameters())
     return {

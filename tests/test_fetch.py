@@ -129,3 +129,21 @@ def test_fetch_missing_maps_files_to_sets(tmp_path: Path) -> None:
     )
     assert seen == [(["pal-math"], True, ["pal-math/svamp/test.json"])]
     assert st == {"pal-math/svamp/test.json": "fetched", "nope/x.jsonl": "unknown"}
+
+
+def test_fetch_data_defaults_to_the_user_data_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import argparse
+
+    from codebench import fetch as F
+
+    monkeypatch.setenv("CODEBENCH_CACHE", str(tmp_path / "cache"))
+    seen = []
+    monkeypatch.setattr(
+        F, "fetch", lambda dest, sets, **k: seen.append((Path(dest), sets)) or {"x": "fetched"}
+    )
+    assert F._cmd(argparse.Namespace(dest=None, sets=["mtpb"], mirror=None)) == 0
+    assert seen == [(tmp_path / "cache" / "data", ["mtpb"])]
+    monkeypatch.setattr(F, "fetch", lambda dest, sets, **k: {"x": "failed: no network"})
+    assert F._cmd(argparse.Namespace(dest=str(tmp_path), sets=None, mirror=None)) == 1

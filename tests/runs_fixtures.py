@@ -24,8 +24,9 @@ import os, pathlib, time
 from codebench.records import JsonlStore
 rd = pathlib.Path(run_dir)
 rd.mkdir(parents=True, exist_ok=True)
+from ipykernel import get_connection_file
 with open(rd / "kernel_pids.log", "a") as fh:
-    fh.write(f"{os.getpid()}\\n")
+    fh.write(f"{os.getpid()} {get_connection_file()}\\n")
 with JsonlStore(rd / f"{STAGE}.jsonl", "i") as store:
     for i in range(N):
         if not store.has(i):

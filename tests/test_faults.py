@@ -65,7 +65,10 @@ def _assert_clean_and_equal(tmp: Path, reference: dict[str, bytes]) -> None:
     assert list((run / ".kernels").iterdir()) == [], "no kernel connection files left"
     assert not [p for p in run.rglob("*.tmp")], "no temporary files left"
     deadline = time.monotonic() + 15
-    pids = [int(x) for x in (run / "kernel_pids.log").read_text().split()]
+    kernels = [ln.split(" ", 1) for ln in (run / "kernel_pids.log").read_text().splitlines()]
+    pids = [int(pid) for pid, _ in kernels]
+    for _, conn in kernels:  # connection files live in the run folder, not /tmp or ~
+        assert Path(conn).parent == run / ".kernels", conn
     while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not [p for p in pids if pid_alive(p)], "no kernel outlives its run"

@@ -28,6 +28,7 @@ import shutil
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -223,9 +224,7 @@ class Runner:
         commit = git_commit(exclude=(self.layout.root, self.layout.figures))
         lock = RunLock(self.layout.lock).acquire(wait=self.wait)
         try:
-            with _environ(
-                {GIT_COMMIT_ENV: commit or "", "JUPYTER_RUNTIME_DIR": str(self.layout.kernels)}
-            ):
+            with _environ({GIT_COMMIT_ENV: commit or ""}):
                 return self._run_locked(lock, only, force)
         finally:
             lock.release()
@@ -298,7 +297,7 @@ class Runner:
                     cwd=str(src.parent),
                     progress_bar=False,
                     log_output=True,
-                    kernel_manager_class=_kernel_manager(kernel_log),
+                    kernel_manager_class=_kernel_manager(kernel_log, self.layout.kernels),
                 )
         except PapermillExecutionError as e:
             first = next((ln for ln in (e.source or "").splitlines() if ln.strip()), "")
@@ -315,14 +314,18 @@ class Runner:
         return out
 
 
-def _kernel_manager(log_path: Path) -> type:
-    """A kernel manager whose kernel process writes its own stdout/stderr (ipykernel's
-    transport warnings, shutdown tracebacks, native libraries' prints) to `log_path` instead of
-    the console. Cell output still reaches the notebook and the console through papermill."""
+def _kernel_manager(log_path: Path, kernels_dir: Path) -> type:
+    """A kernel manager whose connection file lives in `kernels_dir` (jupyter_client would
+    put it in /tmp, where a killed run leaves it), and whose kernel process writes its own
+    stdout/stderr (ipykernel's transport warnings, shutdown tracebacks, native libraries'
+    prints) to `log_path` instead of the console. Cell output still reaches the notebook and
+    the console through papermill."""
     from jupyter_client.manager import AsyncKernelManager
 
     class _LoggedKernelManager(AsyncKernelManager):
         async def _async_start_kernel(self, **kw: Any) -> None:
+            if not self.connection_file:
+                self.connection_file = str(kernels_dir / f"kernel-{uuid.uuid4().hex[:12]}.json")
             with open(log_path, "ab") as fh:  # the kernel holds its own copy of the descriptor
                 kw.setdefault("stdout", fh)
                 kw.setdefault("stderr", fh)

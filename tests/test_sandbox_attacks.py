@@ -568,12 +568,12 @@ SCORE_ATTACKS = {
 }
 
 
-def test_score_cli_with_attackers_mixed_in(tmp_path):
+def _score_run(tmp_path: Path, ntasks: int, attacks: dict[str, str]) -> None:
     problems = load_humaneval()
-    tasks = list(problems)[:3]
+    tasks = list(problems)[:ntasks]
     rows = []
     for tid in tasks:
-        for name, body in SCORE_ATTACKS.items():
+        for name, body in attacks.items():
             rows.append({"task_id": tid, "completion": _completion(body), "attack": name})
             rows.append({"task_id": tid, "completion": problems[tid]["canonical_solution"]})
     path = tmp_path / "samples.jsonl"
@@ -595,5 +595,46 @@ def test_score_cli_with_attackers_mixed_in(tmp_path):
         if "attack" in row:
             assert not rec["passed"], (row["attack"], rec)
         else:
-            assert rec["passed"], rec
+            assert rec["passed"], rec  # honest verdicts unchanged by the attackers around them
     assert json.loads(proc.stdout.strip().splitlines()[-1])["pass@1"] == 0.5
+
+
+QUICK_SCORE = ("prlimit", "affinity", "surrogate_message", "surrogate_in_source", "collision")
+
+
+def test_score_cli_with_attackers_mixed_in(tmp_path):
+    _score_run(tmp_path, 1, {k: SCORE_ATTACKS[k] for k in QUICK_SCORE})
+
+
+@pytest.mark.slow
+def test_score_cli_with_every_attack_mixed_in(tmp_path):
+    _score_run(tmp_path, 3, SCORE_ATTACKS)
+
+
+# ------------------------------------------------------- sandbox errors and isolation mode
+def test_failure_to_enter_the_sandbox_is_a_sandbox_error():
+    # limits the worker cannot grant (a hard limit above its own): the sample process
+    # fails before any model code runs; that is our failure, marked sandbox-error (which
+    # `codebench score` reruns on resume), never the sample's
+    with Sandbox(workers=1, timeout=1.0) as sb:
+        sb.settings.nofile = 1 << 40
+        r = sb.run_tests("def add(a, b):\n    return a + b\n", TESTS, "add")
+        c = sb.call("def f():\n    return 1\n", "f", [()])
+    assert r.outcome is Outcome.SANDBOX_ERROR and "enter the sandbox" in r.detail, r
+    assert c.outcome is Outcome.SANDBOX_ERROR, c
+
+
+def test_never_silently_unisolated(monkeypatch):
+    from codebench.sandbox import isolation
+
+    monkeypatch.setattr(isolation, "bwrap_usable", lambda bwrap=None: False)
+    monkeypatch.delenv("CODEBENCH_UNSAFE_NO_SANDBOX", raising=False)
+    monkeypatch.delenv("CODEBENCH_SANDBOX_ISOLATION", raising=False)
+    with pytest.raises(isolation.IsolationError, match="bubblewrap"):
+        Sandbox(workers=1)
+    with pytest.raises(isolation.IsolationError, match="unsafe"):
+        Sandbox(workers=1, isolation="fallback")
+    monkeypatch.setattr(isolation, "_warned", True)
+    with Sandbox(workers=1, timeout=2.0, unsafe_no_isolation=True) as sb:
+        r = sb.run_tests("def add(a, b):\n    return a + b\n", TESTS, "add")
+    assert r.passed and r.isolation == "unsafe-fallback"

@@ -91,7 +91,9 @@ def _one_call(sess: Session, fn: str, spec: Any, per: float, s: Settings) -> Cal
     except TypeError as e:
         return CallResult(Outcome.SANDBOX_ERROR, error=str(e))
     cpu_limit = sess.cpu_used + per
-    outcome, value, error = _settle(lambda: sess.call(fn, a.args, a.kwargs, cpu_limit, s.wall(per)))
+    outcome, value, error = _settle(
+        lambda: sess.call(fn, a.args, a.kwargs, cpu_limit, s.wall(per), per)
+    )
     return CallResult(outcome, value, error, time.monotonic() - t1)
 
 
@@ -223,6 +225,7 @@ def _exec(
         "stdin": stdin,
         "wall": s.wall(budget),
         "cpu": budget,
+        "idle": budget,
         "max_out": s.max_output,
         "max_value": 1 << 16,
         "limits": s.limits(budget, tc.nproc if tc else None, tc.nofile if tc else None),
@@ -265,6 +268,7 @@ def run_program(worker: WorkerProcess, s: Settings, job: ProgramJob) -> tuple[Re
                 "stdin": job.stdin,
                 "wall": s.wall(budget),
                 "cpu": budget,
+                "idle": budget,
                 "limits": s.limits(budget),
                 "max_out": s.max_output,
             }

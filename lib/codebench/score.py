@@ -105,8 +105,12 @@ def read_samples(path: Path, problems: dict[Any, dict], benchmark: str) -> list[
     return samples
 
 
-def load_done(out: Path, samples: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
-    """Records already in the results file; a torn last line is cut off."""
+def load_done(
+    out: Path, samples: list[dict[str, Any]], pending: set[int] | None = None
+) -> dict[int, dict[str, Any]]:
+    """Records already in the results file; a torn last line is cut off. A first-pass
+    record of a sample whose retry had not finished ("retry_pending") is not done: its index
+    goes into `pending`, so only the retry runs again."""
     if not out.exists():
         return {}
     data = out.read_bytes()
@@ -131,6 +135,10 @@ def load_done(out: Path, samples: list[dict[str, Any]]) -> dict[int, dict[str, A
             )
         if rec.get("outcome") == "sandbox-error":  # our failure, not the sample's: run it again
             done.pop(i, None)
+        elif rec.get("retry_pending"):
+            done.pop(i, None)
+            if pending is not None:
+                pending.add(i)
         else:
             done[i] = rec
     return done
@@ -150,6 +158,7 @@ def _record(sample: dict[str, Any], res: Any) -> dict[str, Any]:
         "outcome": res.outcome.value,
         "detail": res.detail[:2000],
         "result": result,
+        "isolation": res.isolation,
     }
 
 
@@ -194,7 +203,8 @@ def score(
             raise ScoreInputError(
                 f"{out_path} is being written by another codebench score"
             ) from None
-        done = load_done(out_path, samples)
+        pending: set[int] = set()
+        done = load_done(out_path, samples, pending)
         todo = [s for s in samples if s["index"] not in done]
         if log:
             log(
@@ -202,7 +212,7 @@ def score(
             )
         if todo:
             with Sandbox(workers=workers, timeout=timeout) as sb:
-                _run(sb, todo, problems, make, fd, done, log)
+                _run(sb, todo, problems, make, fd, done, log, pending)
             if log:
                 counts = Counter(done[s["index"]]["outcome"] for s in todo)
                 log(
@@ -219,13 +229,27 @@ def score(
 
 
 def _run(
-    sb: Any, todo: list[dict], problems: dict, make: Any, fd: int, done: dict, log: Any
+    sb: Any,
+    todo: list[dict],
+    problems: dict,
+    make: Any,
+    fd: int,
+    done: dict,
+    log: Any,
+    retry: set[int] = frozenset(),  # type: ignore[assignment]
 ) -> None:
     jobs = [make(problems[s["key"]], s["completion"]) for s in todo]
     pending: list[dict[str, Any]] = []
     last = time.monotonic()
+
+    def first_pass(j: int, res: Any) -> None:  # stored before the retry runs
+        _append(fd, [dict(_record(todo[j], res), retry_pending=True)])
+
+    retry_only = [j for j, s in enumerate(todo) if s["index"] in retry]
     try:
-        for n, (j, res) in enumerate(sb.imap(jobs), 1):
+        for n, (j, res) in enumerate(
+            sb.imap(jobs, first_pass=first_pass, retry_only=retry_only), 1
+        ):
             rec = _record(todo[j], res)
             done[rec["index"]] = rec
             pending.append(rec)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -86,7 +87,10 @@ def sys_ok(what, nr, *args):
     if libc.syscall(nr, *args) >= 0:
         hit(what)
 """
-_NR = {name: seccomp.ARCHES["x86_64"][1][name] for name in ("add_key", "keyctl", "ioprio_set")}
+_NR = {
+    name: seccomp.ARCHES.get(platform.machine(), seccomp.ARCHES["x86_64"])[1][name]
+    for name in ("add_key", "keyctl", "ioprio_set", "ptrace")
+}
 
 
 def _attack(body: str) -> str:
@@ -172,6 +176,27 @@ ATTACKS: dict[str, dict[str, str]] = {
             f"for path in ({__file__!r}, {REPO!r} + '/README.md', {REPO!r}, '/home'):\n"
             "    attempt('read ' + path, lambda: os.listdir(path) if os.path.isdir(path) "
             "else open(path).read(10))"
+        ),
+    },
+    "worker_memory": {
+        "ptrace_worker": _attack(
+            f"if libc.syscall({_NR['ptrace']}, 16, 1, 0, 0) == 0:\n"  # PTRACE_ATTACH
+            "    hit('ptrace attach')"
+        ),
+        "proc_mem_and_knobs": _attack(
+            "for path, data in (('/proc/1/mem', None), ('/proc/1/oom_score_adj', b'1000'),\n"
+            "                   ('/proc/1/comm', b'x'), ('/proc/sysrq-trigger', b'h')):\n"
+            "    try:\n"
+            "        if data is None:\n"
+            "            open(path, 'rb').read(1)\n"
+            "        else:\n"
+            "            open(path, 'wb').write(data)\n"
+            "        hit('opened ' + path)\n"
+            "    except OSError:\n"
+            "        pass"
+        ),
+        "become_root": _attack(
+            "attempt('setuid 0', lambda: os.setuid(0))\nattempt('setgid 0', lambda: os.setgid(0))"
         ),
     },
     "signals": {
@@ -343,7 +368,7 @@ def run():
 
 
 def test_corpus_covers_every_class():
-    assert len(ATTACKS) >= 10 and len(PLAIN) >= 40
+    assert len(ATTACKS) >= 11 and len(PLAIN) >= 44
 
 
 def test_no_attack_passes(run):

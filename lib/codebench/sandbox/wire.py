@@ -177,34 +177,29 @@ def check_collisions(values: list[Any]) -> None:
     an attacker can make ints (k * (2**61 - 1) all hash alike), floats and complex numbers
     collide at will. Counting hash values is linear (equal hashes are equal ints, so the
     Counter's own lookups never chain); only an oversized bucket is examined further, by
-    sorting, to tell duplicates of one value (harmless) from distinct colliding values."""
+    adding its values to a set that is abandoned as soon as it holds more than
+    MAX_COLLISIONS of them -- so each insertion probes at most that many entries, and many
+    copies of one value (harmless: they are equal) stay linear."""
     if len(values) <= MAX_COLLISIONS:
         return
     try:
         counts = Counter(map(hash, values))
     except TypeError:
         return  # unhashable: the caller's set()/dict() raises as it would anyway
-    worst = [h for h, n in counts.items() if n > MAX_COLLISIONS]
-    if not worst:
+    bad = {h for h, n in counts.items() if n > MAX_COLLISIONS}
+    if not bad:
         return
-    bad = set(worst)
-    buckets: dict[int, list[Any]] = {}
+    seen: dict[int, set[Any]] = {h: set() for h in bad}
     for v in values:
         h = hash(v)
         if h in bad:
-            buckets.setdefault(h, []).append(v)
-    for group in buckets.values():
-        keys = sorted(_canon(v) for v in group)
-        distinct = 1 + sum(1 for a, b in zip(keys, keys[1:], strict=False) if a != b)
-        if distinct > MAX_COLLISIONS:
-            raise WireError(
-                f"value holds {distinct} distinct elements with one hash value "
-                "(a hash-collision attack on the checker)"
-            )
-
-
-def _canon(v: Any) -> tuple[str, str]:
-    return (type(v).__name__, repr(v) if type(v) is not str else v)
+            group = seen[h]
+            group.add(v)
+            if len(group) > MAX_COLLISIONS:
+                raise WireError(
+                    f"value holds more than {MAX_COLLISIONS} distinct elements with one hash "
+                    "value (a hash-collision attack on the checker)"
+                )
 
 
 class _Ctx:

@@ -180,3 +180,18 @@ def test_resume_reruns_only_the_retry_of_a_stored_first_pass(tmp_path):
     assert again[0]["passed"] == recs[0]["passed"] and again[0]["outcome"] != "timeout"
     assert again[1]["detail"] == "kept as stored"
     assert "3 already scored, 1 to run" in logs[0]
+
+
+def test_cli_refuses_to_run_unisolated_with_one_clear_error(tmp_path):
+    samples = _write(tmp_path / "s.jsonl", _samples(copies=1)[:1])
+    env = dict(os.environ, CODEBENCH_SANDBOX_ISOLATION="fallback")
+    env.pop("CODEBENCH_UNSAFE_NO_SANDBOX", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "codebench.score", str(samples), "--benchmark", "humaneval"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "CODEBENCH_UNSAFE_NO_SANDBOX=1" in proc.stderr and "Traceback" not in proc.stderr

@@ -282,6 +282,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run_cli(args: argparse.Namespace) -> int:
     """Entry point for the parsed `score` arguments."""
 
+    from codebench.sandbox.isolation import IsolationError
+
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
@@ -289,7 +291,7 @@ def run_cli(args: argparse.Namespace) -> int:
         result = score(
             args.samples, args.benchmark, args.workers, args.timeout, args.data_dir, args.out, log
         )
-    except (ScoreInputError, FileNotFoundError) as e:
+    except (ScoreInputError, FileNotFoundError, IsolationError) as e:
         print(f"codebench score: error: {e}", file=sys.stderr)
         return 2
     print(json.dumps(result), flush=True)

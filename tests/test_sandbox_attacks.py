@@ -528,6 +528,55 @@ def test_class_based_solutions_pass_and_forged_ones_fail():
     ]
 
 
+LISTNODE = """
+class ListNode:
+    def __init__(self, val=0, next=None):
+        self.val = val
+        self.next = next
+"""
+LIST_TESTS = """
+def build(xs):
+    head = None
+    for x in reversed(xs):
+        head = ListNode(x, head)
+    return head
+def values(node):
+    out = []
+    while node:
+        out.append(node.val)
+        node = node.next
+    return out
+assert values(reverseList(build([1, 2, 3]))) == [3, 2, 1]
+assert values(reverseList(build([]))) == []
+assert Solution().reverse(build([4, 5])).val == 5
+"""
+
+
+def test_trusted_objects_go_by_value_and_returned_objects_by_handle():
+    # the tests build a linked list from the prompt's ListNode (trusted, host side); it
+    # reaches the sample as its own ListNode; the reversed list comes back as handles
+    good = LISTNODE + (
+        "def reverseList(head):\n    prev = None\n    while head:\n"
+        "        head.next, prev, head = prev, head, head.next\n    return prev\n"
+        "class Solution:\n    def reverse(self, head):\n        return reverseList(head)\n"
+    )
+    same = LISTNODE + (
+        "def reverseList(head):\n    return head\n"
+        "class Solution:\n    def reverse(self, head):\n        return head\n"
+    )
+    forged = LISTNODE + (
+        "class Node:\n    val = 3\n    def __bool__(self):\n        return True\n"
+        "    @property\n    def next(self):\n        return None\n"
+        "def reverseList(head):\n    return Node()\n"
+        "class Solution:\n    def reverse(self, head):\n        return Node()\n"
+    )
+    with Sandbox(workers=1, timeout=2.0) as sb:
+        results = [sb.run_tests(p, LIST_TESTS, prelude=LISTNODE) for p in (good, same, forged)]
+    assert [r.outcome for r in results] == [Outcome.PASSED, Outcome.FAILED, Outcome.FAILED], [
+        r.detail for r in results
+    ]
+
+
 # ------------------------------------------------------------------------------ sleepers
 SLEEPERS = {
     "sleep": "import time\ndef add(a, b):\n    time.sleep(3600)\n",

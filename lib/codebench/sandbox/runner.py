@@ -239,7 +239,10 @@ class Session:
         handles: values that are not plain data come back as handles (trusted tests);
         target: `name` is an operation on the held object with this handle id."""
         try:
-            req = {"args": wire.encode(tuple(args)), "kwargs": wire.encode(dict(kwargs))}
+            req = {
+                "args": wire.encode(tuple(args), objects=handles),
+                "kwargs": wire.encode(dict(kwargs), objects=handles),
+            }
         except wire.WireError as e:
             raise SampleAbort(Outcome.SANDBOX_ERROR, f"test argument cannot be sent: {e}") from None
         if target is None:

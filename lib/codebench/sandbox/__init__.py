@@ -28,10 +28,20 @@ Job kinds (see `jobs` and docs/sandbox.md):
 * `run_program` / `ProgramJob` run a whole program (python, js, cpp, java, sh); exit status,
   stdout, stderr; optional nonce trailer for MultiPL-E tests.
 
-Isolation (see `isolation`): bubblewrap with no network, a read-only minimal root, a private
-size-capped /tmp, new PID/IPC/UTS namespaces, a dedicated unprivileged uid per worker,
-rlimits (address space, CPU, processes, file size, open files, no core dumps) and a scrubbed
-environment. Without bubblewrap: one warning, then rlimits + own uid/session + temp cwd.
+Isolation (see `isolation`, `seccomp`): bubblewrap with no network, a read-only minimal
+root, a private size-capped /tmp, new PID/IPC/UTS namespaces with the worker as PID 1 (no
+sample can signal it), a dedicated unprivileged uid per worker, rlimits (address space, CPU,
+processes, file size, open files, no core dumps), a seccomp filter in every sample process
+(no keyring, namespaces, mounts, ptrace, or limit/scheduling changes to other processes), a
+worker that checks its own limits and scheduling after every job, and a scrubbed
+environment. Without bubblewrap nothing runs (IsolationError) unless the user opts in with
+Sandbox(unsafe_no_isolation=True) or CODEBENCH_UNSAFE_NO_SANDBOX=1; every Result records
+the mode in `Result.isolation`.
+
+Objects: in `run_tests`, values that are not plain data stay in the sandbox and the tests
+get `trusted.Handle`s (method calls, attributes, ... answered with plain data; equal only to
+themselves), so class-based tests (`Solution().twoSum(...)`) are decided on the trusted
+side; objects the tests build are sent by value.
 
 Outcomes (`Outcome`, a str Enum): passed, failed, timeout, crashed, out-of-memory,
 sandbox-error, toolchain-missing.

@@ -129,16 +129,16 @@ def _held(hid: int, _type: str = "") -> Any:
 
 
 _OPS = {
-    "call": lambda obj, a, kw, x: obj(*a, **kw),
-    "getattr": lambda obj, a, kw, x: getattr(obj, a[0]),
-    "setattr": lambda obj, a, kw, x: setattr(obj, a[0], a[1]),
-    "bool": lambda obj, a, kw, x: bool(obj),
-    "len": lambda obj, a, kw, x: len(obj),
-    "str": lambda obj, a, kw, x: str(obj),
-    "list": lambda obj, a, kw, x: list(obj),
-    "getitem": lambda obj, a, kw, x: obj[a[0]],
-    "setitem": lambda obj, a, kw, x: obj.__setitem__(a[0], a[1]),
-    "contains": lambda obj, a, kw, x: a[0] in obj,
+    "call": lambda obj, a, kw: obj(*a, **kw),
+    "getattr": lambda obj, a, kw: getattr(obj, a[0]),
+    "setattr": lambda obj, a, kw: setattr(obj, a[0], a[1]),
+    "bool": lambda obj, a, kw: bool(obj),
+    "len": lambda obj, a, kw: len(obj),
+    "str": lambda obj, a, kw: str(obj),
+    "list": lambda obj, a, kw: list(obj),
+    "getitem": lambda obj, a, kw: obj[a[0]],
+    "setitem": lambda obj, a, kw: obj.__setitem__(a[0], a[1]),
+    "contains": lambda obj, a, kw: a[0] in obj,
 }
 
 
@@ -158,7 +158,7 @@ def _call(ns: dict[str, Any], req: dict[str, Any]) -> bytes:
         op = _OPS.get(req.get("op"))
         if op is None:
             raise NameError(f"unknown operation {req.get('op')!r}")
-        value = op(_held(req["h"]), args, kwargs, None)
+        value = op(_held(req["h"]), args, kwargs)
     else:
         fn = ns.get(req["fn"])
         if fn is None:

@@ -13,10 +13,12 @@ read. The worker starts as root inside and drops to its leased uid (see `uids`) 
 touches any sample. When not run as root, bubblewrap gets --unshare-user and the caller's
 own uid (RLIMIT_NPROC then counts per user namespace).
 
-Fallback (no usable bwrap, or isolation="fallback" / CODEBENCH_SANDBOX_ISOLATION=fallback):
-one RuntimeWarning per process, then the same worker without namespaces: own uid (when
-root), own session, scrubbed environment, private temp cwd, rlimits, and the kill/reap/wipe
-sweep. The file system and network are then NOT hidden from model code.
+Fallback (no usable bwrap, or isolation="fallback" / CODEBENCH_SANDBOX_ISOLATION=fallback)
+runs only with an explicit opt-in (`unsafe_no_isolation=True` or
+CODEBENCH_UNSAFE_NO_SANDBOX=1; otherwise IsolationError): one RuntimeWarning per process,
+then the same worker without namespaces: own uid (when root), own session, scrubbed
+environment, private temp cwd, rlimits, the seccomp filter, and the kill/reap/wipe sweep.
+The file system, network and host processes are then NOT hidden from model code.
 """
 
 from __future__ import annotations

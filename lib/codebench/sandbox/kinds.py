@@ -81,7 +81,29 @@ def run_tests(worker: WorkerProcess, s: Settings, job: TestsJob) -> tuple[Result
     exhausted = outcome is Outcome.TIMEOUT and (
         definite_timeout(detail) or caller.cpu_used() >= budget * 0.95
     )
+    if outcome is Outcome.TIMEOUT and not exhausted:
+        detail, exhausted = hopeless(detail, caller.cpu_used(), time.monotonic() - t0, budget, s)
     return result(outcome, detail, t0, sess), exhausted
+
+
+STARVED = "starved of CPU by load"
+
+
+def hopeless(
+    detail: str, cpu: float, elapsed: float, budget: float, s: Settings
+) -> tuple[str, bool]:
+    """(detail, final) for a wall-clock timeout of a sample that was starved of CPU: a retry
+    gets twice the wall-clock allowance, so when the share of a CPU the sample got would
+    not reach its CPU budget even then, the retry is skipped and the timeout is final (so a
+    loaded machine does not make every looping sample cost a second, longer attempt)."""
+    share = cpu / elapsed if elapsed > 0 else 1.0
+    if share * (budget * s.wall_factor * 2 + 0.5) >= budget:
+        return detail, False
+    return (
+        f"{detail}; {STARVED} (it got {share:.0%} of a CPU, too little for a retry with "
+        "twice the wall-clock allowance to reach its CPU budget)",
+        True,
+    )
 
 
 def _one_call(sess: Session, fn: str, spec: Any, per: float, s: Settings) -> CallResult:
@@ -91,7 +113,9 @@ def _one_call(sess: Session, fn: str, spec: Any, per: float, s: Settings) -> Cal
     except TypeError as e:
         return CallResult(Outcome.SANDBOX_ERROR, error=str(e))
     cpu_limit = sess.cpu_used + per
-    outcome, value, error = _settle(lambda: sess.call(fn, a.args, a.kwargs, cpu_limit, s.wall(per)))
+    outcome, value, error = _settle(
+        lambda: sess.call(fn, a.args, a.kwargs, cpu_limit, s.wall(per), per)
+    )
     return CallResult(outcome, value, error, time.monotonic() - t1)
 
 
@@ -223,6 +247,7 @@ def _exec(
         "stdin": stdin,
         "wall": s.wall(budget),
         "cpu": budget,
+        "idle": budget,
         "max_out": s.max_output,
         "max_value": 1 << 16,
         "limits": s.limits(budget, tc.nproc if tc else None, tc.nofile if tc else None),
@@ -265,6 +290,7 @@ def run_program(worker: WorkerProcess, s: Settings, job: ProgramJob) -> tuple[Re
                 "stdin": job.stdin,
                 "wall": s.wall(budget),
                 "cpu": budget,
+                "idle": budget,
                 "limits": s.limits(budget),
                 "max_out": s.max_output,
             }
@@ -277,7 +303,12 @@ def run_program(worker: WorkerProcess, s: Settings, job: ProgramJob) -> tuple[Re
             if not end.get("clean", False):
                 worker.kill()
     res = _program_result(h, t0, budget, "", nonce)
-    return res, res.outcome is Outcome.TIMEOUT and definite_timeout(res.detail)
+    final = res.outcome is Outcome.TIMEOUT and definite_timeout(res.detail)
+    if res.outcome is Outcome.TIMEOUT and not final:
+        res.detail, final = hopeless(
+            res.detail, float(h.get("cpu") or 0.0), res.duration_s, budget, s
+        )
+    return res, final
 
 
 def _program_result(

@@ -2,9 +2,11 @@
 
 Each worker slot is a host thread that owns one `WorkerProcess` (and so its uid lease and
 its bubblewrap instance, which dies with that thread). Jobs go through a shared queue.
-A job whose worker dies under it (the sample killed its parent, say) is rerun once on a
-fresh worker; if that worker dies too the job is `crashed`. A job that timed out without
-using up its CPU budget is rerun once at the end, alone, before it counts as a timeout.
+A job whose worker dies under it is rerun once on a fresh worker; if that worker dies too
+the job is `crashed` (`sandbox-error` when the sample process could not even be set up). A
+job stopped by the wall-clock limit while starved of CPU (not blocked, CPU budget unused) is
+queued again at once with twice the wall-clock allowance, in parallel with everything else;
+its first attempt is reported to `first_pass` callbacks before the retry.
 """
 
 from __future__ import annotations
@@ -39,12 +41,15 @@ class Sandbox:
                  352 -> 398 HumanEval samples/s).
     timeout      default seconds per job (tests: whole sample; call: per call; program: per run).
     memory_mb    address-space limit (RLIMIT_AS) of every sandboxed process.
-    isolation    "auto" (bubblewrap if usable, else fallback with one warning), "bwrap", "fallback";
-                 the env var CODEBENCH_SANDBOX_ISOLATION overrides "auto".
+    isolation    "auto" (bubblewrap; without it IsolationError), "bwrap", "fallback" (no
+                 namespaces: needs unsafe_no_isolation); CODEBENCH_SANDBOX_ISOLATION overrides
+                 "auto".
+    unsafe_no_isolation  allow running model code without bubblewrap (also
+                 CODEBENCH_UNSAFE_NO_SANDBOX=1); results then record isolation="unsafe-fallback".
     max_output   bytes of stdout/stderr kept per job (head and tail).
     max_value_bytes  largest encoded return value accepted from one call.
     toolchains   overrides per language, e.g. {"cpp": {"compiler": "/nonexistent/g++"}}.
-    retry_timeouts   rerun a job that timed out (without exhausting its CPU budget) once, alone.
+    retry_timeouts   rerun a job that hit the wall-clock limit while starved of CPU once.
     wall_factor  wall-clock limit = timeout * wall_factor + 0.5 s (the CPU limit is `timeout`).
     nproc        processes/threads a sample may have (RLIMIT_NPROC on the worker's own uid).
     site_packages    make the virtualenv's packages importable in the sandbox (benchmark

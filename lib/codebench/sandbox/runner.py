@@ -59,13 +59,14 @@ class Settings:
         return cpu_s * self.wall_factor + 0.5
 
 
-BLOCKED = "wall-clock limit while blocked, not starved"
+BLOCKED = "blocked or asleep, not computing, for longer than its time limit"
 
 
 def blocked(h: dict[str, Any]) -> bool:
     """Whether a wall-clock timeout hit a sample that was sleeping or blocked (its processes
     were running or waiting to run for under a quarter of the time), not one starved of CPU
-    by load: such a timeout is final (a retry would only wait again)."""
+    by load: such a timeout is final (a retry would only wait again). (Most such samples
+    are stopped earlier by the worker's idle limit, reply why="idle".)"""
     try:
         return float(h["busy"]) < 0.25 * float(h["waited"])
     except (KeyError, TypeError, ValueError):
@@ -93,7 +94,7 @@ def classify_death(h: dict[str, Any], cpu_limit: float, during: str) -> tuple[Ou
         cpu_bound = h.get("why") == "cpu" or float(h.get("cpu") or 0) >= 0.95 * cpu_limit
         if cpu_bound:
             return Outcome.TIMEOUT, f"timed out {during} (CPU limit)"
-        if blocked(h):
+        if h.get("why") == "idle" or blocked(h):
             return Outcome.TIMEOUT, f"timed out {during} ({BLOCKED})"
         return Outcome.TIMEOUT, f"timed out {during} (wall-clock limit)"
     if st == "toolarge":
@@ -210,6 +211,7 @@ class Session:
             "limits": self.settings.limits(rlimit_cpu),
             "wall": wall,
             "cpu": cpu_limit,
+            "idle": cpu_limit,
         }
         if end:
             header["end"] = True
@@ -237,7 +239,10 @@ class Session:
         handles: values that are not plain data come back as handles (trusted tests);
         target: `name` is an operation on the held object with this handle id."""
         try:
-            req = {"args": wire.encode(tuple(args)), "kwargs": wire.encode(dict(kwargs))}
+            req = {
+                "args": wire.encode(tuple(args), objects=handles),
+                "kwargs": wire.encode(dict(kwargs), objects=handles),
+            }
         except wire.WireError as e:
             raise SampleAbort(Outcome.SANDBOX_ERROR, f"test argument cannot be sent: {e}") from None
         if target is None:
@@ -248,15 +253,28 @@ class Session:
             req["H"] = 1
         return json.dumps(req).encode()
 
-    def call_raw(self, payload: bytes, cpu_limit: float, wall: float) -> tuple[dict, list[bytes]]:
-        """Send one encoded call; raw reply."""
+    def call_raw(
+        self, payload: bytes, cpu_limit: float, wall: float, idle: float | None = None
+    ) -> tuple[dict, list[bytes]]:
+        """Send one encoded call; raw reply. cpu_limit: the process's total CPU seconds;
+        idle: seconds it may sleep or block (default cpu_limit)."""
         if not self.alive:
             raise SampleAbort(Outcome.FAILED, "the program is no longer running")
-        return self._req({"op": "call", "wall": max(wall, 0.01), "cpu": cpu_limit}, payload, wall)
+        header = {"op": "call", "wall": max(wall, 0.01), "cpu": cpu_limit}
+        header["idle"] = cpu_limit if idle is None else idle
+        return self._req(header, payload, wall)
 
-    def call(self, name: str, args: tuple, kwargs: dict, cpu_limit: float, wall: float) -> Any:
+    def call(
+        self,
+        name: str,
+        args: tuple,
+        kwargs: dict,
+        cpu_limit: float,
+        wall: float,
+        idle: float | None = None,
+    ) -> Any:
         """Call `name` in the sample process; returns plain data or raises."""
-        h, frames = self.call_raw(self.encode_call(name, args, kwargs), cpu_limit, wall)
+        h, frames = self.call_raw(self.encode_call(name, args, kwargs), cpu_limit, wall, idle)
         return decode_reply(h, frames, cpu_limit, f"in call to {name}()")
 
     def _ended(self, h: dict[str, Any]) -> None:

@@ -92,16 +92,24 @@ class Proc:
         send: bytes,
         kill: Callable[[str, str], dict],
         step: tuple[float, float] | None = None,
+        idle: float | None = None,
     ) -> dict:
         """Pump pipes until `want` reply frames (0: until exit), exit, timeout or oversize.
 
         `step` = (wall, cpu): a batch of calls; the first frame gets `wall`/`cpu`, and every
         reply frame after it starts a fresh limit of step wall seconds and step CPU seconds
         (measured when the frame arrives), so each call of the batch has its own budget. The
-        reply then carries "ft": each frame's arrival time in seconds since the start."""
+        reply then carries "ft": each frame's arrival time in seconds since the start.
+
+        `idle`: seconds the sample may spend neither running nor waiting for a CPU (asleep,
+        blocked on I/O or a lock), measured from the first 50 ms poll of each window; past
+        it the sample is stopped ("timeout", why "idle"), so sleepers cost about their CPU
+        budget of wall time, not the whole wall-clock allowance. Starved samples are not
+        idle (run-queue time counts as busy)."""
         t0 = time.monotonic()
         deadline, next_cpu = t0 + wall, t0 + 0.05
         window = t0  # start of the current wall-clock window
+        idle_from: tuple[float, float] | None = None  # (time, busy) at the window's first poll
         names = {self.fds[k]: k for k in ("resp", "out", "err")}
         readers = [*names, self.pidfd]
         pending = memoryview(send)
@@ -133,6 +141,14 @@ class Proc:
                 measured = True
                 if self.cpu() > cpu:
                     return self._ended(kill("timeout", "cpu"), want, times if step else None)
+                if idle is not None:
+                    busy = self.busy()
+                    if idle_from is None:
+                        idle_from = (now, busy)
+                    elif (now - idle_from[0]) - (busy - idle_from[1]) > idle:
+                        res = kill("timeout", "idle")
+                        res.update(busy=busy - idle_from[1], waited=now - idle_from[0])
+                        return self._ended(res, want, times if step else None)
                 next_cpu = now + 0.05
             writers = [self.fds["req"]] if pending else []
             r, w, _ = select.select(readers, writers, [], max(0.0, min(deadline, next_cpu) - now))
@@ -160,7 +176,9 @@ class Proc:
                         times += [now - t0] * len(new)
                         measured = True
                         deadline, cpu = now + step[0], self.cpu() + step[1]
-                        window = now
+                        window, idle_from = now, None
+                        if idle is not None:
+                            idle = step[1]
                 else:
                     (self.out if names[fd] == "out" else self.err).add(data)
 

@@ -11,7 +11,9 @@ used as is; everything else is a one-key object whose key is a tag:
 ``{"$b": "base64"}`` bytes, ``{"$ba": "base64"}`` bytearray, ``{"$ref": name}`` a name
 in the sandboxed program's namespace (host to sandbox only), ``{"$h": [id, type_name]}``
 an object that stays in the sample process (a handle; only where the decoder was given a
-resolver: trusted tests' proxies, see `trusted.Handle`).
+resolver: trusted tests' proxies, see `trusted.Handle`), ``{"$o": [class_name, attrs]}``
+an instance of an ordinary class sent by value (host to sandbox only: a trusted test's
+ListNode becomes an instance of the program's own ListNode).
 
 `loads` is the trusted side: it builds only exact builtin types, checks every tag and
 raises WireError on anything else. `dumps` coerces subclasses of builtins (namedtuple,
@@ -27,6 +29,7 @@ import base64
 import json
 import math
 import sys
+import types
 from collections import Counter
 from typing import Any
 
@@ -98,7 +101,7 @@ def _plain(x: Any) -> Any:
     raise WireError(f"cannot send a value of type {type(x).__module__}.{type(x).__qualname__}")
 
 
-def _enc(x: Any, depth: int, seen: set[int], handle: Any = None) -> Any:
+def _enc(x: Any, depth: int, seen: set[int], handle: Any = None, objects: bool = False) -> Any:
     t = type(x)
     if x is None or t is bool or t is str:
         return x
@@ -117,18 +120,19 @@ def _enc(x: Any, depth: int, seen: set[int], handle: Any = None) -> Any:
         try:
             d = depth + 1
             if t is list:
-                return [_enc(v, d, seen, handle) for v in x]
+                return [_enc(v, d, seen, handle, objects) for v in x]
             if t is tuple:
-                return {"$t": [_enc(v, d, seen, handle) for v in x]}
+                return {"$t": [_enc(v, d, seen, handle, objects) for v in x]}
             if t is dict:
                 if all(type(k) is str for k in x):
-                    return {"$d": {k: _enc(v, d, seen, handle) for k, v in x.items()}}
+                    return {"$d": {k: _enc(v, d, seen, handle, objects) for k, v in x.items()}}
                 return {
                     "$D": [
-                        [_enc(k, d, seen, handle), _enc(v, d, seen, handle)] for k, v in x.items()
+                        [_enc(k, d, seen, handle, objects), _enc(v, d, seen, handle, objects)]
+                        for k, v in x.items()
                     ]
                 }
-            return {("$s" if t is set else "$fs"): [_enc(v, d, seen, handle) for v in x]}
+            return {("$s" if t is set else "$fs"): [_enc(v, d, seen, handle, objects) for v in x]}
         finally:
             seen.discard(id(x))
     if t is bytes:
@@ -142,17 +146,37 @@ def _enc(x: Any, depth: int, seen: set[int], handle: Any = None) -> Any:
     try:
         plain = _plain(x)
     except WireError:
-        if handle is None:
-            raise
-        return handle(x)
-    return _enc(plain, depth + 1, seen, handle)
+        if handle is not None:
+            return handle(x)
+        if objects and _is_object(x):
+            if id(x) in seen:
+                raise WireError("cannot send a self-referencing value") from None
+            seen.add(id(x))
+            try:
+                attrs = _enc(dict(vars(x)), depth + 1, seen, None, True)
+            finally:
+                seen.discard(id(x))
+            return {"$o": [type(x).__name__, attrs]}
+        raise
+    return _enc(plain, depth + 1, seen, handle, objects)
 
 
-def encode(value: Any, handle: Any = None) -> Any:
+def _is_object(x: Any) -> bool:
+    """An instance of an ordinary class (attributes in __dict__), not a class, module or
+    function: sent by value as {"$o": [class name, attributes]} (trusted test objects)."""
+    return isinstance(getattr(x, "__dict__", None), dict) and not isinstance(
+        x,
+        type | types.ModuleType | types.FunctionType | types.MethodType | types.BuiltinFunctionType,
+    )
+
+
+def encode(value: Any, handle: Any = None, objects: bool = False) -> Any:
     """Value -> JSON-compatible tree (raises WireError for unsupported values, or, with
-    `handle`, encodes them as handle(value): the sample side's {"$h": [id, type]})."""
+    `handle`, encodes them as handle(value): the sample side's {"$h": [id, type]}; with
+    `objects`, instances of ordinary classes go by value as {"$o": [class, attributes]},
+    rebuilt in the sandbox as instances of the program's class of that name)."""
     try:
-        return _enc(value, 0, set(), handle)
+        return _enc(value, 0, set(), handle, objects)
     except RecursionError:
         raise WireError("value nested too deeply") from None
 
@@ -177,34 +201,29 @@ def check_collisions(values: list[Any]) -> None:
     an attacker can make ints (k * (2**61 - 1) all hash alike), floats and complex numbers
     collide at will. Counting hash values is linear (equal hashes are equal ints, so the
     Counter's own lookups never chain); only an oversized bucket is examined further, by
-    sorting, to tell duplicates of one value (harmless) from distinct colliding values."""
+    adding its values to a set that is abandoned as soon as it holds more than
+    MAX_COLLISIONS of them -- so each insertion probes at most that many entries, and many
+    copies of one value (harmless: they are equal) stay linear."""
     if len(values) <= MAX_COLLISIONS:
         return
     try:
         counts = Counter(map(hash, values))
     except TypeError:
         return  # unhashable: the caller's set()/dict() raises as it would anyway
-    worst = [h for h, n in counts.items() if n > MAX_COLLISIONS]
-    if not worst:
+    bad = {h for h, n in counts.items() if n > MAX_COLLISIONS}
+    if not bad:
         return
-    bad = set(worst)
-    buckets: dict[int, list[Any]] = {}
+    seen: dict[int, set[Any]] = {h: set() for h in bad}
     for v in values:
         h = hash(v)
         if h in bad:
-            buckets.setdefault(h, []).append(v)
-    for group in buckets.values():
-        keys = sorted(_canon(v) for v in group)
-        distinct = 1 + sum(1 for a, b in zip(keys, keys[1:], strict=False) if a != b)
-        if distinct > MAX_COLLISIONS:
-            raise WireError(
-                f"value holds {distinct} distinct elements with one hash value "
-                "(a hash-collision attack on the checker)"
-            )
-
-
-def _canon(v: Any) -> tuple[str, str]:
-    return (type(v).__name__, repr(v) if type(v) is not str else v)
+            group = seen[h]
+            group.add(v)
+            if len(group) > MAX_COLLISIONS:
+                raise WireError(
+                    f"value holds more than {MAX_COLLISIONS} distinct elements with one hash "
+                    "value (a hash-collision attack on the checker)"
+                )
 
 
 class _Ctx:
@@ -268,6 +287,23 @@ def _dec(x: Any, depth: int, c: _Ctx) -> Any:
         return raw if tag == "$b" else bytearray(raw)
     if tag == "$ref" and tv is str and c.refs is not None:
         return c.refs(v)
+    if (
+        tag == "$o"
+        and c.refs is not None
+        and tv is list
+        and len(v) == 2
+        and type(v[0]) is str
+        and type(v[1]) is dict
+    ):
+        attrs = _dec(v[1], d, c)
+        if type(attrs) is not dict:
+            raise WireError("malformed object")
+        cls = c.refs(v[0])
+        if not isinstance(cls, type):
+            raise WireError(f"{v[0]!r} is not a class of the program")
+        obj = cls.__new__(cls)
+        obj.__dict__.update(attrs)
+        return obj
     if (
         tag == "$h"
         and c.handles is not None

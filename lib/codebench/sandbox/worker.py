@@ -129,9 +129,10 @@ class Worker:
         want: int,
         send: bytes = b"",
         step: tuple[float, float] | None = None,
+        idle: float | None = None,
     ) -> dict:
         """Wait on the sample process (see `Proc.wait`)."""
-        return p.wait(wall, cpu, want, send, lambda st, why: self.kill(p, st, why), step)
+        return p.wait(wall, cpu, want, send, lambda st, why: self.kill(p, st, why), step, idle)
 
     def stop(self) -> dict:
         """Kill the current sample process tree and reap it; keep the job's files."""
@@ -190,7 +191,14 @@ class Worker:
         if op == "call":
             if self.proc is None or self.proc.status is not None:
                 return {"st": "error", "why": "no running program"}, None
-            res = self.wait(self.proc, req["wall"], req["cpu"], 1, protocol.pack(payload or b""))
+            res = self.wait(
+                self.proc,
+                req["wall"],
+                req["cpu"],
+                1,
+                protocol.pack(payload or b""),
+                idle=req.get("idle"),
+            )
         elif op in ("start", "exec"):
             if self.proc is not None:
                 self.stop()
@@ -217,6 +225,7 @@ class Worker:
                 1 + nb if serve else 0,
                 payload if nb else b"",
                 tuple(step) if step else None,
+                req.get("idle"),
             )
             if not serve:
                 res = self.step_done(res)

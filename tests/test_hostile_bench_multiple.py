@@ -285,7 +285,7 @@ def test_result_parsing_rejects_duplicates_and_host_equality_rules() -> None:
 # problems no completion can pass in either mode, with the cause (docs/benchmarks.md)
 KNOWN_BROKEN = {
     "js": {"HumanEval_51_remove_vowels"},  # raw newline inside a string literal in the tests
-    "cpp": set(),
+    "cpp": {"HumanEval_137_compare_one"},  # the prompt uses `std::nullopt` as a type: no compile
     "java": set(),
     "sh": set(),
 }

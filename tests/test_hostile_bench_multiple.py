@@ -229,7 +229,7 @@ def test_reference_passes_and_wrong_fails_in_both_modes(sandbox, data_dir, lang:
         ok, detail, _ = _run(sandbox, data_dir, lang, verdict, REFERENCES[lang][PROBLEM])
         assert ok == "passed", (verdict, detail)
         bad, _, _ = _run(sandbox, data_dir, lang, verdict, wrong_completion(problem))
-        assert bad == "failed", verdict
+        assert bad != "passed", verdict
 
 
 def test_expected_values_never_enter_the_candidate_program(data_dir) -> None:
@@ -285,10 +285,13 @@ def test_result_parsing_rejects_duplicates_and_host_equality_rules() -> None:
 # problems no completion can pass in either mode, with the cause (docs/benchmarks.md)
 KNOWN_BROKEN = {
     "js": {"HumanEval_51_remove_vowels"},  # raw newline inside a string literal in the tests
-    "cpp": set(),
-    "java": set(),
+    "cpp": {"HumanEval_137_compare_one"},  # the prompt uses `std::nullopt` as a type: no compile
+    "java": {"HumanEval_136_largest_smallest_integers"},  # tests compare a Pair to an Optional
     "sh": set(),
 }
+# fail under upstream only: the sandbox's Java main-class detection reads `class and` from a
+# comment of the prompt (docs/benchmarks.md)
+UPSTREAM_BROKEN = {"java": {"HumanEval_153_Strongest_Extension"}}
 
 
 def _controls(sandbox, data_dir, lang: str, verdict: str, limit: int | None) -> None:
@@ -300,7 +303,9 @@ def _controls(sandbox, data_dir, lang: str, verdict: str, limit: int | None) -> 
         for r in out["rows"]
         if r["kind"] == "oracle" and r["outcome"] != "passed"
     }
-    expected = KNOWN_BROKEN[lang] if limit is None else set()
+    expected = set(KNOWN_BROKEN[lang]) if limit is None else set()
+    if limit is None and verdict == "upstream":
+        expected |= UPSTREAM_BROKEN.get(lang, set())
     assert set(not_passed) == expected, not_passed
     forged = [
         r["task_id"] for r in out["rows"] if r["kind"] == "shifted" and r["outcome"] == "passed"

@@ -47,7 +47,11 @@ def oracle(problem: Problem, shift: bool = False) -> str | None:
         arms = "".join(f"        case {i}: return {ret}({e});\n" for i, e in enumerate(exps))
         return f"    static int cb_k = 0;\n    switch (cb_k++) {{\n{arms}    }}\n    throw 0;\n"
     if lang == "java":
-        arms = "".join(f"            case {i}: return {e};\n" for i, e in enumerate(exps))
+        ret = return_type(problem)
+        # through Object: generic inference of e.g. Pair.with(Optional.of(1l), Optional.empty())
+        # would not match the declared Pair<Optional<Long>, Optional<Long>> otherwise
+        cast = "" if ret in ("long", "boolean", "float", "double", "int") else f"({ret}) (Object) "
+        arms = "".join(f"            case {i}: return {cast}({e});\n" for i, e in enumerate(exps))
         return (
             '        int cbK = Integer.parseInt(System.getProperty("cb.oracle", "0"));\n'
             '        System.setProperty("cb.oracle", String.valueOf(cbK + 1));\n'

@@ -39,7 +39,8 @@ from typing import Any
 
 from codebench.bench.tasks import BenchError
 
-VERSION = "1"  # bump when a harness changes: the expected-value cache is keyed by it
+VERSION = "2"  # bump when a harness changes: the expected-value cache is keyed by it
+BROKEN = "the problem's own code fails: "
 MARK_OK = "\x1eCBR "
 MARK_ERR = "\x1eCBE "
 
@@ -226,6 +227,8 @@ function __cb_done() { __cb_fs.writeSync(1, '\n' + __cb_out.join('\n') + '\n'); 
 """
 
 CPP_SER = r"""
+#include <sys/wait.h>
+#include <unistd.h>
 namespace codebench_ser {
 inline void str(std::string& o, const std::string& s) {
     static const char* hex = "0123456789abcdef";
@@ -287,6 +290,37 @@ template <class... T> void enc(std::string& o, const std::tuple<T...>& v) {
     bool first = true;
     std::apply([&](const auto&... x) { ((o += first ? "" : ",", first = false, enc(o, x)), ...); }, v);
     o += ']';
+}
+// A C++ union has no record of its active member and reading another one may crash (a
+// std::string member that was never constructed). Each member is encoded in a forked child:
+// a crash or exception there marks that member unreadable; the host reads only the member
+// whose type matches the expected value, as the union's operator== does. Every member is
+// tried on every case, so the harness says nothing about the expected value's type.
+template <class F> std::string isolated(F f) {
+    static const char* bad = "{\"$\":\"unreadable\"}";
+    int fd[2];
+    if (pipe(fd) != 0) return bad;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0) { close(fd[0]); close(fd[1]); return bad; }
+    if (pid == 0) {
+        close(fd[0]);
+        std::string s;
+        try { f(s); } catch (...) { _exit(1); }
+        size_t k = 0;
+        while (k < s.size()) { ssize_t w = ::write(fd[1], s.data() + k, s.size() - k); if (w <= 0) _exit(1); k += w; }
+        _exit(0);
+    }
+    close(fd[1]);
+    std::string s;
+    char buf[4096];
+    ssize_t r;
+    while ((r = ::read(fd[0], buf, sizeof buf)) > 0) { if (s.size() < (1u << 20)) s.append(buf, r); }
+    close(fd[0]);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || s.empty() || s.size() >= (1u << 20)) return bad;
+    return s;
 }
 //CODEBENCH_UNIONS
 static std::string out;
@@ -428,7 +462,9 @@ def _cpp_unions(prompt: str) -> str:
             )
             parts.append((kind, fname))
         items = " o += ','; ".join(
-            f'o += "[\\"{k}\\","; enc(o, v.{f}); o += \']\';' for k, f in parts
+            f'o += "[\\"{k}\\","; '
+            f"o += isolated([&](std::string& s) {{ enc(s, v.{f}); }}); o += ']';"
+            for k, f in parts
         )
         out.append(
             f"inline void enc(std::string& o, const {name}& v) {{ "
@@ -826,6 +862,10 @@ class ExpectedValues:
                 values = [g[1] for g in got]
                 self._mem[k] = (values, None)
                 self._store(k, values)
+            elif str(getattr(r.outcome, "value", r.outcome)) == "failed":
+                # the problem's own code (its type definitions, its expected expressions) does
+                # not compile or run: no completion can pass it, in either verdict mode
+                self._mem[k] = (None, BROKEN + why)
             else:
                 self._mem[k] = (None, why)
 

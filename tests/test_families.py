@@ -465,3 +465,16 @@ def test_continuous_batching_on_cuda_never_samples_undecodable_ids(family):
     backend.generate(["def add(a, b):\n", "class Stack:\n", "import os\n", "x = "], cfg)
     assert len(seen) > 200, "continuous batching was not used"
     assert max(seen) < len(backend.tokenizer)
+
+
+def test_end_of_turn_lookup_fallbacks(loaded):
+    import copy
+
+    _, tok = loaded("qwen2.5-coder-base")
+    tok = copy.deepcopy(tok)
+    tok.chat_template = "{{ raise_exception('user first') }}<|im_end|>"  # cannot render
+    assert models.end_of_turn_tokens(tok) == ["<|im_end|>"]  # the known marker it mentions
+    tok.chat_template = "{% for m in messages %}{{ m['content'] }}\n\n{% endfor %}"
+    assert models.end_of_turn_tokens(tok) == []  # replies closed by plain text: nothing to add
+    tok.chat_template = None
+    assert models.end_of_turn_tokens(tok) == [] and models.end_of_turn_ids(tok) == []

@@ -429,8 +429,9 @@ def end_of_turn_tokens(tok) -> list[str]:
     falls back to the well-known markers in END_OF_TURN_TOKENS that it mentions.
     """
     template = getattr(tok, "chat_template", None) if tok is not None else None
-    if not template or not isinstance(template, str):
+    if not template:
         return []
+    template = template if isinstance(template, str) else json.dumps(template)  # named templates
     specials = sorted(
         {str(t) for t in getattr(tok, "all_special_tokens", [])}
         | {str(t) for t in (getattr(tok, "added_tokens_encoder", None) or {})},

@@ -740,7 +740,19 @@ class VLLMBackend(Backend):
             stop_token_ids=self.end_of_turn or None,  # e.g. <|im_end|> of a base model's ChatML
             seed=cfg.seed,
         )
-        for i, out in enumerate(self.llm.generate(prompts, params, use_tqdm=False)):
+        from codebench.models import encode_prompt
+
+        # token ids, not text: vLLM would add a BOS in front of a chat prompt whose template
+        # already wrote one (DeepSeek-Coder instruct); encode_prompt adds it exactly once
+        start = next(
+            t
+            for t in (self.tokenizer.bos_token_id, self.tokenizer.eos_token_id, 0)
+            if t is not None
+        )  # an empty prompt still needs one position
+        inputs = [
+            {"prompt_token_ids": encode_prompt(self.tokenizer, p) or [start]} for p in prompts
+        ]
+        for i, out in enumerate(self.llm.generate(inputs, params, use_tqdm=False)):
             comps = []
             for o in out.outputs:
                 cut = find_stop(o.text, cfg.stop)

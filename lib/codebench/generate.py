@@ -166,6 +166,10 @@ class HFBackend(Backend):
 
     model: a spec for `codebench.models.load` ('tiny', a variant, a path, a hub id) or a loaded
     model (then pass `tokenizer`). batch_size: sequences per forward pass (prompts x n).
+
+    Prompts are encoded with `models.encode_prompt` (one BOS, as in training); generation ends
+    at any of `models.stop_token_ids` (eos and the chat template's end-of-turn token); ids the
+    tokenizer cannot decode are never sampled, on either path.
     """
 
     TAIL = 3  # prompt tokens decoded in front of the continuation, for tokenizers that drop a leading space

@@ -18,7 +18,8 @@ Everything goes through `AutoModelForCausalLM` / `AutoTokenizer`; the quirks liv
 - a template's own end-of-turn token (`<|im_end|>` for ChatML/Qwen, `<|EOT|>` for DeepSeek)
   ends generation like eos does (`end_of_turn_ids`, `stop_token_ids`), so a chat reply never
   runs on into an invented next turn;
-- `dtype: auto` is float32 on CPU (see `resolve_dtype`).
+- `dtype: auto` on CPU is float32, or bfloat16 for a bf16 checkpoint on a CPU with native bf16
+  (see `resolve_dtype`).
 """
 
 from __future__ import annotations
@@ -229,18 +230,46 @@ def load_tokenizer(
 
 
 # --------------------------------------------------------------------------- model
-def resolve_dtype(dtype: str | torch.dtype, device: str) -> torch.dtype:
-    """'auto' -> bfloat16 on a GPU that supports it (else float16), float32 on CPU.
+@functools.lru_cache(maxsize=1)
+def cpu_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX-BF16 in /proc/cpuinfo)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return False
+    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
 
-    float32 on CPU is deliberate: CPUs without AMX/avx512-bf16 run bf16 matmuls several times
-    slower than fp32, so a bf16 checkpoint is upcast (peak memory about 1.5x the fp32 weights
-    while loading: 8.3 GB for a 1.3B model). Ask for dtype 'bfloat16' to keep a checkpoint's
-    bf16 weights on CPU (half the memory, slower decoding)."""
+
+def checkpoint_dtype(target: str) -> str | None:
+    """The dtype a local model folder's config.json records ('bfloat16', ...), or None."""
+    cfg = Path(target) / "config.json"
+    try:
+        conf = json.loads(cfg.read_text())
+    except (OSError, ValueError):
+        return None
+    value = conf.get("dtype") or conf.get("torch_dtype")
+    return value if isinstance(value, str) else None
+
+
+def resolve_dtype(
+    dtype: str | torch.dtype, device: str, checkpoint: str | None = None
+) -> torch.dtype:
+    """'auto' -> bfloat16 on a GPU that supports it (else float16); on CPU float32, except that
+    a bfloat16 checkpoint (`checkpoint`, its config's dtype) stays bfloat16 on a CPU with
+    native bf16 (AVX512-BF16 / AMX: `cpu_native_bf16`).
+
+    Why: upcasting a bf16 checkpoint to fp32 doubles its memory (8.3 GB peak while loading
+    DeepSeek-Coder-1.3B), and on a CPU with AMX bf16 matmuls are as fast as fp32 for one
+    sequence and faster batched (docs/protocols.md, "dtype"); the reference harnesses run these
+    models in bf16 too. Without native bf16 the CPU emulates it, so float32 is used. fp32
+    checkpoints (the tiny model) stay fp32. Pass 'float32' to force fp32."""
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype == "auto":
         if str(device).startswith("cuda"):
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if checkpoint == "bfloat16" and cpu_native_bf16():
+            return torch.bfloat16
         return torch.float32
     try:
         return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[
@@ -250,6 +279,21 @@ def resolve_dtype(dtype: str | torch.dtype, device: str) -> torch.dtype:
         raise ValueError(
             f"dtype: expected auto, float32, bfloat16 or float16, got {dtype!r}"
         ) from None
+
+
+def _checkpoint_dtype(target: str, revision: str | None) -> str | None:
+    """config.json's dtype of a local folder or of a hub model in the local cache."""
+    if Path(target).is_dir():
+        return checkpoint_dtype(target)
+    try:  # the config alone (from the cache, else downloaded first): the same answer every run
+        from huggingface_hub import hf_hub_download, try_to_load_from_cache
+
+        cached = try_to_load_from_cache(target, "config.json", revision=revision)
+        if not isinstance(cached, str):
+            cached = hf_hub_download(target, "config.json", revision=revision)
+    except Exception:  # noqa: BLE001 - unreadable: from_pretrained reports it; fp32 applies
+        return None
+    return checkpoint_dtype(str(Path(cached).parent))
 
 
 def _resolve_device(device: str) -> str:
@@ -306,7 +350,7 @@ def load_model(
         model = loaded[0] if isinstance(loaded, tuple) else loaded
     else:
         kw = {
-            "dtype": resolve_dtype(dtype, device),
+            "dtype": resolve_dtype(dtype, device, _checkpoint_dtype(target, revision)),
             "trust_remote_code": trust_remote_code,
             **_hub_kwargs(target, revision),
         }

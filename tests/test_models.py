@@ -442,7 +442,7 @@ def test_register_base_points_models_base_at_a_path(tmp_path, deepseek_dir):
     assert model.config.vocab_size == 32256 and tok.bos_token == DEEPSEEK_SPECIALS[0]
 
 
-def test_auto_dtype_on_cpu_keeps_bf16_checkpoints_only_with_native_bf16(tmp_path, monkeypatch):
+def test_checkpoint_dtype_on_cpu_keeps_bf16_only_with_native_bf16(tmp_path, monkeypatch):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     cfg = LlamaConfig(
@@ -456,7 +456,9 @@ def test_auto_dtype_on_cpu_keeps_bf16_checkpoints_only_with_native_bf16(tmp_path
     assert isinstance(models.cpu_native_bf16(), bool)
     for native, want in ((True, torch.bfloat16), (False, torch.float32)):
         monkeypatch.setattr(models, "cpu_native_bf16", lambda native=native: native)
-        assert models.load_model(tmp_path / "bf16", "cpu").dtype == want  # no 2x upcast
-        assert models.load_model(tmp_path / "fp32", "cpu").dtype == torch.float32
-        assert models.load_model(tmp_path / "bf16", "cpu", "float32").dtype == torch.float32
-    assert models.resolve_dtype("auto", "cpu") == torch.float32
+        assert models.load_model(tmp_path / "bf16", "cpu", "checkpoint").dtype == want
+        assert models.load_model(tmp_path / "fp32", "cpu", "checkpoint").dtype == torch.float32
+        assert models.load_model(tmp_path / "bf16", "cpu").dtype == torch.float32  # auto
+    assert models.resolve_dtype("auto", "cpu", "bfloat16") == torch.float32
+    with pytest.raises(ValueError, match="checkpoint"):
+        models.resolve_dtype("half", "cpu")

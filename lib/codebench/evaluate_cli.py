@@ -93,7 +93,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--base-url", default=None, help="OpenAI-compatible server (--backend openai)")
     p.add_argument("--chat", action="store_true", help="OpenAI backend: use /v1/chat/completions")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: %(default)s)")
-    p.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16 | float16")
+    p.add_argument(
+        "--dtype",
+        default="auto",
+        help="auto | checkpoint | float32 | bfloat16 | float16 (docs/protocols.md)",
+    )
     p.add_argument("--trust-remote-code", action="store_true")
     p.add_argument(
         "--data-dir", default=None, help="benchmark data folder (default: $CODEBENCH_DATA)"

@@ -18,8 +18,8 @@ Everything goes through `AutoModelForCausalLM` / `AutoTokenizer`; the quirks liv
 - a template's own end-of-turn token (`<|im_end|>` for ChatML/Qwen, `<|EOT|>` for DeepSeek)
   ends generation like eos does (`end_of_turn_ids`, `stop_token_ids`), so a chat reply never
   runs on into an invented next turn;
-- `dtype: auto` on CPU is float32, or bfloat16 for a bf16 checkpoint on a CPU with native bf16
-  (see `resolve_dtype`).
+- `dtype: auto` is float32 on CPU; `dtype: checkpoint` keeps a bf16 checkpoint in bf16 on a CPU
+  with native bf16 (see `resolve_dtype`).
 """
 
 from __future__ import annotations
@@ -254,21 +254,21 @@ def checkpoint_dtype(target: str) -> str | None:
 def resolve_dtype(
     dtype: str | torch.dtype, device: str, checkpoint: str | None = None
 ) -> torch.dtype:
-    """'auto' -> bfloat16 on a GPU that supports it (else float16); on CPU float32, except that
-    a bfloat16 checkpoint (`checkpoint`, its config's dtype) stays bfloat16 on a CPU with
-    native bf16 (AVX512-BF16 / AMX: `cpu_native_bf16`).
+    """The torch dtype to load in.
 
-    Why: upcasting a bf16 checkpoint to fp32 doubles its memory (8.3 GB peak while loading
-    DeepSeek-Coder-1.3B), and on a CPU with AMX bf16 matmuls are as fast as fp32 for one
-    sequence and faster batched (docs/protocols.md, "dtype"); the reference harnesses run these
-    models in bf16 too. Without native bf16 the CPU emulates it, so float32 is used. fp32
-    checkpoints (the tiny model) stay fp32. Pass 'float32' to force fp32."""
+    'auto'        bfloat16 on a GPU that supports it (else float16), float32 on CPU;
+    'checkpoint'  like 'auto' on a GPU; on CPU the checkpoint's own bfloat16 (`checkpoint`, its
+                  config's dtype) where the CPU computes bf16 natively (AVX512-BF16 / AMX:
+                  `cpu_native_bf16`), else float32. It avoids upcasting a bf16 checkpoint (twice
+                  the memory: 8.3 GB peak loading DeepSeek-Coder-1.3B); docs/protocols.md, "dtype".
+    'float32' / 'bfloat16' / 'float16' as named.
+    """
     if isinstance(dtype, torch.dtype):
         return dtype
-    if dtype == "auto":
+    if dtype in ("auto", "checkpoint"):
         if str(device).startswith("cuda"):
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        if checkpoint == "bfloat16" and cpu_native_bf16():
+        if dtype == "checkpoint" and checkpoint == "bfloat16" and cpu_native_bf16():
             return torch.bfloat16
         return torch.float32
     try:
@@ -277,7 +277,7 @@ def resolve_dtype(
         ]
     except KeyError:
         raise ValueError(
-            f"dtype: expected auto, float32, bfloat16 or float16, got {dtype!r}"
+            f"dtype: expected auto, checkpoint, float32, bfloat16 or float16, got {dtype!r}"
         ) from None
 
 
@@ -350,7 +350,11 @@ def load_model(
         model = loaded[0] if isinstance(loaded, tuple) else loaded
     else:
         kw = {
-            "dtype": resolve_dtype(dtype, device, _checkpoint_dtype(target, revision)),
+            "dtype": resolve_dtype(
+                dtype,
+                device,
+                _checkpoint_dtype(target, revision) if dtype == "checkpoint" else None,
+            ),
             "trust_remote_code": trust_remote_code,
             **_hub_kwargs(target, revision),
         }

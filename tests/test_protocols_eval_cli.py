@@ -64,6 +64,28 @@ def test_eval_equals_stage_04_and_resumes(tiny_run, tmp_path, data_dir, capsys):
     assert again["timing"]["generated"] == 0 and again["metrics"] == b["metrics"]
 
 
+def test_eval_after_stage_04_takes_its_settings_and_regenerates_nothing(
+    tiny_run, tmp_path, data_dir, capsys
+):
+    """`codebench eval --model runs/<x>/models/base --benchmarks humaneval,mbpp` after
+    `reproduce`: no flags, stage 04's settings, stage 04's samples and numbers."""
+    run = _copy_run(tiny_run, tmp_path)
+    config = EvalConfig(**SETTINGS, seed=3, options={"mask_seed": 0})
+    bench.evaluate_variants(
+        run, ["base"], ["humaneval", "mbpp"], config, device="cpu", data_dir=data_dir,
+        progress=False, log=lambda *_: None,
+    )  # fmt: skip
+    before = {b: _results(run, b) for b in ("humaneval", "mbpp")}
+    argv = ["eval", "--model", str(run.model_dir("base")), "--benchmarks", "humaneval,mbpp"]
+    assert main([*argv, "--device", "cpu", "--data-dir", str(data_dir), "--quiet"]) == 0
+    assert "settings: as " in capsys.readouterr().out
+    for name, (res, recs) in before.items():
+        now, now_recs = _results(run, name)
+        assert now["timing"]["generated"] == 0
+        assert now["metrics"] == res["metrics"] and now["config"] == res["config"]
+        assert now_recs == recs
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

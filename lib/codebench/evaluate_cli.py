@@ -9,6 +9,11 @@ defaults (`params.EvaluateSection`) and its output layout: `<out>/eval/<label>/<
 holding samples.jsonl (one record per sample; a rerun resumes and regenerates nothing already
 there) and results.json.
 
+Settings (n, temperature, top_p, max_new_tokens, limit, ks, seed, batch size, timeout,
+canaries): the flags given; for the rest, the settings stage 04 recorded for this model in the
+output root (its results.json), else the profile defaults of `params.EvaluateSection` with
+seed 0 and every problem (`--limit 0` also means every problem).
+
 Where results go:
 - a variant of a run (`--model runs/smoke/models/base`, or `--run runs/smoke --model base`):
   into that run, label = the variant name -- the same files stage 04 writes, so after
@@ -57,32 +62,42 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--out", default=None, help="output root (default: the run, or runs/eval/<model>)"
     )
+    # generation and scoring settings: unset ones come from stage 04's results.json for this
+    # model (a run variant evaluated before), else from the profile defaults (EvaluateSection)
+    p.add_argument("--n", type=int, default=None, help=f"samples per problem (default {d['n']})")
+    p.add_argument("--temperature", type=float, default=None, help=f"default {d['temperature']}")
+    p.add_argument("--top-p", type=float, default=None, help=f"default {d['top_p']}")
     p.add_argument(
-        "--n", type=int, default=d["n"], help="samples per problem (default: %(default)s)"
+        "--max-new-tokens", type=int, default=None, help=f"default {d['max_new_tokens']}"
     )
-    p.add_argument("--temperature", type=float, default=d["temperature"])
-    p.add_argument("--top-p", type=float, default=d["top_p"])
-    p.add_argument("--max-new-tokens", type=int, default=d["max_new_tokens"])
-    p.add_argument("--limit", type=int, default=None, help="first N problems per benchmark")
     p.add_argument(
-        "--k",
-        "--ks",
-        dest="ks",
-        default=",".join(map(str, d["ks"])),
-        help="pass@k list (default: %(default)s)",
+        "--limit", type=int, default=None, help="first N problems per benchmark (0 or unset: all)"
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=d["batch_size"])
+    p.add_argument("--k", "--ks", dest="ks", default=None, help=f"pass@k list (default {d['ks']})")
+    p.add_argument("--seed", type=int, default=None, help="default 0")
+    p.add_argument("--batch-size", type=int, default=None, help=f"default {d['batch_size']}")
     p.add_argument(
-        "--timeout", type=float, default=d["timeout"], help="sandbox seconds per program"
+        "--timeout",
+        type=float,
+        default=None,
+        help=f"sandbox seconds per program (default {d['timeout']})",
     )
-    p.add_argument("--no-canaries", action="store_true", help="skip the harness self-check")
-    p.add_argument("--fim-seed", type=int, default=d["fim_seed"])
+    p.add_argument(
+        "--canaries",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run the harness self-check first (default on)",
+    )
+    p.add_argument("--fim-seed", type=int, default=None, help=f"default {d['fim_seed']}")
     p.add_argument("--backend", choices=("hf", "vllm", "openai"), default=d["backend"])
     p.add_argument("--base-url", default=None, help="OpenAI-compatible server (--backend openai)")
     p.add_argument("--chat", action="store_true", help="OpenAI backend: use /v1/chat/completions")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: %(default)s)")
-    p.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16 | float16")
+    p.add_argument(
+        "--dtype",
+        default="auto",
+        help="auto | checkpoint | float32 | bfloat16 | float16 (docs/protocols.md)",
+    )
     p.add_argument("--trust-remote-code", action="store_true")
     p.add_argument(
         "--data-dir", default=None, help="benchmark data folder (default: $CODEBENCH_DATA)"
@@ -118,9 +133,57 @@ def _target(args) -> tuple[str, Any, Any]:
     return label, out or layout(Path("runs") / "eval" / label), None
 
 
+SETTINGS = (
+    "n", "temperature", "top_p", "max_new_tokens", "limit", "ks", "seed", "batch_size",
+    "timeout", "canaries",
+)  # fmt: skip
+
+
+def stage04_settings(out: Any, label: str, benchmarks: list[str]) -> tuple[dict, Path | None]:
+    """The EvalConfig fields stage 04 (or an earlier `codebench eval`) used for `label` in
+    `out`, from the first benchmark's results.json found; ({}, None) when there is none."""
+    import json
+
+    from codebench.bench.suite import bench_dirname
+
+    for spec in benchmarks:
+        f = out.eval_dir(label, bench_dirname(spec)) / "results.json"
+        if f.is_file():
+            cfg = (json.loads(f.read_text()) or {}).get("config") or {}
+            if cfg:
+                return {k: cfg[k] for k in (*SETTINGS, "options") if k in cfg}, f
+    return {}, None
+
+
+def eval_config(args: argparse.Namespace, out: Any, label: str, benchmarks: list[str]):
+    """(EvalConfig, where its settings came from): flags given > stage 04's settings for this
+    model in `out` > the profile defaults (params.EvaluateSection; seed 0, every problem)."""
+    from codebench.bench.runner import EvalConfig
+
+    d = _defaults()
+    base = {k: d[k] for k in SETTINGS if k in d} | {"seed": 0, "limit": None}  # all problems
+    base["options"] = {"mask_seed": d["fim_seed"]}
+    found, where = stage04_settings(out, label, benchmarks)
+    base.update(found)
+    given = {k: getattr(args, k) for k in SETTINGS if getattr(args, k) is not None}
+    if given.get("limit") == 0:
+        given["limit"] = None  # --limit 0: every problem
+    if "ks" in given:
+        given["ks"] = [int(k) for k in str(given["ks"]).replace(" ", "").split(",") if k]
+    if args.fim_seed is not None:
+        given["options"] = {**base.get("options", {}), "mask_seed": args.fim_seed}
+    if "temperature" in given and given["temperature"] == 0 and "n" not in given:
+        given["n"] = 1  # greedy: one sample, whatever the stored n was
+    settings = {**base, **given}
+    settings["ks"] = tuple(settings["ks"])
+    source = f"as {where}" if where else "profile defaults (params.EvaluateSection)"
+    if given:
+        source += " except " + ", ".join(f"--{k.replace('_', '-')}" for k in given)
+    return EvalConfig(**settings), source
+
+
 def main(args: argparse.Namespace) -> int:
     from codebench.bench.canary import CanaryError
-    from codebench.bench.runner import EvalConfig
     from codebench.bench.suite import evaluate_variants, make_backend, results_table, summary_lines
     from codebench.bench.tasks import BenchError, get_task
     from codebench.models import ModelNotFoundError
@@ -131,21 +194,9 @@ def main(args: argparse.Namespace) -> int:
             raise BenchError("--benchmarks: no benchmark named")
         for spec in benchmarks:  # unknown names and protocols fail before any model loads
             get_task(spec, args.data_dir)
-        ks = tuple(int(k) for k in str(args.ks).replace(" ", "").split(",") if k)
-        config = EvalConfig(
-            n=args.n,
-            temperature=args.temperature,
-            top_p=args.top_p,
-            max_new_tokens=args.max_new_tokens,
-            limit=args.limit,
-            ks=ks,
-            seed=args.seed,
-            batch_size=args.batch_size,
-            timeout=args.timeout,
-            canaries=not args.no_canaries,
-            options={"mask_seed": args.fim_seed},
-        )
         label, out, model_run = _target(args)
+        config, source = eval_config(args, out, label, benchmarks)
+        print(f"settings: {source}")
         options: dict[str, Any] = {}
         if args.backend == "openai":
             options = {"model": args.model, "chat": args.chat}

@@ -166,6 +166,10 @@ class HFBackend(Backend):
 
     model: a spec for `codebench.models.load` ('tiny', a variant, a path, a hub id) or a loaded
     model (then pass `tokenizer`). batch_size: sequences per forward pass (prompts x n).
+
+    Prompts are encoded with `models.encode_prompt` (one BOS, as in training); generation ends
+    at any of `models.stop_token_ids` (eos and the chat template's end-of-turn token); ids the
+    tokenizer cannot decode are never sampled, on either path.
     """
 
     TAIL = 3  # prompt tokens decoded in front of the continuation, for tokenizers that drop a leading space
@@ -740,7 +744,19 @@ class VLLMBackend(Backend):
             stop_token_ids=self.end_of_turn or None,  # e.g. <|im_end|> of a base model's ChatML
             seed=cfg.seed,
         )
-        for i, out in enumerate(self.llm.generate(prompts, params, use_tqdm=False)):
+        from codebench.models import encode_prompt
+
+        # token ids, not text: vLLM would add a BOS in front of a chat prompt whose template
+        # already wrote one (DeepSeek-Coder instruct); encode_prompt adds it exactly once
+        start = next(
+            t
+            for t in (self.tokenizer.bos_token_id, self.tokenizer.eos_token_id, 0)
+            if t is not None
+        )  # an empty prompt still needs one position
+        inputs = [
+            {"prompt_token_ids": encode_prompt(self.tokenizer, p) or [start]} for p in prompts
+        ]
+        for i, out in enumerate(self.llm.generate(inputs, params, use_tqdm=False)):
             comps = []
             for o in out.outputs:
                 cut = find_stop(o.text, cfg.stop)

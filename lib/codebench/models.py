@@ -18,7 +18,8 @@ Everything goes through `AutoModelForCausalLM` / `AutoTokenizer`; the quirks liv
 - a template's own end-of-turn token (`<|im_end|>` for ChatML/Qwen, `<|EOT|>` for DeepSeek)
   ends generation like eos does (`end_of_turn_ids`, `stop_token_ids`), so a chat reply never
   runs on into an invented next turn;
-- `dtype: auto` is float32 on CPU (see `resolve_dtype`).
+- `dtype: auto` is float32 on CPU; `dtype: checkpoint` keeps a bf16 checkpoint in bf16 on a CPU
+  with native bf16 (see `resolve_dtype`).
 """
 
 from __future__ import annotations
@@ -229,18 +230,46 @@ def load_tokenizer(
 
 
 # --------------------------------------------------------------------------- model
-def resolve_dtype(dtype: str | torch.dtype, device: str) -> torch.dtype:
-    """'auto' -> bfloat16 on a GPU that supports it (else float16), float32 on CPU.
+@functools.lru_cache(maxsize=1)
+def cpu_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX-BF16 in /proc/cpuinfo)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return False
+    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
 
-    float32 on CPU is deliberate: CPUs without AMX/avx512-bf16 run bf16 matmuls several times
-    slower than fp32, so a bf16 checkpoint is upcast (peak memory about 1.5x the fp32 weights
-    while loading: 8.3 GB for a 1.3B model). Ask for dtype 'bfloat16' to keep a checkpoint's
-    bf16 weights on CPU (half the memory, slower decoding)."""
+
+def checkpoint_dtype(target: str) -> str | None:
+    """The dtype a local model folder's config.json records ('bfloat16', ...), or None."""
+    cfg = Path(target) / "config.json"
+    try:
+        conf = json.loads(cfg.read_text())
+    except (OSError, ValueError):
+        return None
+    value = conf.get("dtype") or conf.get("torch_dtype")
+    return value if isinstance(value, str) else None
+
+
+def resolve_dtype(
+    dtype: str | torch.dtype, device: str, checkpoint: str | None = None
+) -> torch.dtype:
+    """The torch dtype to load in.
+
+    'auto'        bfloat16 on a GPU that supports it (else float16), float32 on CPU;
+    'checkpoint'  like 'auto' on a GPU; on CPU the checkpoint's own bfloat16 (`checkpoint`, its
+                  config's dtype) where the CPU computes bf16 natively (AVX512-BF16 / AMX:
+                  `cpu_native_bf16`), else float32. It avoids upcasting a bf16 checkpoint (twice
+                  the memory: 8.3 GB peak loading DeepSeek-Coder-1.3B); docs/protocols.md, "dtype".
+    'float32' / 'bfloat16' / 'float16' as named.
+    """
     if isinstance(dtype, torch.dtype):
         return dtype
-    if dtype == "auto":
+    if dtype in ("auto", "checkpoint"):
         if str(device).startswith("cuda"):
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if dtype == "checkpoint" and checkpoint == "bfloat16" and cpu_native_bf16():
+            return torch.bfloat16
         return torch.float32
     try:
         return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[
@@ -248,8 +277,23 @@ def resolve_dtype(dtype: str | torch.dtype, device: str) -> torch.dtype:
         ]
     except KeyError:
         raise ValueError(
-            f"dtype: expected auto, float32, bfloat16 or float16, got {dtype!r}"
+            f"dtype: expected auto, checkpoint, float32, bfloat16 or float16, got {dtype!r}"
         ) from None
+
+
+def _checkpoint_dtype(target: str, revision: str | None) -> str | None:
+    """config.json's dtype of a local folder or of a hub model in the local cache."""
+    if Path(target).is_dir():
+        return checkpoint_dtype(target)
+    try:  # the config alone (from the cache, else downloaded first): the same answer every run
+        from huggingface_hub import hf_hub_download, try_to_load_from_cache
+
+        cached = try_to_load_from_cache(target, "config.json", revision=revision)
+        if not isinstance(cached, str):
+            cached = hf_hub_download(target, "config.json", revision=revision)
+    except Exception:  # noqa: BLE001 - unreadable: from_pretrained reports it; fp32 applies
+        return None
+    return checkpoint_dtype(str(Path(cached).parent))
 
 
 def _resolve_device(device: str) -> str:
@@ -306,7 +350,11 @@ def load_model(
         model = loaded[0] if isinstance(loaded, tuple) else loaded
     else:
         kw = {
-            "dtype": resolve_dtype(dtype, device),
+            "dtype": resolve_dtype(
+                dtype,
+                device,
+                _checkpoint_dtype(target, revision) if dtype == "checkpoint" else None,
+            ),
             "trust_remote_code": trust_remote_code,
             **_hub_kwargs(target, revision),
         }
@@ -429,8 +477,9 @@ def end_of_turn_tokens(tok) -> list[str]:
     falls back to the well-known markers in END_OF_TURN_TOKENS that it mentions.
     """
     template = getattr(tok, "chat_template", None) if tok is not None else None
-    if not template or not isinstance(template, str):
+    if not template:
         return []
+    template = template if isinstance(template, str) else json.dumps(template)  # named templates
     specials = sorted(
         {str(t) for t in getattr(tok, "all_special_tokens", [])}
         | {str(t) for t in (getattr(tok, "added_tokens_encoder", None) or {})},

@@ -131,6 +131,16 @@ class HumanEval(Task):
     protocols = ("base", "instruct", "base-deepseek")
     canary_count = 3
 
+    #: the reference harness each protocol reproduces (recorded in results.json; docs/protocols.md)
+    REFERENCES = {
+        "base": "openai/human-eval (Codex paper): prompt as shipped",
+        "base-deepseek": "deepseek-ai/DeepSeek-Coder Evaluation/HumanEval/humaneval.py",
+        "instruct": "deepseek-ai/DeepSeek-Coder Evaluation/HumanEval/eval_instruct.py",
+    }
+
+    def info(self) -> dict:
+        return {**super().info(), "reference_protocol": self.REFERENCES[self.protocol]}
+
     def load(self) -> list[Problem]:
         return [humaneval_problem(r) for r in read_humaneval(self.options.get("path"))]
 

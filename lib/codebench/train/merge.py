@@ -9,7 +9,6 @@ so evaluation prompts the model the way it was trained).
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import warnings
 from pathlib import Path
@@ -60,15 +59,33 @@ def merge_adapter(
     return out
 
 
-def push_to_hub(path: str | Path, repo_id: str, *, private: bool = True) -> str | None:
-    """Upload a saved model folder when HF_TOKEN is set; returns the repo URL or None (skipped)."""
-    token = os.environ.get("HF_TOKEN")
-    if not token:
-        log.warning("push_to_hub=%s skipped: HF_TOKEN is not set", repo_id)
-        return None
+def hub_token() -> str | None:
+    """The Hugging Face token the standard lookup finds: HF_TOKEN, else the one `hf auth login`
+    (`huggingface-cli login`) stored."""
+    from huggingface_hub import get_token
+
+    return get_token()
+
+
+class HubPushError(RuntimeError):
+    """push_to_hub was asked for but cannot happen (no token)."""
+
+
+def check_push(repo_id: str | None) -> None:
+    """Fail before training when `push_to_hub` names a repo but no token is available."""
+    if repo_id and not hub_token():
+        raise HubPushError(
+            f"push_to_hub={repo_id!r}: no Hugging Face token (set HF_TOKEN or run `hf auth login`), "
+            "or remove push_to_hub from the profile"
+        )
+
+
+def push_to_hub(path: str | Path, repo_id: str, *, private: bool = True) -> str:
+    """Upload a saved model folder with the standard token lookup; returns the repo URL."""
+    check_push(repo_id)
     from huggingface_hub import HfApi
 
-    api = HfApi(token=token)
+    api = HfApi(token=hub_token())
     api.create_repo(repo_id, private=private, exist_ok=True)
     api.upload_folder(folder_path=str(path), repo_id=repo_id, commit_message="codebench fine-tune")
     return f"https://huggingface.co/{repo_id}"

@@ -323,10 +323,39 @@ def checkpoint_dir(job: FinetuneJob) -> Path:
     )
 
 
+REPORTERS = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",)}
+
+
+def report_to(value: str | Sequence[str] | None) -> list[str]:
+    """`finetune.report_to` checked for TrainingArguments: 'none', 'tensorboard', 'wandb' or a
+    list of them. Each integration's package must be importable (one clear error otherwise).
+    TensorBoard writes under the checkpoint folder's runs/ (or $TENSORBOARD_LOGGING_DIR); W&B
+    reads WANDB_PROJECT / WANDB_API_KEY as usual."""
+    import importlib.util
+
+    names = [value] if isinstance(value, str) or value is None else list(value)
+    out = []
+    for name in names:
+        name = (name or "none").strip().lower()
+        if name == "none":
+            continue
+        if name not in REPORTERS:
+            raise ValueError(
+                f"finetune.report_to: unknown integration {name!r} (known: none, {', '.join(REPORTERS)})"
+            )
+        if not any(importlib.util.find_spec(m) for m in REPORTERS[name]):
+            raise ValueError(
+                f"finetune.report_to: {name} needs the {REPORTERS[name][0]} package (pip install {REPORTERS[name][0]})"
+            )
+        out.append(name)
+    return out
+
+
 def training_arguments(
     job: FinetuneJob, out_dir: Path, device: str, dtype: torch.dtype, has_val: bool
 ) -> Any:
-    """transformers TrainingArguments for the job (no reporting integrations, our own logging)."""
+    """transformers TrainingArguments for the job (reporting integrations per
+    `finetune.report_to`, default none; codebench's own logging always)."""
     from transformers import TrainingArguments
 
     cfg = job.finetune
@@ -354,7 +383,7 @@ def training_arguments(
         use_cpu=device != "cuda",
         bf16=dtype == torch.bfloat16,
         fp16=dtype == torch.float16,
-        report_to="none",
+        report_to=report_to(getattr(cfg, "report_to", "none")) or "none",
         disable_tqdm=True,
         remove_unused_columns=False,
         dataloader_num_workers=0,
@@ -500,6 +529,10 @@ def finetune(
     perplexity comes from the Trainer's evaluation loss at step 0 and at the end.
     """
     cfg = job.finetune
+    from codebench.train.merge import check_push
+
+    check_push(getattr(cfg, "push_to_hub", None))  # before hours of training, not after
+    report_to(getattr(cfg, "report_to", "none"))  # an unusable integration fails here
     seed_everything(job.seed)
     torch.manual_seed(job.seed)
     device = resolve_device(job.device)

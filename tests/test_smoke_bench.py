@@ -154,3 +154,27 @@ def test_per_benchmark_limit_recorded_as_a_number(tmp_path):
     )
     assert res["config"]["limit"] == 4 and res["metrics"]["pass@1"]["problems"] == 4
     assert res["metrics"]["pass@1"]["value"] == 0
+
+
+def test_smoke_profile_fits_the_tiny_model_and_evaluates_pyfamilies_in_full():
+    """The default profile's lengths fit the tiny model's window, and the smoke benchmark
+    is evaluated on all its problems (>= 100) while the others keep a small limit."""
+    from pathlib import Path
+
+    from codebench.bench import EvalConfig
+    from codebench.params import load_profile
+
+    p = load_profile(Path(__file__).resolve().parents[1] / "params" / "smoke.yaml")
+    window = p.model.tiny.context
+    assert p.model.base == "tiny" and p.finetune.max_length <= window
+    assert p.model.tiny.family_examples > 0
+    assert "pyfamilies" in p.evaluate.benchmarks and "pyfamilies" in p.data.decontam_sets
+    cfg = EvalConfig(limit=p.evaluate.limit)
+    assert cfg.limit_for("pyfamilies") is None
+    assert all(cfg.limit_for(b) <= 10 for b in p.evaluate.benchmarks if b != "pyfamilies")
+    assert p.evaluate.temperature == 0 and p.evaluate.n == 1
+    # byte-level BPE: a prompt has at most as many tokens as bytes, so every pyfamilies
+    # prompt plus its generation budget fits the window
+    longest = max(len(q.prompt.encode()) for q in get_task("pyfamilies").problems())
+    assert longest + p.evaluate.max_new_tokens <= window
+    assert p.data.max_new_tokens >= 256

@@ -18,7 +18,7 @@ answers every prompt with end-of-text).
 Resume: every `eval_every` steps the training state (weights, optimizer, data order, loss
 curves) is written to `<run>/checkpoints/base-<key>.pt` (temp name, then rename); a rerun of
 the same configuration after a kill continues from there and ends with the same model as an
-uninterrupted run (same thread count). The checkpoint is removed once the model is saved.
+uninterrupted run (same thread count). Checkpoints are removed once the model is saved.
 """
 
 from __future__ import annotations
@@ -321,8 +321,11 @@ def load_checkpoint(path: Path, log: Callable[[str], None] | None = print) -> di
         return None
 
 
-def checkpoint_path(run, cfg: TinyModelConfig, seed: int, device: str) -> Path:
-    """Where stage 00 keeps its training state: keyed by configuration, seed, device and code."""
+def checkpoint_path(
+    run, cfg: TinyModelConfig, seed: int, device: str, data: torch.Tensor | None = None
+) -> Path:
+    """Where stage 00 keeps its training state: keyed by configuration, seed, device, code and
+    the packed training rows (so a changed corpus never resumes from another's state)."""
     import hashlib
     import json
 
@@ -336,6 +339,7 @@ def checkpoint_path(run, cfg: TinyModelConfig, seed: int, device: str) -> Path:
             "seed": seed,
             "device": str(device),
             "code": hashlib.sha256(code).hexdigest(),
+            "data": None if data is None else hashlib.sha256(data.numpy().tobytes()).hexdigest(),
         },
         sort_keys=True,
     )
@@ -512,7 +516,7 @@ def build(
                 f"model: {sum(p.numel() for p in model.parameters()):,} parameters, {cfg.steps} steps of {cfg.batch_size}x{cfg.context} tokens on {device} ({threads} torch threads)"
             )
         t_train = time.perf_counter()
-        ckpt = checkpoint_path(run, cfg, seed, device)
+        ckpt = checkpoint_path(run, cfg, seed, device, train_rows)
         history = train(model, train_rows, held_rows, cfg, seed=seed, log=log, checkpoint=ckpt)
         train_s = time.perf_counter() - t_train
         ppl = models.perplexity(
@@ -529,7 +533,8 @@ def build(
             dest,
             {"kind": "base", "parent": None, "loader": "hf", "builder": "codebench.tiny"},
         )
-        ckpt.unlink(missing_ok=True)
+        for stale in ckpt.parent.glob("base-*.pt"):  # this one, and any of earlier configurations
+            stale.unlink(missing_ok=True)
     finally:
         torch.set_num_threads(prev_threads)
     record = {

@@ -212,12 +212,14 @@ def test_notebook_00_runs_headless(tmp_path, tiny_test_config):
 
 
 # --------------------------------------------------------------------------- pyfamilies mix and resume
-def test_family_functions_are_mixed_in_decontaminated_and_split_tokenized(tiny_run):
-    rec = json.loads(tiny_run.result_file("base_model").read_text())
+def _check_decontamination(rec: dict) -> None:
     d = rec["decontamination"]
     assert rec["family_examples"] == d["kept"] == d["family_instances"] - d["removed"] > 0
     assert d["shared_name_family_pairs"] == 0 and d["identical_prompts"] == 0
     assert d["max_overlap_kept"] < d["threshold"] and d["corpus_documents_flagged"] == []
+
+
+def test_prompt_and_solution_tokenized_apart(tiny_run):
     tok = models.load_tokenizer(tiny_run.model_dir("base"))
     ids = tiny.encode_split(tok, ["def f(x):\n"], ["    return x\n"])[0]
     head = tok("def f(x):\n", add_special_tokens=False)["input_ids"]
@@ -238,6 +240,7 @@ def test_killed_training_resumes_to_the_same_model(tmp_path, tiny_test_config, m
         **{**tiny_test_config, "steps": 50, "eval_every": 20, "family_examples": 300}
     )
     ref_run, ref = _build(tmp_path / "ref", cfg)
+    _check_decontamination(ref)  # family functions mixed in, decontaminated
     assert not list((ref_run.root / "checkpoints").glob("*"))  # removed once the model is saved
 
     real_lr = tiny.lr_at

@@ -67,9 +67,9 @@ class TinyModelConfig(Section):
         0.05, gt=0, lt=0.5, description="share of files kept for held-out loss"
     )
     family_examples: int = Field(
-        8000,
+        0,
         ge=0,
-        description="training functions of the built-in pyfamilies smoke benchmark's families (training pairs only, decontaminated) mixed into the corpus, each tokenized as prompt + solution the way evaluation sees them; 0 = stdlib only",
+        description="training functions of the built-in pyfamilies smoke benchmark's families (training pairs only, decontaminated) mixed into the corpus, each tokenized as prompt + solution the way evaluation sees them; 0 = stdlib only (the smoke profile uses 80000)",
     )
     threads: int = Field(
         0, ge=0, description="torch CPU threads (0 = the cores not already busy, at least 1)"

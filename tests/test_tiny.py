@@ -209,3 +209,70 @@ def test_notebook_00_runs_headless(tmp_path, tiny_test_config):
         for o in c.get("outputs", [])
     )
     assert "held-out perplexity" in text and "sample" in text
+
+
+# --------------------------------------------------------------------------- pyfamilies mix and resume
+def _check_decontamination(rec: dict) -> None:
+    d = rec["decontamination"]
+    assert rec["family_examples"] == d["kept"] == d["family_instances"] - d["removed"] > 0
+    assert d["shared_name_family_pairs"] == 0 and d["identical_prompts"] == 0
+    assert d["max_overlap_kept"] < d["threshold"] and d["corpus_documents_flagged"] == []
+
+
+def test_prompt_and_solution_tokenized_apart(tiny_run):
+    tok = models.load_tokenizer(tiny_run.model_dir("base"))
+    ids = tiny.encode_split(tok, ["def f(x):\n"], ["    return x\n"])[0]
+    head = tok("def f(x):\n", add_special_tokens=False)["input_ids"]
+    assert ids[: len(head)] == head and ids[-1] == tok.eos_token_id
+    assert tok.decode(ids) == "def f(x):\n    return x\n" + tiny.EOS
+
+
+def _build(root, cfg, **kw):
+    from codebench.runs import RunLayout
+
+    run = RunLayout(root / "run", root / "fig")
+    run.root.mkdir(parents=True, exist_ok=True)
+    return run, tiny.build(cfg, run, seed=0, eval_chars=2_000, log=None, **kw)
+
+
+def test_killed_training_resumes_to_the_same_model(tmp_path, tiny_test_config, monkeypatch):
+    cfg = TinyModelConfig(
+        **{**tiny_test_config, "steps": 50, "eval_every": 20, "family_examples": 300}
+    )
+    ref_run, ref = _build(tmp_path / "ref", cfg)
+    _check_decontamination(ref)  # family functions mixed in, decontaminated
+    assert not list((ref_run.root / "checkpoints").glob("*"))  # removed once the model is saved
+
+    real_lr = tiny.lr_at
+
+    def crash_at_45(step, c):
+        if step == 45:
+            raise KeyboardInterrupt  # a kill between two checkpoints
+        return real_lr(step, c)
+
+    monkeypatch.setattr(tiny, "lr_at", crash_at_45)
+    run_dir = tmp_path / "killed"
+    with pytest.raises(KeyboardInterrupt):
+        _build(run_dir, cfg)
+    ckpts = list((run_dir / "run" / "checkpoints").glob("base-*.pt"))
+    assert len(ckpts) == 1 and torch.load(ckpts[0], weights_only=False)["step"] == 40
+    (ckpts[0].parent / f".{ckpts[0].name}.tmp-x").write_bytes(b"torn")  # a save killed mid-write
+    monkeypatch.setattr(tiny, "lr_at", real_lr)
+    run, rec = _build(run_dir, cfg)
+    assert rec["history"] == ref["history"] and len(rec["history"]["step"]) == 50
+    a, _ = models.load(ref_run.model_dir("base"))
+    b, _ = models.load(run.model_dir("base"))
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert torch.equal(x, y), name
+    assert not list((run.root / "checkpoints").iterdir())  # checkpoint and stale temp file gone
+
+
+def test_unreadable_checkpoint_is_ignored(tmp_path):
+    path = tmp_path / "base-x.pt"
+    path.write_bytes(b"not a checkpoint")
+    seen: list[str] = []
+    assert tiny.load_checkpoint(path, seen.append) is None
+    assert "unreadable" in seen[0] and str(path) in seen[0]
+    tiny.save_checkpoint(path, {"step": 3})
+    assert tiny.load_checkpoint(path) == {"step": 3}
+    assert [p.name for p in tmp_path.iterdir()] == ["base-x.pt"]

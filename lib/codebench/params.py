@@ -66,6 +66,11 @@ class TinyModelConfig(Section):
     heldout_fraction: float = Field(
         0.05, gt=0, lt=0.5, description="share of files kept for held-out loss"
     )
+    family_examples: int = Field(
+        0,
+        ge=0,
+        description="training functions of the built-in pyfamilies smoke benchmark's families (training pairs only, decontaminated) mixed into the corpus, each tokenized as prompt + solution the way evaluation sees them; 0 = stdlib only (the smoke profile uses 80000)",
+    )
     threads: int = Field(
         0, ge=0, description="torch CPU threads (0 = the cores not already busy, at least 1)"
     )
@@ -424,10 +429,9 @@ class EvaluateSection(Section):
         ge=1,
         description="generation budget per sample (MTPB: per turn, capped by the problem's own)",
     )
-    limit: int | None = Field(
+    limit: int | dict[str, int | None] | None = Field(
         10,
-        ge=1,
-        description="first N problems per benchmark (MTPB: problems, each with 5 test cases); null = all",
+        description="first N problems per benchmark (MTPB: problems, each with 5 test cases); null = all; or per benchmark, e.g. {default: 8, pyfamilies: null} (keys: spec, name or 'default'; a benchmark with no entry and no default runs in full)",
     )
     ks: list[Annotated[int, Field(ge=1)]] = Field(
         default_factory=lambda: [1, 10, 100],
@@ -448,6 +452,14 @@ class EvaluateSection(Section):
         default_factory=dict,
         description="extra options for the backend (e.g. base_url, model, concurrency, batch_size)",
     )
+
+    @field_validator("limit")
+    @classmethod
+    def _positive_limits(cls, v: Any) -> Any:
+        for lim in v.values() if isinstance(v, dict) else [v]:
+            if lim is not None and lim < 1:
+                raise ValueError(f"a limit must be >= 1 or null, got {lim}")
+        return v
 
     @model_validator(mode="after")
     def _greedy_needs_one_sample(self) -> EvaluateSection:

@@ -7,6 +7,18 @@ AdamW, cosine schedule with linear warm-up) on packed sequences with FIM example
 and saves both with `save_pretrained` into `run.model_dir('base')`, so every later stage
 loads it exactly like a hub model. The model is weak; it exists so the workbench runs
 without a GPU or a network.
+
+Mixed into the corpus: `family_examples` training functions of the built-in smoke benchmark
+`pyfamilies` (`codebench.bench.pyfamilies`), drawn from its training (name, family) pairs
+only, after the project's n-gram decontamination against its evaluation problems. Each is
+tokenized as prompt and solution separately, the way evaluation sees them (tokenized whole,
+BPE merges across the prompt/solution boundary that a prompt never ends with, and the model
+answers every prompt with end-of-text).
+
+Resume: every `eval_every` steps the training state (weights, optimizer, data order, loss
+curves) is written to `<run>/checkpoints/base-<key>.pt` (temp name, then rename); a rerun of
+the same configuration after a kill continues from there and ends with the same model as an
+uninterrupted run (same thread count). Checkpoints are removed once the model is saved.
 """
 
 from __future__ import annotations
@@ -33,6 +45,7 @@ TOKENIZER_TRAIN_CHARS = (
     2_000_000  # BPE merges settle long before this; keeps tokenizer training ~seconds
 )
 HELDOUT_EVAL_ROWS = 16  # packed held-out rows scored at every evaluation
+DECONTAM_N, DECONTAM_THRESHOLD = 10, 0.1  # as the data stage's defaults (params.DataSection)
 
 
 # --------------------------------------------------------------------------- tokenizer
@@ -201,13 +214,18 @@ def train(
     *,
     seed: int = 0,
     log: Callable[[str], None] | None = print,
+    checkpoint: Path | None = None,
 ) -> dict:
-    """Train `model` on packed rows; return loss curves (train every step, held-out every eval_every)."""
+    """Train `model` on packed rows; return loss curves (train every step, held-out every eval_every).
+
+    checkpoint: a file for the training state, written every eval_every steps (atomically);
+    when it exists, training continues from it (the caller keys it by configuration).
+    """
     device = model.device
     opt = _optimizer(model, cfg.lr)
     gen = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(data), generator=gen)
-    cursor = 0
+    cursor, first = 0, 0
     history: dict[str, list] = {
         "step": [],
         "train_loss": [],
@@ -215,9 +233,22 @@ def train(
         "eval_step": [],
         "heldout_loss": [],
     }
+    state = load_checkpoint(checkpoint, log) if checkpoint is not None else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["generator"])
+        order, cursor, first, history = (
+            state["order"],
+            state["cursor"],
+            state["step"],
+            state["history"],
+        )
+        if log:
+            log(f"resumed from {checkpoint} at step {first}/{cfg.steps}")
     model.train()
     start = time.perf_counter()
-    for step in range(cfg.steps):
+    for step in range(first, cfg.steps):
         if cursor + cfg.batch_size > len(order):  # next epoch, fresh order
             order, cursor = torch.randperm(len(data), generator=gen), 0
         idx = order[cursor : cursor + cfg.batch_size]
@@ -242,8 +273,79 @@ def train(
                 log(
                     f"step {step + 1:>5}/{cfg.steps}  train loss {loss.item():.3f}  held-out loss {hl:.3f}  lr {lr:.2e}  {time.perf_counter() - start:.0f}s"
                 )
+            if checkpoint is not None and step + 1 < cfg.steps:
+                save_checkpoint(
+                    checkpoint,
+                    {
+                        "step": step + 1,
+                        "model": model.state_dict(),
+                        "optimizer": opt.state_dict(),
+                        "generator": gen.get_state(),
+                        "order": order,
+                        "cursor": cursor,
+                        "history": history,
+                    },
+                )
     model.eval()
     return history
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """torch.save to a temp file beside `path`, then rename: a kill leaves the old one or the new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(state, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: Path, log: Callable[[str], None] | None = print) -> dict | None:
+    """The training state saved at `path`, or None (absent, or unreadable: then it is ignored)."""
+    path = Path(path)
+    for stale in path.parent.glob(f".{path.name}.tmp-*"):  # a save killed before its rename
+        stale.unlink(missing_ok=True)
+    if not path.is_file():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 - a damaged checkpoint means starting over, not failing
+        if log:
+            log(f"checkpoint {path} unreadable ({type(e).__name__}: {e}); training from step 0")
+        return None
+
+
+def checkpoint_path(
+    run, cfg: TinyModelConfig, seed: int, device: str, data: torch.Tensor | None = None
+) -> Path:
+    """Where stage 00 keeps its training state: keyed by configuration, seed, device, code and
+    the packed training rows (so a changed corpus never resumes from another's state)."""
+    import hashlib
+    import json
+
+    here = Path(__file__).parent
+    code = b"".join(
+        (here / p).read_bytes() for p in ("tiny.py", "corpus.py", "bench/pyfamilies.py")
+    )
+    key = json.dumps(
+        {
+            "cfg": cfg.model_dump(exclude={"threads"}),
+            "seed": seed,
+            "device": str(device),
+            "code": hashlib.sha256(code).hexdigest(),
+            "data": None if data is None else hashlib.sha256(data.numpy().tobytes()).hexdigest(),
+        },
+        sort_keys=True,
+    )
+    return (
+        Path(run.root) / "checkpoints" / f"base-{hashlib.sha256(key.encode()).hexdigest()[:12]}.pt"
+    )
 
 
 # --------------------------------------------------------------------------- saving
@@ -292,17 +394,70 @@ def auto_threads() -> int:
     return max(1, min(cores, cores - busy))
 
 
+def family_instances(corpus: Corpus, count: int, seed: int) -> tuple[list, dict]:
+    """`count` pyfamilies training functions, decontaminated against the benchmark's problems.
+
+    The project's n-gram check (`codebench.codeio.decontam`, set 'pyfamilies', the data
+    stage's default n and threshold) runs over every family instance and every corpus
+    document; flagged instances are removed. Returns (instances kept, decontamination record).
+    """
+    from codebench.bench import pyfamilies
+    from codebench.codeio.decontam import Decontaminator
+
+    instances = pyfamilies.training_instances(count, seed) if count else []
+    dc = Decontaminator.build(["pyfamilies"], None, n=DECONTAM_N, threshold=DECONTAM_THRESHOLD)
+    evals = pyfamilies.eval_instances()
+    eval_pairs = {(p.name, p.family) for p in evals}
+    eval_prompts = {p.prompt for p in evals}
+    kept, removed, top = [], 0, 0.0
+    for inst in instances:
+        bad, share, _ = dc.is_contaminated(inst.prompt + inst.solution)
+        if bad or inst.prompt in eval_prompts:
+            removed += 1
+        else:
+            kept.append(inst)
+            top = max(top, share)
+    docs_flagged = [d.id for d in corpus.train if dc.is_contaminated(d.text)[0]]
+    record = {
+        "benchmark": pyfamilies.NAME,
+        "eval_problems": len(evals),
+        "family_instances": len(instances),
+        "removed": removed,
+        "kept": len(kept),
+        "shared_name_family_pairs": sum((i.name, i.family) in eval_pairs for i in kept),
+        "identical_prompts": sum(i.prompt in eval_prompts for i in kept),
+        "max_overlap_kept": round(top, 4),
+        "corpus_documents_flagged": docs_flagged,
+        "n": DECONTAM_N,
+        "threshold": DECONTAM_THRESHOLD,
+    }
+    return kept, record
+
+
+def encode_split(tokenizer, prompts: Sequence[str], solutions: Sequence[str]) -> list[list[int]]:
+    """Prompt and solution (+ end-of-text) tokenized separately and joined: the token boundary
+    falls where a prompt ends at evaluation time."""
+    heads = encode(tokenizer, prompts)
+    tails = encode(tokenizer, [s + EOS for s in solutions])
+    return [h + t for h, t in zip(heads, tails, strict=True)]
+
+
 def prepare_data(
-    corpus: Corpus, tokenizer, cfg: TinyModelConfig, seed: int
+    corpus: Corpus, tokenizer, cfg: TinyModelConfig, seed: int, families: Sequence = ()
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Packed train rows (with FIM examples) and packed held-out rows (plain code)."""
+    """Packed train rows (with FIM examples and the family functions, shuffled together) and
+    packed held-out rows (plain code)."""
     sample = "".join(d.text for d in corpus.train[:20])[:200_000]
     chars_per_token = len(sample) / max(1, len(encode(tokenizer, [sample])[0]))
     chunk_chars = max(64, int(cfg.context * chars_per_token * 0.9))
     rng = random.Random(seed)
-    train_rows = pack(
-        encode(tokenizer, build_examples(corpus.train, chunk_chars, cfg.fim_rate, rng)), cfg.context
-    )
+    token_lists = encode(tokenizer, build_examples(corpus.train, chunk_chars, cfg.fim_rate, rng))
+    if families:
+        token_lists += encode_split(
+            tokenizer, [f.prompt for f in families], [f.solution for f in families]
+        )
+        rng.shuffle(token_lists)
+    train_rows = pack(token_lists, cfg.context)
     held_texts = [d.text + EOS for d in corpus.heldout]
     held_ids = encode(tokenizer, held_texts)
     if sum(map(len, held_ids)) < cfg.context:  # a tiny held-out split: one short row
@@ -342,14 +497,18 @@ def build(
             max_chars=cfg.max_chars,
             heldout_fraction=cfg.heldout_fraction,
         )
+        families, decontam = family_instances(corpus, cfg.family_examples, seed)
         tokenizer = train_tokenizer(
             [d.text for d in corpus.train], cfg.vocab_size, context=cfg.context
         )
-        train_rows, held_rows = prepare_data(corpus, tokenizer, cfg, seed)
+        train_rows, held_rows = prepare_data(corpus, tokenizer, cfg, seed, families)
         if log:
             stats = corpus.stats()
             log(
                 f"corpus {cfg.source}: {stats['train_files']} train files ({stats['train_chars']:,} chars), {stats['heldout_files']} held-out; {len(train_rows)} packed rows of {cfg.context} tokens"
+            )
+            log(
+                f"pyfamilies: {len(families)} training functions mixed in ({decontam['removed']} removed by decontamination against the {decontam['eval_problems']} evaluation problems)"
             )
         model = make_model(cfg, tokenizer, seed).to(device)
         if log:
@@ -357,7 +516,8 @@ def build(
                 f"model: {sum(p.numel() for p in model.parameters()):,} parameters, {cfg.steps} steps of {cfg.batch_size}x{cfg.context} tokens on {device} ({threads} torch threads)"
             )
         t_train = time.perf_counter()
-        history = train(model, train_rows, held_rows, cfg, seed=seed, log=log)
+        ckpt = checkpoint_path(run, cfg, seed, device, train_rows)
+        history = train(model, train_rows, held_rows, cfg, seed=seed, log=log, checkpoint=ckpt)
         train_s = time.perf_counter() - t_train
         ppl = models.perplexity(
             model,
@@ -373,6 +533,8 @@ def build(
             dest,
             {"kind": "base", "parent": None, "loader": "hf", "builder": "codebench.tiny"},
         )
+        for stale in ckpt.parent.glob("base-*.pt"):  # this one, and any of earlier configurations
+            stale.unlink(missing_ok=True)
     finally:
         torch.set_num_threads(prev_threads)
     record = {
@@ -383,6 +545,8 @@ def build(
         "tokens_seen": cfg.steps * cfg.batch_size * cfg.context,
         "train_rows": len(train_rows),
         "corpus": corpus.stats(),
+        "family_examples": len(families),
+        "decontamination": decontam,
         "history": history,
         "final_train_loss": history["train_loss"][-1],
         "final_heldout_loss": history["heldout_loss"][-1],

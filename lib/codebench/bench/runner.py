@@ -45,7 +45,9 @@ class EvalConfig:
     top_k: int = 0
     repetition_penalty: float = 1.0
     max_new_tokens: int = 512
-    limit: int | None = None  # first N problems (MTPB: problems, each with 5 test cases)
+    # first N problems (MTPB: problems, each with 5 test cases); or per benchmark:
+    # {"pyfamilies": None, "default": 8} (spec or name -> N or None = all; "default" for the rest)
+    limit: int | dict[str, int | None] | None = None
     ks: tuple[int, ...] = (1, 10, 100)
     seed: int = 0
     batch_size: int = 8  # prompts per backend call (and per records flush)
@@ -57,8 +59,9 @@ class EvalConfig:
     def __post_init__(self) -> None:
         if self.n < 1:
             raise BenchError(f"n must be >= 1, got {self.n}")
-        if self.limit is not None and self.limit < 1:
-            raise BenchError(f"limit must be >= 1 or None, got {self.limit}")
+        for lim in self.limit.values() if isinstance(self.limit, dict) else [self.limit]:
+            if lim is not None and (not isinstance(lim, int) or lim < 1):
+                raise BenchError(f"limit must be >= 1 or None, got {self.limit}")
         if self.temperature < 0:
             raise BenchError(f"temperature must be >= 0, got {self.temperature}")
         if self.temperature == 0 and self.n > 1:
@@ -70,6 +73,17 @@ class EvalConfig:
     @property
     def greedy(self) -> bool:
         return self.temperature == 0
+
+    def limit_for(self, spec: str) -> int | None:
+        """The problem limit of one benchmark: `limit` itself, or its entry for the spec
+        (`mbpp:instruct`), else for the name (`mbpp`), else "default" (absent: no limit)."""
+        if not isinstance(self.limit, dict):
+            return self.limit
+        name = spec.split(":", 1)[0]
+        for key in (spec, name, "default"):
+            if key in self.limit:
+                return self.limit[key]
+        return None
 
     def gen_settings(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in GEN_KEYS}
@@ -359,6 +373,8 @@ def evaluate(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     task = get_task(benchmark, data_dir, **cfg.options)
+    if isinstance(cfg.limit, dict):  # this benchmark's own limit, recorded as a plain number
+        cfg = EvalConfig(**{**cfg.__dict__, "limit": cfg.limit_for(task.spec)})
     tok = tokenizer if tokenizer is not None else getattr(backend, "tokenizer", None)
     if hasattr(task, "prepare"):
         task.prepare(tok)

@@ -194,6 +194,7 @@ def _ensure_loaded() -> None:
         mtpb,
         multiple,
         palmath,
+        pyfamilies,
     )
 
 

@@ -23,6 +23,9 @@ Evaluation sets (each skipped with a note when its file is missing):
              its problems' prompts, references and tests as `codebench.bench` loads them.
 Measured on planted renamed HumanEval solutions and the CodeI/O demo functions: docs/protocols.md
 ("Decontamination") and tests/test_decontam.py.
+  pyfamilies the built-in smoke benchmark's prompts + canonical solutions (generated in code,
+             `codebench.bench.pyfamilies`); stage 00 also checks the tiny model's family
+             training instances against it
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+")
-EVAL_SETS = ("humaneval", "mbpp", "mtpb")
+EVAL_SETS = ("humaneval", "mbpp", "mtpb", "pyfamilies")
 
 
 # --------------------------------------------------------------------------- code shape
@@ -155,6 +158,10 @@ def eval_texts(name: str, data_dir: Path | None) -> Iterable[str]:
     check_set_name(name)
     if name == "humaneval":
         return _humaneval()
+    if name == "pyfamilies":
+        from codebench.bench.pyfamilies import eval_texts as pyfamilies_texts
+
+        return pyfamilies_texts()
     if data_dir is None:
         raise FileNotFoundError(f"{name}: no data folder")
     if name == "mbpp":

@@ -1,0 +1,425 @@
+"""pyfamilies: a built-in *smoke* benchmark of small Python functions, in HumanEval format.
+
+Why it exists: the embedded tiny model scores zero on HumanEval, MBPP and the rest, and a
+harness that always returned 0 would look the same. This benchmark gives the default run a
+number with signal: the tiny model is trained (stage 00) on instances of the same task
+families, and evaluated on problems it never saw. It shows that the machinery (training,
+generation, extraction, sandbox, pass@k, fine-tuning and compression effects) works end to
+end; it says nothing about whether a model is good at programming.
+
+Problems are generated deterministically (no data files) from `FAMILIES`: each family is one
+kind of one-line function (add a constant, keep the first k items, count an item, repeat a
+string, ...) whose docstring states the constant and shows one example call. A problem is a
+(function name, family, constant, argument name) combination; its prompt is the signature
+and docstring, the canonical solution is the one-line body, the tests are five asserts in a
+HumanEval-style `check(candidate)`.
+
+Disjoint by construction: every (function name, family) pair is either an *evaluation* pair
+or a *training* pair (`is_eval_pair`, a stable hash). The `EVAL_PROBLEMS` evaluation
+problems use evaluation pairs only; `training_instances()` (what stage 00 mixes into the tiny
+model's corpus, and what a fine-tuning mix may use) uses training pairs only. So the model
+has seen every family and every name, but never a held-out name with a held-out family.
+Stage 00 also runs the project's n-gram decontamination (`codebench.codeio.decontam`, set
+`pyfamilies`) over its training instances against the evaluation problems and records the
+result.
+
+Protocols and scoring are HumanEval's (`codebench.bench.humaneval`): base (continue the
+prompt, cut at the Codex stop set) and instruct; tests run as `check(entry_point)` in the
+sandbox's trusted process; the canaries score the canonical solution (must pass) and
+`return None` (must fail).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from codebench.bench.humaneval import BASE_STOPS, HumanEval
+from codebench.bench.tasks import Problem, register
+
+NAME = "pyfamilies"
+EVAL_PROBLEMS = 150  # problems in the benchmark (pass@1 interval about +-0.07 at p = 0.3)
+EVAL_SEED = 20240601  # fixed: the benchmark never changes with a profile's seed
+
+# Function names, shared by every family: the docstring, not the name, says what to do.
+FUNC_NAMES = (
+    "solve",
+    "compute",
+    "transform",
+    "process",
+    "handle",
+    "apply_rule",
+    "evaluate",
+    "convert",
+    "calc",
+    "helper",
+    "run_step",
+    "work",
+    "step",
+    "make_value",
+    "get_result",
+    "answer",
+    "do_task",
+    "func",
+    "op",
+    "change",
+    "update",
+    "mapper",
+    "pick",
+    "reshape",
+)
+ARG_NAMES = {
+    "int": ("x", "n", "num", "value", "a"),
+    "list": ("xs", "nums", "items", "values", "data"),
+    "str": ("s", "text", "word", "name"),
+}
+
+
+@dataclass(frozen=True)
+class Family:
+    """One kind of function: docstring and body templates over the argument {a} and constant {k}."""
+
+    key: str
+    kind: str  # argument type: int | list | str
+    doc: str  # docstring first line, e.g. "Return {a} plus {k}."
+    body: str  # the returned expression, e.g. "{a} + {k}"
+    fn: Callable[[Any, Any], Any]  # (argument, constant) -> result, for examples and tests
+    constants: tuple  # the constants this family draws from
+
+    def render(self, a: str, k: Any) -> tuple[str, str]:
+        kk = repr(k)
+        return self.doc.format(a=a, k=kk, kc=k), self.body.format(a=a, k=kk)
+
+
+_SMALL = tuple(range(2, 10))
+_SLICE = tuple(range(1, 6))
+_LETTERS = tuple("aeiost")
+
+FAMILIES: tuple[Family, ...] = (
+    # integers
+    Family("add", "int", "Return {a} plus {k}.", "{a} + {k}", lambda x, k: x + k, _SMALL),
+    Family("sub", "int", "Return {a} minus {k}.", "{a} - {k}", lambda x, k: x - k, _SMALL),
+    Family("mul", "int", "Return {a} times {k}.", "{a} * {k}", lambda x, k: x * k, _SMALL),
+    Family(
+        "mod",
+        "int",
+        "Return {a} modulo {k}.",
+        "{a} % {k}",
+        lambda x, k: x % k,
+        _SMALL,
+    ),
+    Family(
+        "floordiv",
+        "int",
+        "Return {a} divided by {k}, rounded down.",
+        "{a} // {k}",
+        lambda x, k: x // k,
+        _SMALL,
+    ),
+    Family(
+        "min",
+        "int",
+        "Return the smaller of {a} and {k}.",
+        "min({a}, {k})",
+        lambda x, k: min(x, k),
+        _SMALL,
+    ),
+    Family(
+        "max",
+        "int",
+        "Return the larger of {a} and {k}.",
+        "max({a}, {k})",
+        lambda x, k: max(x, k),
+        _SMALL,
+    ),
+    Family(
+        "divisible",
+        "int",
+        "Return True if {a} is divisible by {k}.",
+        "{a} % {k} == 0",
+        lambda x, k: x % k == 0,
+        _SMALL,
+    ),
+    # lists of integers
+    Family(
+        "head",
+        "list",
+        "Return the first {k} items of {a}.",
+        "{a}[:{k}]",
+        lambda x, k: x[:k],
+        _SLICE,
+    ),
+    Family(
+        "tail",
+        "list",
+        "Return the last {k} items of {a}.",
+        "{a}[-{k}:]",
+        lambda x, k: x[-k:],
+        _SLICE,
+    ),
+    Family(
+        "drop",
+        "list",
+        "Return {a} without its first {k} items.",
+        "{a}[{k}:]",
+        lambda x, k: x[k:],
+        _SLICE,
+    ),
+    Family(
+        "greater",
+        "list",
+        "Return the items of {a} above {k}.",
+        "[v for v in {a} if v > {k}]",
+        lambda x, k: [v for v in x if v > k],
+        _SMALL,
+    ),
+    Family(
+        "less",
+        "list",
+        "Return the items of {a} below {k}.",
+        "[v for v in {a} if v < {k}]",
+        lambda x, k: [v for v in x if v < k],
+        _SMALL,
+    ),
+    Family(
+        "count",
+        "list",
+        "Return how often {k} occurs in {a}.",
+        "{a}.count({k})",
+        lambda x, k: x.count(k),
+        _SMALL,
+    ),
+    Family(
+        "add_each",
+        "list",
+        "Add {k} to every item of {a}.",
+        "[v + {k} for v in {a}]",
+        lambda x, k: [v + k for v in x],
+        _SMALL,
+    ),
+    Family(
+        "mul_each",
+        "list",
+        "Multiply every item of {a} by {k}.",
+        "[v * {k} for v in {a}]",
+        lambda x, k: [v * k for v in x],
+        _SMALL,
+    ),
+    # strings
+    Family(
+        "repeat",
+        "str",
+        "Return {a} repeated {k} times.",
+        "{a} * {k}",
+        lambda x, k: x * k,
+        _SLICE,
+    ),
+    Family(
+        "exclaim",
+        "str",
+        "Return {a} followed by {k} exclamation marks.",
+        "{a} + '!' * {k}",
+        lambda x, k: x + "!" * k,
+        _SLICE,
+    ),
+    Family(
+        "prefix",
+        "str",
+        "Return the first {k} characters of {a}.",
+        "{a}[:{k}]",
+        lambda x, k: x[:k],
+        _SLICE,
+    ),
+    Family(
+        "count_char",
+        "str",
+        "Count the letter {k} in {a}.",
+        "{a}.count({k})",
+        lambda x, k: x.count(k),
+        _LETTERS,
+    ),
+)
+FAMILY_BY_KEY = {f.key: f for f in FAMILIES}
+
+
+def _unit(*parts: str) -> float:
+    digest = hashlib.sha256(":".join(parts).encode()).hexdigest()
+    return int(digest[:12], 16) / float(1 << 48)
+
+
+EVAL_NAMES_PER_FAMILY = 5  # of the FUNC_NAMES, this many per family are evaluation-only
+
+
+def _eval_names(family: str) -> frozenset[str]:
+    ranked = sorted(FUNC_NAMES, key=lambda n: _unit("pyfamilies-pair", n, family))
+    return frozenset(ranked[:EVAL_NAMES_PER_FAMILY])
+
+
+_EVAL_NAMES = {f.key: _eval_names(f.key) for f in FAMILIES}
+
+
+def is_eval_pair(name: str, family: str) -> bool:
+    """Whether (function name, family) is reserved for evaluation (stable across runs): for
+    each family, the EVAL_NAMES_PER_FAMILY names of lowest hash."""
+    return name in _EVAL_NAMES[family]
+
+
+def pairs(evaluation: bool) -> list[tuple[str, Family]]:
+    """The (name, family) pairs of one side, in a fixed order."""
+    return [(n, f) for f in FAMILIES for n in FUNC_NAMES if is_eval_pair(n, f.key) == evaluation]
+
+
+# --------------------------------------------------------------------------- inputs
+def _value(kind: str, rng: random.Random, k: Any) -> Any:
+    if kind == "int":
+        if isinstance(k, int) and rng.random() < 0.3:
+            return k * rng.randint(-3, 4) + rng.choice((0, 0, 1, -1))
+        return rng.randint(-20, 40)
+    if kind == "list":
+        out = [rng.randint(0, 12) for _ in range(rng.randint(0, 7))]
+        if isinstance(k, int) and out and rng.random() < 0.5:
+            out[rng.randrange(len(out))] = k
+        return out
+    letters = "abcdeiostxy"
+    return "".join(rng.choice(letters) for _ in range(rng.randint(0, 8)))
+
+
+def test_inputs(family: Family, k: Any, rng: random.Random, count: int = 5) -> list[Any]:
+    """`count` distinct inputs, an edge case first, chosen so that every other constant of the
+    family gives a different result on at least one of them (a wrong constant always fails)."""
+    edge = {"int": 0, "list": [], "str": ""}[family.kind]
+    pool = [_value(family.kind, rng, k) for _ in range(60)]
+    if family.kind == "int" and isinstance(k, int):
+        pool[:0] = [k - 3, k + 3, k * 3]
+    if family.kind == "str" and isinstance(k, str):
+        pool[:0] = ["".join(rng.choice(k + "bcdx") for _ in range(6))]
+    out, seen = [edge], {repr(edge)}
+    others = [c for c in family.constants if c != k]
+
+    def alive() -> list:  # other constants that the chosen inputs do not yet rule out
+        return [c for c in others if all(family.fn(v, c) == family.fn(v, k) for v in out)]
+
+    for v in pool:  # first the inputs that rule out another constant
+        if len(out) >= count or not alive():
+            break
+        if repr(v) not in seen and any(family.fn(v, c) != family.fn(v, k) for c in alive()):
+            seen.add(repr(v))
+            out.append(v)
+    for v in pool:  # then fill up with plain random inputs
+        if len(out) >= count:
+            break
+        if repr(v) not in seen:
+            seen.add(repr(v))
+            out.append(v)
+    return out
+
+
+# --------------------------------------------------------------------------- instances
+@dataclass(frozen=True)
+class Instance:
+    """One generated function: HumanEval-style prompt, one-line solution, tests."""
+
+    task_id: str
+    family: str
+    name: str
+    arg: str
+    constant: Any
+    prompt: str
+    solution: str
+    tests: str
+
+
+def make_instance(task_id: str, name: str, family: Family, rng: random.Random) -> Instance:
+    k = rng.choice(family.constants)
+    arg = rng.choice(ARG_NAMES[family.kind])
+    doc, body = family.render(arg, k)
+    example = _value(family.kind, rng, k)
+    if family.kind == "list" and len(example) < 2:
+        example = [rng.randint(0, 12) for _ in range(3)]
+    prompt = (
+        f"def {name}({arg}):\n"
+        f'    """{doc}\n'
+        f"    >>> {name}({example!r})\n"
+        f"    {family.fn(example, k)!r}\n"
+        f'    """\n'
+    )
+    solution = f"    return {body}\n"
+    asserts = "".join(
+        f"    assert candidate({v!r}) == {family.fn(v, k)!r}\n" for v in test_inputs(family, k, rng)
+    )
+    tests = f"def check(candidate):\n{asserts}"
+    return Instance(task_id, family.key, name, arg, k, prompt, solution, tests)
+
+
+def eval_instances(count: int = EVAL_PROBLEMS) -> list[Instance]:
+    """The benchmark's problems: evaluation pairs only, round robin so every pair appears."""
+    rng = random.Random(EVAL_SEED)
+    side = pairs(evaluation=True)  # family-major order: round robin gives every family its share
+    order = [
+        side[j * EVAL_NAMES_PER_FAMILY + i]
+        for i in range(EVAL_NAMES_PER_FAMILY)
+        for j in range(len(FAMILIES))
+    ]
+    out, seen = [], set()
+    i = 0
+    while len(out) < count:
+        name, fam = order[i % len(order)]
+        i += 1
+        inst = make_instance(f"{NAME}/{len(out)}", name, fam, rng)
+        key = (inst.prompt, inst.solution)
+        if key in seen:  # the same name, family, argument, constant and example: draw again
+            continue
+        seen.add(key)
+        out.append(inst)
+    return out
+
+
+def training_instances(count: int, seed: int = 0) -> list[Instance]:
+    """`count` training functions from the training pairs only (never an evaluation pair)."""
+    rng = random.Random(f"pyfamilies-train:{seed}")
+    side = pairs(evaluation=False)
+    return [make_instance(f"{NAME}-train/{i}", *rng.choice(side), rng=rng) for i in range(count)]
+
+
+def eval_texts() -> list[str]:
+    """Prompt + canonical solution of every evaluation problem (for decontamination)."""
+    return [p.prompt + p.solution for p in eval_instances()]
+
+
+def problem_of(inst: Instance) -> Problem:
+    return Problem(
+        task_id=inst.task_id,
+        prompt=inst.prompt,
+        language="python",
+        entry_point=inst.name,
+        tests=inst.tests,
+        stop=list(BASE_STOPS),
+        reference=inst.solution,
+        meta={"family": inst.family, "constant": inst.constant, "arg": inst.arg},
+    )
+
+
+@register(NAME)
+class PyFamilies(HumanEval):
+    """Built-in smoke benchmark: held-out small Python functions (HumanEval protocols)."""
+
+    name = NAME
+    canary_count = 3
+
+    def load(self) -> list[Problem]:
+        return [problem_of(i) for i in eval_instances()]
+
+    def data_files(self) -> list:
+        return []  # generated in code: the library source hash covers it
+
+    def info(self) -> dict[str, Any]:
+        return {
+            **super().info(),
+            "smoke": True,
+            "note": "built-in smoke benchmark: shows the machinery works, not that a model is good",
+            "families": len(FAMILIES),
+            "eval_pairs": len(pairs(evaluation=True)),
+        }

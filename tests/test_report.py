@@ -64,9 +64,11 @@ def test_subset_profile_reports_not_run(tmp_path: Path) -> None:
     assert res.figures["pass@1 against model size"] is not None  # base size from base_model.json
     md = res.path.read_text()
     assert "- data funnel: not run (no data)" in md
+    # results.json's status and reason shown
     assert (
-        res.table.set_index("variant").loc["base", "fim"] == "skipped"
-    )  # results.json status shown
+        res.table.set_index("variant").loc["base", "fim"]
+        == "skipped: the tokenizer has no fill-in-the-middle tokens"
+    )
     assert "| 01 build data | not run |" in md
 
 

@@ -317,6 +317,8 @@ def test_report_leads_with_findings_canaries_and_skips(tmp_path: Path) -> None:
     assert "- variant `nf4`: skipped: needs CUDA" in md
     assert "| humaneval | 1 of 1 (each of 4 variants) | 1 of 1 (each of 4 variants) | ok |" in md
     assert "canaries: 5 of 5 benchmarks pass theirs" in md
+    assert t.loc["wanda-50", "humaneval pass@1"] == "not evaluated"  # not in evaluate.variants
+    assert "wanda-50 2.87 MB (1.6x smaller), perplexity 113.00 (+7.0%)" in md
     assert (
         "with_io | functions | 26 | 41% of raw" in md
         and "sft | samples | 32 | 17% of prompts" in md

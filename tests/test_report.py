@@ -169,6 +169,7 @@ def test_report_notebook_runs_under_papermill(tmp_path: Path) -> None:
             "figures_dir": str(run.figures),
             "device": "cpu",
             "benchmarks": ["humaneval", "mbpp"],
+            "title": "",  # the notebook's default is the smoke profile's title
         },
     )
     md = (run.root / "report.md").read_text()

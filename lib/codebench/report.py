@@ -76,6 +76,7 @@ class ReportData:
     canaries: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=CANARY_COLUMNS))
     skipped_variants: dict[str, str] = field(default_factory=dict)  # compress: variant -> why
     data_summary: dict = field(default_factory=dict)  # results/build_data.json as written
+    compress_source: str | None = None  # the model 03 compressed (compress.json source.name)
 
     def stage(self, name: str) -> StageSummary:
         return next(s for s in self.stages if s.stage == name)
@@ -442,9 +443,14 @@ def collect(run: RunLayout, profile: str | None = None) -> ReportData:
         )
     comp = next(s for s in stages if s.stage == "compress")
     skipped: dict[str, str] = {}
+    compress_source = None
     if comp.status == "ok":
         obj = _read_json(run.result_file("compress"), [])
         skipped = skipped_variants(obj)
+        src = obj.get("source") if isinstance(obj, dict) else None
+        compress_source = (
+            str(src.get("name")) if isinstance(src, dict) and src.get("name") else None
+        )
         listed = (
             {"variants": obj["variants"]} if isinstance(obj, dict) and "variants" in obj else obj
         )
@@ -466,6 +472,7 @@ def collect(run: RunLayout, profile: str | None = None) -> ReportData:
         pd.DataFrame(canary_rows, columns=CANARY_COLUMNS),
         skipped,
         data_obj if isinstance(data_obj, dict) else {},
+        compress_source,
     )
 
 
@@ -548,7 +555,8 @@ def missing_cell(data: ReportData, variant: str, bench: str) -> str:
         return data.skipped_variants[variant]
     status = data.eval_status.get((variant, bench))
     if status is None:
-        return NOT_RUN
+        evaluated = set(data.evals.variant) | {v for v, _ in data.eval_status}
+        return NOT_RUN if variant in evaluated else "not evaluated"
     why = data.eval_reasons.get((variant, bench))
     return f"{status}: {short_reason(why)}" if why else status
 
@@ -705,6 +713,7 @@ def highlights(data: ReportData, metric: str = "pass@1") -> list[str]:
                 if diffs
                 else f"- fine-tuned vs base: no benchmark's {metric} differs beyond the 95% intervals."
             )
+    out += _compression_lines(data)
     if not data.canaries.empty:
         ok = data.canaries.groupby("benchmark").ok.all()
         out.append(
@@ -719,6 +728,34 @@ def highlights(data: ReportData, metric: str = "pass@1") -> list[str]:
             + "."
         )
     return out
+
+
+def _compression_lines(data: ReportData) -> list[str]:
+    """One bullet: each compressed variant's size and perplexity against its source's."""
+    src = data.compress_source
+    m = data.models.set_index("variant") if not data.models.empty else None
+    if not src or m is None or src not in m.index:
+        return []
+    s_mb, s_ppl = m.loc[src].size_mb, m.loc[src].perplexity
+    parts = []
+    for v, r in m.iterrows():
+        if v in (src, "base", "lora", "finetuned") or v in data.skipped_variants:
+            continue
+        if pd.isna(r.size_mb):
+            continue
+        bits = [f"{_fmt(r.size_mb, 2)} MB"]
+        if pd.notna(s_mb) and r.size_mb:
+            bits[0] += f" ({s_mb / r.size_mb:.1f}x smaller)"
+        if pd.notna(r.perplexity):
+            change = f" ({r.perplexity / s_ppl - 1:+.1%})" if pd.notna(s_ppl) and s_ppl else ""
+            bits.append(f"perplexity {_fmt(r.perplexity, 2)}{change}")
+        parts.append(f"{v} " + ", ".join(bits))
+    if not parts:
+        return []
+    head = f"{src}, {_fmt(s_mb, 2)} MB" + (
+        f", perplexity {_fmt(s_ppl, 2)}" if pd.notna(s_ppl) else ""
+    )
+    return [f"- compression of {head}: " + "; ".join(parts) + "."]
 
 
 def render_markdown(

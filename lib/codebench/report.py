@@ -483,6 +483,10 @@ def _stage_note(stage: str, status: str, evals, models, funnel, training, entry:
         return "no results (stage not in this profile, or not run yet)"
     if status != "ok":
         return ""
+    if stage == "model":
+        base = models[models.variant == "base"]
+        if len(base) and pd.notna(base.iloc[0].perplexity):
+            return f"held-out perplexity {_fmt(base.iloc[0].perplexity, 2)}"
     if stage == "data" and not funnel.empty:
         return " -> ".join(f"{r.step} {_fmt(r.records, 0)}" for r in funnel.itertuples())
     if stage == "finetune" and not training.empty:
@@ -695,7 +699,8 @@ def highlights(data: ReportData, metric: str = "pass@1") -> list[str]:
             out.append(f"- {b} {metric}: {cells}.")
         if zero:
             n = ev[ev.benchmark.isin(zero)].problems.dropna()
-            size = f" ({int(n.min())}-{int(n.max())} problems each)" if len(n) else ""
+            lo, hi = (int(n.min()), int(n.max())) if len(n) else (0, 0)
+            size = f" ({lo}{'' if lo == hi else f'-{hi}'} problems each)" if len(n) else ""
             out.append(
                 f"- {metric} is 0 for every variant on {', '.join(zero)}{size}: the model solves "
                 "none of them; the canaries below show the harness would have counted a solution."

@@ -47,7 +47,8 @@ def mark_zeros(ax, xs, vals, fontsize: float = 7) -> None:
 
 def _all_zero_message(df: pd.DataFrame, benches: list[str], variants: list[str]) -> str:
     probs = df["problems"].dropna() if "problems" in df else pd.Series(dtype=float)
-    n = f" ({int(probs.min())}-{int(probs.max())} problems each)" if len(probs) else ""
+    lo, hi = (int(probs.min()), int(probs.max())) if len(probs) else (0, 0)
+    n = f" ({lo}{'' if lo == hi else f'-{hi}'} problems each)" if len(probs) else ""
     return (
         f"Every pass@k is 0: no variant ({', '.join(variants)}) solved any problem of "
         f"{', '.join(benches)}{n}.\nThe canaries in report.md show whether the harness "
@@ -151,7 +152,7 @@ def outcome_breakdown(
     return path
 
 
-def _short_ids(ids: list[str], width: int = 14) -> tuple[list[str], str]:
+def _short_ids(ids: list[str], width: int = 18) -> tuple[list[str], str]:
     """Problem ids without their common prefix, each at most `width` characters; and the prefix."""
     import os.path
 

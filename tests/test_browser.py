@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -88,9 +89,8 @@ def _prepare_root(root: Path, model_dir: Path) -> None:
     for cell in nb["cells"]:
         if "parameters" in cell.get("metadata", {}).get("tags", []):
             src = "".join(cell["source"])
-            src = src.replace('run_dir = "../runs/notebook"', 'run_dir = "run"').replace(
-                'device = "auto"', 'device = "cpu"'
-            )
+            src = re.sub(r'(?m)^run_dir = "[^"]*"', 'run_dir = "run"', src)
+            src = re.sub(r'(?m)^device = "[^"]*"', 'device = "cpu"', src)
             src = src.replace("problem_limit = None", "problem_limit = 5")
             cell["source"] = src
     (root / "playground.ipynb").write_text(json.dumps(nb))

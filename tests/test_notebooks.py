@@ -79,3 +79,58 @@ def test_papermill_parses_every_parameter(path: Path) -> None:
     assert seen == _param_names(path), (
         f"{path.name}: papermill cannot parse {sorted(_param_names(path) - seen)}"
     )
+
+
+PROFILE = Path(__file__).resolve().parents[1] / "params" / "smoke.yaml"
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
+def test_defaults_equal_the_smoke_profile(path: Path) -> None:
+    """Run All in JupyterLab after `make reproduce` reads ../runs/smoke with the smoke profile's
+    values; `python -m codebench.nbparams` rewrites them after a profile change."""
+    from codebench import nbparams
+
+    assert path.name in nbparams.STAGE_NOTEBOOKS, f"{path.name}: add it to nbparams.STAGE_NOTEBOOKS"
+    cell = nbparams.parameters_cell(json.loads(path.read_text()))
+    have = nbparams.cell_defaults("".join(cell["source"]))
+    want = nbparams.expected_defaults(PROFILE, path.name)
+    differ = {k: (have.get(k, "<missing>"), v) for k, v in want.items() if not nbparams._same(have.get(k), v)}  # fmt: skip
+    assert not differ, (
+        f"{path.name} defaults differ from {PROFILE.name} (notebook, profile): {differ}; "
+        f"run `python -m codebench.nbparams {PROFILE.relative_to(PROFILE.parents[1])}`"
+    )
+    assert have["run_dir"] == "../runs/smoke" and have["figures_dir"] == "../figures/smoke"
+
+
+def test_sync_rewrites_values_and_keeps_comments() -> None:
+    from codebench import nbparams
+
+    src = (
+        'profile = "notebook"              # run name\n'
+        "limit = 40                        # records\n"
+        'tiny = {\n    "steps": 400,     # optimizer steps\n    "lr": 0.005,\n}\n'
+        'variants = ["a",\n            "b"]  # two lines\n'
+    )
+    new, changed = nbparams.sync_source(
+        src,
+        {"profile": "smoke", "limit": 40, "tiny": {"steps": 300, "lr": 0.005},
+         "variants": ["a"], "extra": None},
+    )  # fmt: skip
+    assert changed == ["profile", "tiny", "variants", "extra"]
+    assert new == (
+        'profile = "smoke"                 # run name\n'
+        "limit = 40                        # records\n"
+        'tiny = {\n    "steps": 300,     # optimizer steps\n    "lr": 0.005,\n}\n'
+        'variants = ["a"]  # two lines\n'
+        "extra = None\n"
+    )
+    assert nbparams.cell_defaults(new)["tiny"] == {"steps": 300, "lr": 0.005}
+
+
+def test_missing_run_names_the_command(tmp_path: Path) -> None:
+    from codebench import nbparams
+
+    with pytest.raises(nbparams.RunMissing, match=r"Run `make reproduce` in the project root"):
+        nbparams.require_run(tmp_path / "runs" / "smoke", "playground")
+    (tmp_path / "runs" / "smoke" / "models" / "base").mkdir(parents=True)
+    nbparams.require_run(tmp_path / "runs" / "smoke", "playground")

@@ -301,3 +301,70 @@ def test_playground_notebook_runs_headless_under_papermill(tmp_path: Path) -> No
     text = "".join("".join(t) if isinstance(t, list) else t for t in streams)
     assert "no widget front end attached" in text
     assert not [o for c in cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+
+
+class SlowBackend(FakeBackend):
+    """Streams many pieces; stops when the Stop button's event is set (as HFBackend does)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import threading
+
+        self.started = threading.Event()
+
+    def stream(self, prompt: str, cfg, cancel=None):
+        import time
+
+        self.calls.append((prompt, cfg))
+        for i in range(2000):
+            if cancel is not None and cancel.is_set():
+                return
+            self.started.set()
+            yield f"t{i} "
+            time.sleep(0.005)
+
+
+def test_stop_button_ends_a_running_generation() -> None:
+    pg, backend = make(SlowBackend())
+    worker = pg.start_generate()
+    assert pg.stop_button.disabled is False and pg.generate_button.disabled is True
+    assert backend.started.wait(10)
+    pg.stop_button.click()
+    worker.join(10)
+    assert not worker.is_alive()
+    assert "(stopped)" in pg.status.value and pg.last_output.count("t") < 2000
+    assert pg.stop_button.disabled is True and pg.generate_button.disabled is False
+
+
+def test_status_shows_tokens_per_second_and_threads_fit_idle_cores(monkeypatch) -> None:
+    import torch
+
+    import codebench.tiny
+
+    monkeypatch.setattr(codebench.tiny, "auto_threads", lambda: 1)
+    before = torch.get_num_threads()
+    try:
+        pg, _ = make()
+        assert pg.on_generate() == "def f():"
+        assert torch.get_num_threads() == 1
+        assert "tokens/s" in pg.status.value and pg.tokens_per_s and pg.tokens_per_s > 0
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_without_a_run_it_says_which_command_to_run(tmp_path: Path) -> None:
+    pg = pgm.Playground(tmp_path / "runs" / "smoke", problems=FakeProblems())
+    assert pg.missing_run and "make reproduce" in pg.status.value
+    assert pg.on_generate() == ""
+    assert "run `make reproduce` in the project root first" in pg.status.value
+    assert "ModelNotFoundError" not in pg.status.value and "RunLayout" not in pg.status.value
+
+
+def test_run_all_then_generate_after_the_quick_start(tiny_run) -> None:
+    """The default backend resolves the run's variants (no 'pass run=<RunLayout>' error)."""
+    pg = pgm.Playground(tiny_run.root, problems=FakeProblems(), device="cpu")
+    assert pg.variant.options == ("base",) and not pg.missing_run
+    pg.max_new_tokens.value = 4
+    text = pg.on_generate()
+    assert pg.status.value.startswith("done (#1)"), pg.status.value
+    assert isinstance(text, str) and "tokens/s" in pg.status.value

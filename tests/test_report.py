@@ -64,9 +64,11 @@ def test_subset_profile_reports_not_run(tmp_path: Path) -> None:
     assert res.figures["pass@1 against model size"] is not None  # base size from base_model.json
     md = res.path.read_text()
     assert "- data funnel: not run (no data)" in md
+    # results.json's status and reason shown
     assert (
-        res.table.set_index("variant").loc["base", "fim"] == "skipped"
-    )  # results.json status shown
+        res.table.set_index("variant").loc["base", "fim"]
+        == "skipped: the tokenizer has no fill-in-the-middle tokens"
+    )
     assert "| 01 build data | not run |" in md
 
 
@@ -167,6 +169,7 @@ def test_report_notebook_runs_under_papermill(tmp_path: Path) -> None:
             "figures_dir": str(run.figures),
             "device": "cpu",
             "benchmarks": ["humaneval", "mbpp"],
+            "title": "",  # the notebook's default is the smoke profile's title
         },
     )
     md = (run.root / "report.md").read_text()

@@ -147,8 +147,13 @@ class Backend:
 
         return apply_chat(getattr(self, "tokenizer", None), messages)
 
-    def stream(self, prompt: str, cfg: GenerationConfig) -> Iterator[str]:
-        """Text pieces of one completion as they are generated (default: the whole text at once)."""
+    def stream(
+        self, prompt: str, cfg: GenerationConfig, cancel: threading.Event | None = None
+    ) -> Iterator[str]:
+        """Text pieces of one completion as they are generated (default: the whole text at once).
+
+        Setting `cancel` stops the generation early (backends that stream check it each step).
+        """
         yield self.generate([prompt], GenerationConfig(**{**asdict(cfg), "n": 1}))[0][0].text
 
     def close(self) -> None:
@@ -426,8 +431,11 @@ class HFBackend(Backend):
             )
             emit(i, comps)
 
-    def stream(self, prompt: str, cfg: GenerationConfig) -> Iterator[str]:
-        """Yield text as it is generated (TextIteratorStreamer), stopping at the first stop string."""
+    def stream(
+        self, prompt: str, cfg: GenerationConfig, cancel: threading.Event | None = None
+    ) -> Iterator[str]:
+        """Yield text as it is generated (TextIteratorStreamer), stopping at the first stop string,
+        or at the next step once `cancel` is set."""
         import torch
         from transformers import TextIteratorStreamer
 
@@ -435,6 +443,8 @@ class HFBackend(Backend):
         ids, mask = self._pad_left(batch)
         one = GenerationConfig(**{**asdict(cfg), "n": 1})
         stopping, processors = self._criteria(one, batch, ids.shape[1])
+        if cancel is not None:
+            stopping.append(_Cancelled(cancel))
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         kwargs = dict(
             input_ids=ids,
@@ -469,6 +479,20 @@ class HFBackend(Backend):
                 yield buf[sent:]
         finally:
             worker.join()
+
+
+class _Cancelled:
+    """Stopping criterion: every row is done once `event` is set (a Stop button)."""
+
+    def __init__(self, event: threading.Event):
+        self.event = event
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        return torch.full(
+            (input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device
+        )
 
 
 class _StopOnText:

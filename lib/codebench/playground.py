@@ -22,8 +22,10 @@ from __future__ import annotations
 import atexit
 import codecs
 import html
+import inspect
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -170,7 +172,7 @@ def is_interactive(setting: bool | str | None = "auto") -> bool:
 
 
 def run_variants(run_dir: str | os.PathLike | None) -> list[str]:
-    """Model variants of a run folder, base first; ['tiny'] when the folder has none."""
+    """Model variants of a run folder, base first; [] when the folder has none."""
     from codebench.runs import RunLayout
 
     if run_dir is None:
@@ -180,22 +182,47 @@ def run_variants(run_dir: str | os.PathLike | None) -> list[str]:
     return head + [v for v in found if v not in head]
 
 
+NO_RUN = (
+    "no trained model in {run}: run `make reproduce` in the project root first "
+    "(it trains the tiny model into runs/smoke/models), then run this notebook again"
+)
+
+
 def default_backend_factory(
     run_dir: str | os.PathLike | None, device: str = "cpu"
 ) -> Callable[[str], Any]:
-    """variant name -> an HF backend for runs/<name>/models/<variant> (cached per variant)."""
+    """variant name -> an HF backend for the run's models/<variant> (cached per variant).
+
+    Names resolve through the run (`models.resolve(..., run=...)`), so 'tiny' means the run's
+    base model; with no model in the run the error says which command makes one.
+    """
     cache: dict[str, Any] = {}
 
     def make(variant: str):
         if variant not in cache:
             from codebench.generate import make_backend
+            from codebench.runs import RunLayout
 
-            folder = Path(run_dir) / "models" / variant if run_dir else None
-            spec = str(folder) if folder is not None and folder.is_dir() else variant
-            cache[variant] = make_backend("hf", model=spec, device=device)
+            run = RunLayout(Path(run_dir), Path(run_dir)) if run_dir else None
+            if run is None or not run.variants():
+                raise FileNotFoundError(NO_RUN.format(run=Path(run_dir or "runs/smoke").resolve()))
+            folder = run.model_dir(variant)
+            spec = str(folder) if folder.is_dir() else variant
+            cache[variant] = make_backend("hf", model=spec, device=device, run=run)
         return cache[variant]
 
     return make
+
+
+def generation_threads() -> int:
+    """Torch threads for one generation: the idle cores now (as training does), at least 1.
+
+    More threads than idle cores make a small model crawl on a busy machine (every op
+    spin-waits): 24 tokens took 22.6 s with every thread against 0.58 s with one.
+    """
+    from codebench.tiny import auto_threads
+
+    return auto_threads()
 
 
 def backend_tokenizer(backend: Any):
@@ -319,9 +346,15 @@ class Playground:
         self.last_config = None
         self.last_verdict: dict | None = None
         self.generations = 0
+        self.tokens_per_s: float | None = None
         self._lock = threading.Lock()
+        self._cancel = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._loaded: set[str] = set()
         d = defaults or Controls()
-        variants = variants if variants is not None else (run_variants(run_dir) or ["tiny"])
+        found = variants if variants is not None else run_variants(run_dir)
+        self.missing_run = not found
+        variants = found or ["(none: run `make reproduce` first)"]
         wide = W.Layout(width="98%")
         label = {"description_width": "110px"}
 
@@ -387,6 +420,9 @@ class Playground:
         )
         self.seed = W.IntText(value=d.seed, description="seed", style=label)
         self.generate_button = W.Button(description="Generate", button_style="primary", icon="play")
+        self.stop_button = W.Button(
+            description="Stop", icon="stop", button_style="warning", disabled=True
+        )
         self.clear_button = W.Button(description="Clear history", icon="trash")
         self.rendered = W.HTML(description="", layout=wide)
         self.output = W.Textarea(
@@ -416,7 +452,8 @@ class Playground:
             w.observe(self._on_change, names="value")
         self.mode.observe(self._on_mode, names="value")
         self.bench.observe(self._on_bench, names="value")
-        self.generate_button.on_click(lambda _: self.on_generate())
+        self.generate_button.on_click(lambda _: self.start_generate())
+        self.stop_button.on_click(lambda _: self.on_stop())
         self.clear_button.on_click(lambda _: self.clear_history())
         self.load_button.on_click(lambda _: self.on_load_problem())
         self.test_button.on_click(lambda _: self.on_run_tests())
@@ -439,7 +476,7 @@ class Playground:
                 self.prompt,
                 self.suffix,
                 W.Accordion(children=[controls], titles=("sampling",), selected_index=0),
-                W.HBox([self.generate_button, self.clear_button, self.status]),
+                W.HBox([self.generate_button, self.stop_button, self.clear_button, self.status]),
                 W.HTML("<b>rendered prompt</b> (exactly what the model receives)"),
                 self.rendered,
                 self.output,
@@ -450,6 +487,8 @@ class Playground:
         )
         self._refresh_problems()
         self._refresh_rendered()
+        if self.missing_run:
+            self.status.value = _err(NO_RUN.format(run=Path(run_dir or "runs/smoke").resolve()))
 
     # ------------------------------------------------------------------ reading controls
     def control_widgets(self) -> dict[str, Any]:
@@ -488,11 +527,25 @@ class Playground:
 
     # ------------------------------------------------------------------ actions
     def on_generate(self) -> str:
-        """Render the prompt, stream the completion into the output box, return it."""
+        """Render the prompt, stream the completion into the output box, return it.
+
+        Shows 'loading model ...' while a variant loads the first time and tokens/s while it
+        generates; `on_stop` (the Stop button) ends the generation at the next token.
+        """
         with self._lock:
+            self._cancel.clear()
+            if self.missing_run:
+                self.status.value = _err(
+                    NO_RUN.format(run=Path(self.run_dir or "runs/smoke").resolve())
+                )
+                return ""
             try:
                 cfg = self.config()
+                variant = self.variant.value
+                if variant not in self._loaded:
+                    self.status.value = f"<i>loading model {html.escape(str(variant))} ...</i>"
                 backend = self.backend()
+                self._loaded.add(variant)
                 prompt = self.current_prompt(backend)
             except Exception as e:  # bad stop escape, no FIM tokens, model not loadable
                 self._error(e)
@@ -500,16 +553,29 @@ class Playground:
             self.last_prompt, self.last_config = prompt, cfg
             self.rendered.value = _pre(prompt)
             self.output.value = ""
-            self.status.value = "<i>generating ...</i>"
+            threads = _set_threads()
+            self.status.value = f"<i>generating ... ({threads} threads)</i>"
             chunks: list[str] = []
+            count = _token_counter(backend)
+            t0 = last = time.perf_counter()
             try:
-                for piece in _stream(backend, prompt, cfg):
+                for piece in _stream(backend, prompt, cfg, self._cancel):
                     chunks.append(piece)
                     self.output.value = "".join(chunks)
+                    now = time.perf_counter()
+                    if now - last > 0.25:
+                        last = now
+                        n = count(self.output.value)
+                        self.status.value = (
+                            f"<i>generating ... {n} tokens, {n / (now - t0):.1f} tokens/s</i>"
+                        )
             except Exception as e:
                 self._error(e)
                 return ""
             text = "".join(chunks)
+            seconds = time.perf_counter() - t0
+            n = count(text)
+            self.tokens_per_s = n / seconds if seconds > 0 else None
             self.last_output = text
             if self.mode.value == "multi-turn":
                 self.history += [
@@ -518,8 +584,34 @@ class Playground:
                 ]
                 self.transcript.value = _transcript(self.history)
             self.generations += 1
-            self.status.value = f"done (#{self.generations}): {len(text)} characters"
+            stopped = " (stopped)" if self._cancel.is_set() else ""
+            rate = f", {self.tokens_per_s:.1f} tokens/s" if self.tokens_per_s else ""
+            self.status.value = (
+                f"done (#{self.generations}){stopped}: {len(text)} characters, {n} tokens "
+                f"in {seconds:.1f} s{rate}"
+            )
             return text
+
+    def start_generate(self) -> threading.Thread:
+        """Generate in a background thread (the kernel stays free for the Stop button)."""
+
+        def work() -> None:
+            try:
+                self.on_generate()
+            finally:
+                self.generate_button.disabled = False
+                self.stop_button.disabled = True
+
+        self.generate_button.disabled = True
+        self.stop_button.disabled = False
+        self._worker = threading.Thread(target=work, daemon=True, name="playground-generate")
+        self._worker.start()
+        return self._worker
+
+    def on_stop(self) -> None:
+        """Stop the running generation at the next token (what was generated stays)."""
+        self._cancel.set()
+        self.status.value = "<i>stopping ...</i>"
 
     def clear_history(self) -> None:
         self.history = []
@@ -604,9 +696,8 @@ class Playground:
         )
 
     def _error(self, e: BaseException) -> None:
-        self.status.value = (
-            f"<span style='color:#b00'>error: {html.escape(f'{type(e).__name__}: {e}')}</span>"
-        )
+        msg = str(e) if isinstance(e, FileNotFoundError) else f"{type(e).__name__}: {e}"
+        self.status.value = _err(f"error: {msg}")
 
     def display(self) -> None:
         from IPython.display import display
@@ -614,12 +705,54 @@ class Playground:
         display(self.widget)
 
 
-def _stream(backend: Any, prompt: str, cfg) -> Iterator[str]:
-    """Tokens from `backend.stream`, or one chunk from `generate` for backends without it."""
-    if hasattr(backend, "stream"):
-        yield from backend.stream(prompt, cfg)
-    else:
+def _stream(backend: Any, prompt: str, cfg, cancel: threading.Event | None = None) -> Iterator[str]:
+    """Tokens from `backend.stream` (told to stop by `cancel` when it accepts it, else cut
+    between pieces), or one chunk from `generate` for backends without it."""
+    if not hasattr(backend, "stream"):
         yield backend.generate([prompt], cfg)[0][0].text
+        return
+    try:
+        takes_cancel = "cancel" in inspect.signature(backend.stream).parameters
+    except (TypeError, ValueError):
+        takes_cancel = False
+    pieces = (
+        backend.stream(prompt, cfg, cancel=cancel) if takes_cancel else backend.stream(prompt, cfg)
+    )
+    for piece in pieces:
+        yield piece
+        if cancel is not None and cancel.is_set() and not takes_cancel:
+            return
+
+
+def _set_threads() -> int:
+    """Size torch's CPU threads to the idle cores; returns the number used."""
+    try:
+        import torch
+    except ImportError:
+        return 1
+    n = generation_threads()
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
+
+
+def _token_counter(backend: Any) -> Callable[[str], int]:
+    """text -> its number of tokens with the backend's tokenizer (characters / 4 without one)."""
+    tok = backend_tokenizer(backend)
+    if tok is None:
+        return lambda text: max(1, len(text) // 4) if text else 0
+
+    def count(text: str) -> int:
+        try:
+            return len(tok(text, add_special_tokens=False)["input_ids"]) if text else 0
+        except Exception:  # noqa: BLE001 - a count for the status line only
+            return max(1, len(text) // 4)
+
+    return count
+
+
+def _err(text: str) -> str:
+    return f"<span style='color:#b00'>{html.escape(text)}</span>"
 
 
 def _pre(text: str) -> str:

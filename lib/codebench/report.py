@@ -45,6 +45,7 @@ STAGE_TITLES = {
     "evaluate": "04 evaluate",
 }
 NOT_RUN = "not run"
+CANARY_COLUMNS = ["benchmark", "variant", "ref_ok", "ref_n", "wrong_ok", "wrong_n", "ok", "reason"]
 
 
 @dataclass
@@ -71,12 +72,18 @@ class ReportData:
     manifest: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     eval_status: dict[tuple[str, str], str] = field(default_factory=dict)
+    eval_reasons: dict[tuple[str, str], str] = field(default_factory=dict)
+    canaries: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=CANARY_COLUMNS))
+    skipped_variants: dict[str, str] = field(default_factory=dict)  # compress: variant -> why
+    data_summary: dict = field(default_factory=dict)  # results/build_data.json as written
+    compress_source: str | None = None  # the model 03 compressed (compress.json source.name)
 
     def stage(self, name: str) -> StageSummary:
         return next(s for s in self.stages if s.stage == name)
 
 
 EVAL_COLUMNS = ["variant", "benchmark", "metric", "value", "ci_low", "ci_high", "problems"]
+
 MODEL_COLUMNS = ["variant", "kind", "parent", "size_mb", "latency_ms", "perplexity"]
 
 
@@ -146,7 +153,13 @@ def _metrics_of(obj: dict) -> dict[str, dict[str, float | None]]:
     return out
 
 
-def read_evals(run: RunLayout, warnings: list[str], statuses: dict | None = None) -> pd.DataFrame:
+def read_evals(
+    run: RunLayout,
+    warnings: list[str],
+    statuses: dict | None = None,
+    reasons: dict | None = None,
+    canaries: list | None = None,
+) -> pd.DataFrame:
     """Every eval/<variant>/<bench>/results.json as long rows (one per metric).
 
     A results.json whose `status` is not 'ok' (skipped, canary-failed, incomplete) is
@@ -164,9 +177,30 @@ def read_evals(run: RunLayout, warnings: list[str], statuses: dict | None = None
         status = obj.get("status")
         if isinstance(status, str) and status != "ok" and statuses is not None:
             statuses[(variant, bench)] = status  # skipped, canary-failed, incomplete
+            if reasons is not None and obj.get("reason"):
+                reasons[(variant, bench)] = str(obj["reason"])
+        if canaries is not None and isinstance(obj.get("canary"), dict):
+            canaries.append(_canary_row(variant, bench, obj["canary"]))
         for metric, m in _metrics_of(obj).items():
             rows.append({"variant": variant, "benchmark": bench, "metric": metric, **m})
     return pd.DataFrame(rows, columns=EVAL_COLUMNS)
+
+
+def _canary_row(variant: str, bench: str, canary: dict) -> dict:
+    """Counts of one results.json's canary checks: references that passed, wrong answers that failed."""
+    checks = [c for c in canary.get("checks") or [] if isinstance(c, dict)]
+    refs = [c for c in checks if c.get("kind") == "reference"]
+    wrong = [c for c in checks if c.get("kind") == "wrong"]
+    return {
+        "benchmark": bench,
+        "variant": variant,
+        "ref_ok": sum(bool(c.get("ok")) for c in refs),
+        "ref_n": len(refs),
+        "wrong_ok": sum(bool(c.get("ok")) for c in wrong),
+        "wrong_n": len(wrong),
+        "ok": bool(canary.get("ok")) and bool(checks),
+        "reason": str(canary.get("reason") or ""),
+    }
 
 
 _SIZE_KEYS = (
@@ -236,17 +270,40 @@ def _model_rows(obj: Any) -> list[dict]:
                 "parent": d.get("parent"),
                 "size_mb": _pick(d, _SIZE_KEYS),
                 "latency_ms": _pick(d, _LAT_KEYS),
-                "perplexity": next(
-                    (
-                        _num(d[k])
-                        for k in ("perplexity", "ppl", "heldout_perplexity")
-                        if _num(d.get(k)) is not None
-                    ),
-                    None,
-                ),
+                "perplexity": _perplexity(d),
             }
         )
     return extra + rows
+
+
+def _perplexity(d: dict) -> float | None:
+    """perplexity / ppl / heldout_perplexity, as a number or a {"ppl": ..} mapping (00 writes one)."""
+    for k in ("perplexity", "ppl", "heldout_perplexity"):
+        v = d.get(k)
+        if isinstance(v, dict):
+            v = v.get("ppl", v.get("value", v.get("perplexity")))
+        if (x := _num(v)) is not None:
+            return x
+    return None
+
+
+def skipped_variants(obj: Any) -> dict[str, str]:
+    """{variant: why} for compress.json variants that were not built (CUDA-only, unavailable)."""
+    rows = obj.get("variants") if isinstance(obj, dict) else None
+    out = {}
+    for d in rows if isinstance(rows, list) else []:
+        if isinstance(d, dict) and d.get("status") not in (None, "ok"):
+            name = str(d.get("name") or d.get("spec") or "?")
+            why = str(d.get("reason") or d.get("error") or d.get("status"))
+            out[name] = f"{d.get('status')}: {short_reason(why)}"
+    return out
+
+
+def short_reason(why: str) -> str:
+    """'needs CUDA' for the CUDA-only variants, else the reason's first line (cut at 100)."""
+    if "cuda" in why.lower() and any(w in why.lower() for w in ("need", "requires", "only")):
+        return "needs CUDA"
+    return why.splitlines()[0][:100] if why else ""
 
 
 def _dir_mb(path: Path) -> float | None:
@@ -335,6 +392,8 @@ def _curve_rows(obj: Any) -> list[dict]:
     for p in hist:
         if not isinstance(p, dict) or _num(p.get("step")) is None:
             continue
+        if "train_runtime" in p or "total_flos" in p:
+            continue  # the Trainer's end-of-run summary: `train_loss` is the run's average loss
         for key, series in (("loss", "train"), ("train_loss", "train"), ("eval_loss", "eval")):
             if _num(p.get(key)) is not None:
                 rows.append({"step": p["step"], "series": series, "loss": p[key]})
@@ -347,7 +406,10 @@ def collect(run: RunLayout, profile: str | None = None) -> ReportData:
     manifest = _read_json(run.manifest, warnings) or {}
     mstages = manifest.get("stages", {}) if isinstance(manifest, dict) else {}
     statuses: dict[tuple[str, str], str] = {}
-    evals, models = read_evals(run, warnings, statuses), read_models(run, warnings)
+    reasons: dict[tuple[str, str], str] = {}
+    canary_rows: list[dict] = []
+    evals = read_evals(run, warnings, statuses, reasons, canary_rows)
+    models = read_models(run, warnings)
     data_obj = _read_json(run.result_file("build_data"), warnings)
     ft_obj = _read_json(run.result_file("finetune"), warnings)
     funnel = pd.DataFrame(_funnel_rows(data_obj), columns=["step", "records"])
@@ -380,13 +442,22 @@ def collect(run: RunLayout, profile: str | None = None) -> ReportData:
             )
         )
     comp = next(s for s in stages if s.stage == "compress")
+    skipped: dict[str, str] = {}
+    compress_source = None
     if comp.status == "ok":
         obj = _read_json(run.result_file("compress"), [])
+        skipped = skipped_variants(obj)
+        src = obj.get("source") if isinstance(obj, dict) else None
+        compress_source = (
+            str(src.get("name")) if isinstance(src, dict) and src.get("name") else None
+        )
         listed = (
             {"variants": obj["variants"]} if isinstance(obj, dict) and "variants" in obj else obj
         )
-        named = [r["variant"] for r in _model_rows(listed)]
+        named = [r["variant"] for r in _model_rows(listed) if r["variant"] not in skipped]
         comp.note = f"{len(named)} variants: {', '.join(named)}"
+        if skipped:
+            comp.note += "; " + ", ".join(f"{v} {why}" for v, why in skipped.items())
     return ReportData(
         profile or run.root.name,
         stages,
@@ -397,6 +468,11 @@ def collect(run: RunLayout, profile: str | None = None) -> ReportData:
         manifest if isinstance(manifest, dict) else {},
         warnings,
         statuses,
+        reasons,
+        pd.DataFrame(canary_rows, columns=CANARY_COLUMNS),
+        skipped,
+        data_obj if isinstance(data_obj, dict) else {},
+        compress_source,
     )
 
 
@@ -407,6 +483,10 @@ def _stage_note(stage: str, status: str, evals, models, funnel, training, entry:
         return "no results (stage not in this profile, or not run yet)"
     if status != "ok":
         return ""
+    if stage == "model":
+        base = models[models.variant == "base"]
+        if len(base) and pd.notna(base.iloc[0].perplexity):
+            return f"held-out perplexity {_fmt(base.iloc[0].perplexity, 2)}"
     if stage == "data" and not funnel.empty:
         return " -> ".join(f"{r.step} {_fmt(r.records, 0)}" for r in funnel.itertuples())
     if stage == "finetune" and not training.empty:
@@ -460,9 +540,8 @@ def variant_table(
                 else _first_metric(data, b)
             )
             m = sub[sub.metric == col_metric]
-            missing = data.eval_status.get((v, b), "not run")
             row[f"{b} {col_metric}" if col_metric else b] = (
-                _fmt_ci(m.iloc[0]) if len(m) else missing
+                _fmt_ci(m.iloc[0]) if len(m) else missing_cell(data, v, b)
             )
         mr = data.models[data.models.variant == v]
         mr = mr.iloc[0] if len(mr) else None
@@ -471,6 +550,19 @@ def variant_table(
         row["perplexity"] = _fmt(mr.perplexity, 2) if mr is not None else "—"
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def missing_cell(data: ReportData, variant: str, bench: str) -> str:
+    """Why a (variant, benchmark) cell has no score: the variant was skipped (e.g. 'skipped:
+    needs CUDA'), the evaluation was skipped or failed its canaries, or it did not run."""
+    if variant in data.skipped_variants:
+        return data.skipped_variants[variant]
+    status = data.eval_status.get((variant, bench))
+    if status is None:
+        evaluated = set(data.evals.variant) | {v for v, _ in data.eval_status}
+        return NOT_RUN if variant in evaluated else "not evaluated"
+    why = data.eval_reasons.get((variant, bench))
+    return f"{status}: {short_reason(why)}" if why else status
 
 
 def _first_metric(data: ReportData, bench: str) -> str | None:
@@ -521,6 +613,156 @@ def stage_table(data: ReportData) -> pd.DataFrame:
     )
 
 
+def canary_table(data: ReportData) -> pd.DataFrame:
+    """One row per benchmark: references that passed and wrong answers that failed, per variant.
+
+    Canaries are the evidence that the harness works: a benchmark whose reference solutions
+    pass and whose deliberately wrong answers fail can score a model; a zero from it is real.
+    """
+    if data.canaries.empty:
+        return pd.DataFrame(
+            columns=["benchmark", "references passed", "wrong answers failed", "status"]
+        )
+    rows = []
+    for bench, sub in data.canaries.groupby("benchmark", sort=True):
+        first = sub.iloc[0]
+        same = sub[["ref_ok", "ref_n", "wrong_ok", "wrong_n", "ok"]].drop_duplicates().shape[0] == 1
+        where = f" (each of {len(sub)} variants)" if same and len(sub) > 1 else ""
+        if same:
+            refs = f"{first.ref_ok} of {first.ref_n}{where}"
+            wrong = f"{first.wrong_ok} of {first.wrong_n}{where}"
+        else:
+            refs = ", ".join(f"{r.variant} {r.ref_ok}/{r.ref_n}" for r in sub.itertuples())
+            wrong = ", ".join(f"{r.variant} {r.wrong_ok}/{r.wrong_n}" for r in sub.itertuples())
+        bad = sub[~sub.ok]
+        status = (
+            "ok"
+            if bad.empty
+            else "FAILED: " + "; ".join(f"{r.variant}: {r.reason[:120]}" for r in bad.itertuples())
+        )
+        rows.append(
+            {
+                "benchmark": bench,
+                "references passed": refs,
+                "wrong answers failed": wrong,
+                "status": status,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def skipped_lines(data: ReportData) -> list[str]:
+    """What did not run and why: variants not built, evaluations skipped, stages not run."""
+    out = [f"- variant `{v}`: {why}" for v, why in data.skipped_variants.items()]
+    by_reason: dict[str, list[str]] = {}
+    for (variant, bench), status in sorted(data.eval_status.items()):
+        why = data.eval_reasons.get((variant, bench), "")
+        by_reason.setdefault(f"{status}: {short_reason(why)}" if why else status, []).append(
+            f"{variant}/{bench}"
+        )
+    out += [f"- evaluation {', '.join(cells)}: {why}" for why, cells in by_reason.items()]
+    out += [
+        f"- stage {STAGE_TITLES[s.stage]}: {s.status}"
+        + (f" ({s.note})" if s.note and s.status != NOT_RUN else "")
+        for s in data.stages
+        if s.status != "ok"
+    ]
+    return out
+
+
+def _ci_of(data: ReportData, variant: str, bench: str, metric: str):
+    r = data.evals[
+        (data.evals.variant == variant)
+        & (data.evals.benchmark == bench)
+        & (data.evals.metric == metric)
+    ]
+    return r.iloc[0] if len(r) else None
+
+
+def highlights(data: ReportData, metric: str = "pass@1") -> list[str]:
+    """Markdown bullets: what this run shows, in numbers, before any table."""
+    out = []
+    base = data.models[data.models.variant == "base"]
+    if len(base) and pd.notna(base.iloc[0].perplexity):
+        out.append(f"- base model: held-out perplexity {_fmt(base.iloc[0].perplexity, 1)}.")
+    ft = data.stage("finetune")
+    if ft.status == "ok" and ft.note:
+        out.append(f"- fine-tuning: {ft.note}.")
+    ev = data.evals[data.evals.metric == metric]
+    if not ev.empty:
+        benches = sorted(ev.benchmark.unique())
+        zero = [b for b in benches if (ev[ev.benchmark == b].value == 0).all()]
+        scored = [b for b in benches if b not in zero]
+        for b in scored:
+            sub = ev[ev.benchmark == b].sort_values("value", ascending=False)
+            cells = ", ".join(f"{r.variant} {_fmt_ci(r)}" for r in sub.itertuples())
+            out.append(f"- {b} {metric}: {cells}.")
+        if zero:
+            n = ev[ev.benchmark.isin(zero)].problems.dropna()
+            lo, hi = (int(n.min()), int(n.max())) if len(n) else (0, 0)
+            size = f" ({lo}{'' if lo == hi else f'-{hi}'} problems each)" if len(n) else ""
+            out.append(
+                f"- {metric} is 0 for every variant on {', '.join(zero)}{size}: the model solves "
+                "none of them; the canaries below show the harness would have counted a solution."
+            )
+        diffs = []
+        for b in benches:
+            r0, r1 = _ci_of(data, "base", b, metric), _ci_of(data, "finetuned", b, metric)
+            if r0 is None or r1 is None or pd.isna(r0.ci_low) or pd.isna(r1.ci_low):
+                continue
+            if r1.ci_low > r0.ci_high or r0.ci_low > r1.ci_high:
+                diffs.append(f"{b} (base {_fmt_ci(r0)}, finetuned {_fmt_ci(r1)})")
+        if "base" in set(ev.variant) and "finetuned" in set(ev.variant):
+            out.append(
+                "- fine-tuned vs base, intervals apart on: " + "; ".join(diffs) + "."
+                if diffs
+                else f"- fine-tuned vs base: no benchmark's {metric} differs beyond the 95% intervals."
+            )
+    out += _compression_lines(data)
+    if not data.canaries.empty:
+        ok = data.canaries.groupby("benchmark").ok.all()
+        out.append(
+            f"- canaries: {int(ok.sum())} of {len(ok)} benchmarks pass theirs"
+            + ("" if ok.all() else f" (failed: {', '.join(ok[~ok].index)}: no score from those)")
+            + "."
+        )
+    if data.skipped_variants:
+        out.append(
+            "- skipped: "
+            + ", ".join(f"{v} ({why})" for v, why in data.skipped_variants.items())
+            + "."
+        )
+    return out
+
+
+def _compression_lines(data: ReportData) -> list[str]:
+    """One bullet: each compressed variant's size and perplexity against its source's."""
+    src = data.compress_source
+    m = data.models.set_index("variant") if not data.models.empty else None
+    if not src or m is None or src not in m.index:
+        return []
+    s_mb, s_ppl = m.loc[src].size_mb, m.loc[src].perplexity
+    parts = []
+    for v, r in m.iterrows():
+        if v in (src, "base", "lora", "finetuned") or v in data.skipped_variants:
+            continue
+        if pd.isna(r.size_mb):
+            continue
+        bits = [f"{_fmt(r.size_mb, 2)} MB"]
+        if pd.notna(s_mb) and r.size_mb:
+            bits[0] += f" ({s_mb / r.size_mb:.1f}x smaller)"
+        if pd.notna(r.perplexity):
+            change = f" ({r.perplexity / s_ppl - 1:+.1%})" if pd.notna(s_ppl) and s_ppl else ""
+            bits.append(f"perplexity {_fmt(r.perplexity, 2)}{change}")
+        parts.append(f"{v} " + ", ".join(bits))
+    if not parts:
+        return []
+    head = f"{src}, {_fmt(s_mb, 2)} MB" + (
+        f", perplexity {_fmt(s_ppl, 2)}" if pd.notna(s_ppl) else ""
+    )
+    return [f"- compression of {head}: " + "; ".join(parts) + "."]
+
+
 def render_markdown(
     data: ReportData,
     table: pd.DataFrame,
@@ -529,7 +771,8 @@ def render_markdown(
     title: str = "",
     metric: str = "pass@1",
 ) -> str:
-    """report.md: stage status, the variant table, every metric, figure links (relative)."""
+    """report.md: what the run shows, its canaries, what was skipped and why; then the stage
+    status, the variant table, every metric, the data funnel and the figures (relative links)."""
     title = title or f"codebench report: {data.profile}"
     out = [f"# {title}", ""]
     prov = data.manifest.get("provenance", {}) if isinstance(data.manifest, dict) else {}
@@ -538,6 +781,25 @@ def render_markdown(
             f"Commit `{prov.get('git_commit')}`, Python {prov.get('python')}, seed {prov.get('seed')}.",
             "",
         ]
+    shows = highlights(data, metric)
+    if shows:
+        out += ["## What this run shows", "", *shows, ""]
+    out += [
+        "## Canaries",
+        "",
+        "Before scoring, each benchmark runs its reference solutions (they must pass) and "
+        "deliberately wrong answers (they must fail); a benchmark that fails them reports no score.",
+        "",
+        to_markdown(canary_table(data)),
+        "",
+    ]
+    skipped = skipped_lines(data)
+    out += [
+        "## Skipped, and why",
+        "",
+        *(skipped or ["- nothing: every stage and variant ran."]),
+        "",
+    ]
     out += ["## Stages", ""]
     st = stage_table(data)
     out += [to_markdown(st), ""]
@@ -545,6 +807,9 @@ def render_markdown(
         f"## Variants × benchmarks ({metric}, 95% bootstrap interval over problems)",
         "",
         to_markdown(table),
+        "",
+        "Perplexity is measured on held-out code: the base model's by 00 (its `eval_chars`), "
+        "the others by 03 on 03's held-out text, so compare within one source.",
         "",
     ]
     if not data.evals.empty:
@@ -554,15 +819,15 @@ def render_markdown(
         ).reset_index()
         wide = wide[
             ["benchmark", "metric"] + [v for v in ordered_variants(data) if v in wide.columns]
-        ].fillna("not run")
+        ].fillna(NOT_RUN)
         out += ["## All metrics", "", to_markdown(wide), ""]
     if not data.funnel.empty:
-        out += [
-            "## Data funnel (01)",
-            "",
-            to_markdown(data.funnel.assign(records=[_fmt(x, 0) for x in data.funnel.records])),
-            "",
-        ]
+        out += ["## Data funnel (01)", "", to_markdown(funnel_table(data)), ""]
+        from codebench.plots.data import sft_mix
+
+        mix = sft_mix(data.data_summary)
+        if mix:
+            out += [mix + ".", ""]
     out += ["## Figures", ""]
     for name, path in figures.items():
         if path is None:
@@ -573,6 +838,23 @@ def render_markdown(
     if data.warnings:
         out += ["", "## Warnings", ""] + [f"- {w}" for w in data.warnings]
     return "\n".join(out) + "\n"
+
+
+def funnel_table(data: ReportData) -> pd.DataFrame:
+    """The funnel with each step's share of its own denominator: functions as a share of the
+    source records, prediction samples as a share of the training prompts."""
+    from codebench.plots.data import FUNCTION_STEPS, SAMPLE_STEPS
+
+    groups = {k: ("functions", "raw") for k, _ in FUNCTION_STEPS}
+    groups |= {k: ("samples", "prompts") for k, _ in SAMPLE_STEPS}
+    counts = dict(zip(data.funnel.step, data.funnel.records, strict=True))
+    rows = []
+    for step, n in counts.items():
+        group, denom = groups.get(step, ("", None))
+        d = counts.get(denom) if denom else None
+        share = f"{n / d:.0%} of {denom}" if d and n is not None else "—"
+        rows.append({"step": step, "counts": group, "records": _fmt(n, 0), "share": share})
+    return pd.DataFrame(rows)
 
 
 @dataclass
@@ -606,7 +888,7 @@ def write_report(
         f"{primary_metric} against model size": plots.quality_vs_size(
             evals, data.models, run.figures, primary_metric, order
         ),
-        "data funnel": plots.data_funnel(data.funnel, run.figures),
+        "data funnel": plots.data_funnel(data.funnel, run.figures, data.data_summary),
         "training curves": plots.training_curves(data.training, run.figures),
     }
     from codebench.records import write_json

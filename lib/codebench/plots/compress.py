@@ -41,6 +41,23 @@ def pareto_front(
     return front
 
 
+def skipped_note(result: dict) -> str:
+    """'not built: nf4 (needs CUDA), ...' for variants the stage skipped, else ''."""
+    skipped = [
+        f"{v.get('spec')} ({_short_reason(v)})"
+        for v in result.get("variants", [])
+        if v.get("status") not in (None, "ok")
+    ]
+    return ("not built: " + ", ".join(skipped)) if skipped else ""
+
+
+def _short_reason(v: dict) -> str:
+    why = str(v.get("reason") or v.get("error") or v.get("status") or "")
+    if "cuda" in why.lower():
+        return "needs CUDA"
+    return why.splitlines()[0][:60] if why else str(v.get("status"))
+
+
 def pareto(
     result: dict, metric: str = "perplexity", lower_is_better: bool = True, title: str | None = None
 ):
@@ -48,25 +65,49 @@ def pareto(
     pts = _points(result, metric)
     if not pts:
         return None
+    from codebench.plots import label_points
+
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    front = pareto_front(pts, lower_is_better)
+    on_front = {p[0] for p in front}
     for label, x, y in pts:
         ax.scatter(
-            x, y, s=36, color="tab:red" if label.endswith("(source)") else "tab:blue", zorder=3
+            x,
+            y,
+            s=40,
+            color="tab:red" if label.endswith("(source)") else "tab:blue",
+            edgecolor="black" if label in on_front else "none",
+            linewidth=1.2,
+            zorder=3,
         )
-        ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    front = pareto_front(pts, lower_is_better)
-    ax.plot(
-        [p[1] for p in front],
-        [p[2] for p in front],
-        "--",
-        color="tab:gray",
-        zorder=2,
-        label="Pareto front",
-    )
+    if len(front) >= 2:
+        ax.plot(
+            [p[1] for p in front],
+            [p[2] for p in front],
+            "--",
+            color="tab:gray",
+            lw=1.4,
+            zorder=2,
+            label="Pareto front",
+        )
+    better = "lower" if lower_is_better else "higher"
     ax.set_xlabel("weights on disk (MB)")
-    ax.set_ylabel(metric + (" (lower is better)" if lower_is_better else " (higher is better)"))
+    ax.set_ylabel(f"{metric} ({better} is better)")
     ax.set_title(title or f"size vs {metric}")
-    ax.legend(loc="best", fontsize=8)
+    lo, hi = min(p[2] for p in pts), max(p[2] for p in pts)
+    pad = (hi - lo) * 0.12 or abs(hi) * 0.05 or 1.0
+    ax.set_ylim(lo - pad, hi + pad)
+    xlo, xhi = min(p[1] for p in pts), max(p[1] for p in pts)
+    xpad = (xhi - xlo) * 0.15 or abs(xhi) * 0.1 or 1.0
+    ax.set_xlim(max(0.0, xlo - xpad), xhi + xpad)
+    label_points(ax, [(x, y, label) for label, x, y in pts])
+    ax.scatter([], [], s=40, color="white", edgecolor="black", linewidth=1.2,
+               label="Pareto-optimal: nothing smaller is better")  # fmt: skip
+    note = skipped_note(result)
+    if note:  # a legend line without a marker: the note sits with the legend, below the axes
+        ax.plot([], [], " ", label=note)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=8, frameon=False)
+    fig.tight_layout()
     return fig
 
 
@@ -99,7 +140,13 @@ def latency_bars(result: dict):
 
 
 def sparsity_by_layer(result: dict):
-    """Per-layer sparsity of each pruned variant; None when no variant was pruned."""
+    """Per-layer sparsity of each pruned variant; None when no variant was pruned.
+
+    Series that coincide (e.g. every method at exactly 50% in every layer) stay visible:
+    each has its own marker size and dash, and the title says which ones coincide.
+    """
+    from codebench.plots import SERIES_STYLES
+
     series = [
         (v["spec"], v["info"]["sparsity_layers"])
         for v in result.get("variants", [])
@@ -107,11 +154,22 @@ def sparsity_by_layer(result: dict):
     ]
     if not series:
         return None
-    fig, ax = plt.subplots(figsize=(max(6.4, 0.18 * len(series[0][1]) + 3), 3.8))
-    for spec, layers in series:
-        ax.plot(range(len(layers)), [x["sparsity"] for x in layers], marker="o", ms=3, label=spec)
     names = [x["name"] for x in series[0][1]]
-    step = max(1, len(names) // 24)
+    fig, ax = plt.subplots(figsize=(max(6.4, 0.22 * len(names) + 3), 4.0))
+    for i, (spec, layers) in enumerate(series):
+        marker, size, dash = SERIES_STYLES[i % len(SERIES_STYLES)]
+        ax.plot(
+            range(len(layers)),
+            [x["sparsity"] for x in layers],
+            marker=marker,
+            ms=size,
+            ls=dash,
+            lw=1.4,
+            mfc="none" if i == 0 else None,
+            label=spec,
+            zorder=2 + i,
+        )
+    step = max(1, len(names) // 32)
     ax.set_xticks(
         range(0, len(names), step),
         [
@@ -124,7 +182,12 @@ def sparsity_by_layer(result: dict):
     )
     ax.set_ylim(0, 1)
     ax.set_ylabel("share of weights zero")
-    ax.set_title("per-layer sparsity")
-    ax.legend(fontsize=8)
+    values = {spec: tuple(round(x["sparsity"], 4) for x in layers) for spec, layers in series}
+    same = [spec for spec in values if list(values.values()).count(values[spec]) > 1]
+    title = "per-layer sparsity"
+    if same:
+        title += f"\n{', '.join(same)}: identical in every layer (lines drawn on top of each other)"
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     return fig

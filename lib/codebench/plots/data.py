@@ -37,31 +37,62 @@ STATUS_COLORS = {
 }
 
 
-def _bars(ax, labels: list[str], values: list[int], color: str) -> None:
+def _bars(ax, labels: list[str], values: list[int], color: str, percent: bool = False) -> None:
+    """Horizontal bars, first on top, each labelled with its count (and % of the first bar)."""
     y = np.arange(len(labels))[::-1]
     ax.barh(y, values, color=color)
     ax.set_yticks(y, labels)
     top = max(values + [1])
+    first = values[0] if values else 0
     for yi, v in zip(y, values, strict=True):
-        ax.text(v + top * 0.01, yi, str(v), va="center", fontsize=8)
-    ax.set_xlim(0, top * 1.15)
+        text = f"{v:,}" + (f" ({v / first:.0%})" if percent and first else "")
+        ax.text(v + top * 0.01, yi, text, va="center", fontsize=8)
+    ax.set_xlim(0, top * 1.3)
+
+
+def sft_mix(summary: dict) -> str:
+    """How the SFT records were made, from the summary's `assembly` counts, e.g.
+    '32 SFT records: 0 verified in turn 1, 0 fixed in turn 2, 32 gold fallback'."""
+    f = summary.get("funnel") or {}
+    sft = {k.split(":", 1)[1]: int(v) for k, v in (summary.get("assembly") or {}).items()
+           if k.startswith("sft:")}  # fmt: skip
+    if "sft" not in f:
+        return ""
+    gold = sum(v for k, v in sft.items() if "gold" in k)
+    parts = [
+        f"{int(f.get('verified_turn1', 0))} verified in turn 1",
+        f"{int(f.get('fixed_turn2', 0))} fixed in turn 2",
+    ]
+    if sft:
+        parts.append(f"{gold} gold fallback (the executed answer, as never solved)")
+    return f"{int(f['sft'])} SFT records: " + ", ".join(parts)
 
 
 def funnel(summary: dict) -> plt.Figure | None:
-    """Two panels: functions (raw -> unified -> decontaminated -> with I/O), samples (prompts ->
-    verified in turn 1 -> fixed in turn 2 -> SFT records)."""
+    """Two panels, each with its own denominator: functions (raw -> unified -> decontaminated ->
+    with I/O, % of the source records) and prediction samples (prompts -> predicted -> verified
+    in turn 1 -> fixed in turn 2 -> SFT records, % of the training prompts), and how the SFT
+    records were made."""
     f = summary.get("funnel") or {}
     if not f:
         return None
     fsteps = [(label, int(f[k])) for k, label in FUNCTION_STEPS if k in f]
     ssteps = [(label, int(f[k])) for k, label in SAMPLE_STEPS if k in f]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
-    _bars(axes[0], [a for a, _ in fsteps], [b for _, b in fsteps], "#1f77b4")
-    axes[0].set_title("functions")
-    _bars(axes[1], [a for a, _ in ssteps], [b for _, b in ssteps], "#2ca02c")
-    axes[1].set_title("prediction samples (training split)")
+    panels = [p for p in ((fsteps, "functions", "#1f77b4", "% of source records"),
+                          (ssteps, "prediction samples (training split)", "#2ca02c",
+                           "% of training prompts")) if p[0]]  # fmt: skip
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.3), squeeze=False)
+    for ax, (steps, title, color, pct) in zip(axes[0], panels, strict=True):
+        _bars(ax, [a for a, _ in steps], [b for _, b in steps], color, percent=True)
+        ax.set_title(title)
+        ax.set_xlabel(f"count ({pct})")
+    mix = sft_mix(summary)
     fig.suptitle("CodeI/O data funnel", fontsize=11)
     fig.tight_layout()
+    if mix:
+        fig.text(0.5, -0.02, mix, ha="center", va="top", fontsize=9)
     return fig
 
 

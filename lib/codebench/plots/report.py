@@ -14,7 +14,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from codebench.plots import savefig
+from codebench.plots import all_zero, label_points, message_figure, savefig
+from codebench.plots.evaluate import _all_zero_message, mark_zeros
 
 _PASSK = re.compile(r"^pass@(\d+)$")
 
@@ -28,11 +29,24 @@ def passk_by_variant(
         return None
     benches = sorted(df.benchmark.unique())
     order = [v for v in (variants or sorted(df.variant.unique())) if v in set(df.variant)]
+    if all_zero(df.value.tolist()):
+        fig = message_figure("pass@k by model variant", _all_zero_message(df, benches, order))
+        path = savefig(fig, figures_dir, "report_passk_by_variant")
+        plt.close(fig)
+        return path
+    ncols = min(4, len(benches))
+    nrows = -(-len(benches) // ncols)
     fig, axes = plt.subplots(
-        1, len(benches), figsize=(max(4.5, 3.2 * len(benches) + 1), 3.6), squeeze=False, sharey=True
+        nrows,
+        ncols,
+        figsize=(max(4.5, 3.0 * ncols + 1), 3.0 * nrows + 0.6),
+        squeeze=False,
+        sharey=True,
     )
+    for ax in axes.flat[len(benches) :]:
+        ax.set_visible(False)
     width = 0.8 / max(1, len(order))
-    for ax, bench in zip(axes[0], benches, strict=True):
+    for ax, bench in zip(axes.flat, benches, strict=False):
         sub = df[df.benchmark == bench]
         ks = sorted(sub.metric.unique(), key=lambda m: int(_PASSK.match(m).group(1)))
         x = np.arange(len(ks))
@@ -54,12 +68,17 @@ def passk_by_variant(
                 capsize=3,
                 label=v,
             )
+            mark_zeros(ax, x + (i - (len(order) - 1) / 2) * width, vals)
         ax.set_xticks(x, ks)
-        ax.set_title(bench)
+        zero = all_zero(sub.value.tolist())
+        ax.set_title(bench + (" (all 0)" if zero else ""))
         ax.set_ylim(0, 1.05)
-    axes[0][0].set_ylabel("pass@k (95% CI)")
-    axes[0][-1].legend(fontsize=8, loc="upper right")
-    fig.suptitle("pass@k by model variant", y=1.03)
+    for row in axes:
+        row[0].set_ylabel("pass@k (95% CI)")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="upper right", title="variant")
+    fig.suptitle("pass@k by model variant")
+    fig.tight_layout(rect=(0, 0, 0.86, 1))
     path = savefig(fig, figures_dir, "report_passk_by_variant")
     plt.close(fig)
     return path
@@ -81,42 +100,52 @@ def quality_vs_size(
         df = df[df.variant.isin(variants)]
     if df.empty:
         return None
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    labelled: set[str] = set()
-    for bench, sub in df.groupby("benchmark"):
-        xs = [float(sizes[v]) for v in sub.variant]
+    title = f"{metric} against model size"
+    if all_zero(df.value.tolist()):
+        benches = sorted(df.benchmark.unique())
+        fig = message_figure(title, _all_zero_message(df, benches, sorted(df.variant.unique())))
+        path = savefig(fig, figures_dir, "report_quality_vs_size")
+        plt.close(fig)
+        return path
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    benches = list(df.groupby("benchmark"))
+    dodge = 0.012 * float(sizes.max() or 1)  # benchmarks side by side at one size
+    for j, (bench, sub) in enumerate(benches):
+        shift = (j - (len(benches) - 1) / 2) * dodge
+        xs = [float(sizes[v]) + shift for v in sub.variant]
         lo = [(r.value - r.ci_low) if pd.notna(r.ci_low) else 0.0 for r in sub.itertuples()]
         hi = [(r.ci_high - r.value) if pd.notna(r.ci_high) else 0.0 for r in sub.itertuples()]
-        ax.errorbar(xs, sub.value, yerr=[lo, hi], fmt="o", capsize=3, label=str(bench))
-        for x, y, v in zip(xs, sub.value, sub.variant, strict=True):
-            if v not in labelled:  # one label per variant
-                ax.annotate(v, (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
-                labelled.add(v)
+        ax.errorbar(xs, sub.value, yerr=[lo, hi], fmt="o", ms=4, capsize=2, label=str(bench))
     ax.set_xlabel("model size on disk (MB)")
     ax.set_ylabel(metric)
-    ax.set_ylim(-0.02, 1.05)
-    ax.legend(fontsize=8)
-    ax.set_title(f"{metric} against model size")
+    ax.set_ylim(-0.05, 1.05)
+    xmax = float(sizes[sizes.index.isin(df.variant)].max())
+    ax.set_xlim(0, xmax * 1.25)
+    # one label per variant, above its highest point; coincident variants share a label
+    tops = df.groupby("variant").value.max()
+    label_points(ax, [(float(sizes[v]), float(tops[v]), v) for v in tops.index], merge_px=14)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), title="benchmark")
+    ax.set_title(title)
     path = savefig(fig, figures_dir, "report_quality_vs_size")
     plt.close(fig)
     return path
 
 
-def data_funnel(funnel: pd.DataFrame, figures_dir: str | os.PathLike) -> Path | None:
-    """Horizontal bars: records surviving each data-building step, first step on top."""
+def data_funnel(
+    funnel: pd.DataFrame, figures_dir: str | os.PathLike, summary: dict | None = None
+) -> Path | None:
+    """The 01 funnel: functions (% of source records) and prediction samples (% of training
+    prompts) in two panels, with how the SFT records were made (`plots.data.funnel`)."""
+    from codebench.plots import data as data_plots
+
     df = funnel.dropna(subset=["records"]) if not funnel.empty else funnel
     if df.empty:
         return None
-    fig, ax = plt.subplots(figsize=(5.5, 0.45 * len(df) + 1.2))
-    y = np.arange(len(df))[::-1]
-    ax.barh(y, df.records, color="tab:blue")
-    ax.set_yticks(y, df.step)
-    top = float(df.records.iloc[0]) or 1.0
-    for yi, n in zip(y, df.records, strict=True):
-        ax.text(n, yi, f" {int(n):,} ({n / top:.0%})", va="center", fontsize=8)
-    ax.set_xlabel("records")
-    ax.set_xlim(0, float(df.records.max()) * 1.3 or 1)
-    ax.set_title("data funnel (01_build_data)")
+    summary = dict(summary or {})
+    summary["funnel"] = {str(r.step): int(r.records) for r in df.itertuples()}
+    fig = data_plots.funnel(summary)
+    if fig is None:
+        return None
     path = savefig(fig, figures_dir, "report_data_funnel")
     plt.close(fig)
     return path
@@ -128,7 +157,7 @@ def training_curves(training: pd.DataFrame, figures_dir: str | os.PathLike) -> P
         return None
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for series, sub in training.groupby("series", sort=False):
-        sub = sub.sort_values("step")
+        sub = sub.sort_values("step").drop_duplicates("step", keep="last")
         ax.plot(sub.step, sub.loss, marker="o" if len(sub) < 30 else None, ms=3, label=str(series))
     ax.set_xlabel("step")
     ax.set_ylabel("loss")

@@ -1,0 +1,96 @@
+"""GRPO on trl's GRPOTrainer with the sandbox reward: a few steps on the tiny test model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from codebench.runs import read_variant_info
+
+
+def small_tasks(n: int = 6) -> list[dict]:
+    """Tiny Python function tasks that fit the test model's 64-token window."""
+    rows = []
+    for k in range(1, n + 1):
+        name = f"add{k}"
+        rows.append(
+            {
+                "task_id": f"gen/{name}",
+                "prompt": f"def {name}(x):\n",
+                "tests": f"assert {name}(1) == {1 + k}\nassert {name}(5) == {5 + k}\n",
+                "entry_point": name,
+                "canonical_solution": f"    return x + {k}\n",
+            }
+        )
+    return rows
+
+
+@pytest.fixture(scope="module")
+def grpo_run(tiny_run, tmp_path_factory):
+    from codebench.runs import RunLayout
+    from codebench.train import grpo
+
+    root = tmp_path_factory.mktemp("grpo")
+    run = RunLayout(root / "run", root / "figures")
+    # reuse the session's tiny base model as this run's base
+    (run.models).mkdir(parents=True)
+    (run.models / "base").symlink_to(tiny_run.model_dir("base"))
+    settings = grpo.GRPOSettings(
+        steps=3,
+        num_generations=2,
+        prompts_per_step=2,
+        max_completion_length=16,
+        lr=1e-3,
+        lora_r=4,
+        lora_alpha=8,
+        reward_workers=2,
+        reward_timeout=1.0,
+    )
+    result = grpo.grpo_finetune(run, settings, tasks=small_tasks(), seed=0, device="cpu")
+    return run, result
+
+
+def test_grpo_steps_complete_and_write_variants(grpo_run):
+    run, result = grpo_run
+    assert result["train"]["steps"] == 3
+    adapter, merged = run.model_dir("grpo-lora"), run.model_dir("grpo")
+    assert (adapter / "adapter_config.json").is_file()
+    assert read_variant_info(adapter)["loader"] == "peft"
+    info = read_variant_info(merged)
+    assert info["loader"] == "hf" and info["method"] == "grpo" and info["parent"] == "base"
+    assert "grpo" in run.variants() and "grpo-lora" in run.variants()
+    saved = json.loads(run.result_file("grpo").read_text())
+    assert saved["train"]["completions"] == 3 * 2 * 2
+    assert [c["step"] for c in saved["curve"]] == [0, 1, 2]
+    for c in saved["curve"]:
+        assert c["completions"] == 4 and -0.5 <= c["mean_reward"] <= 1.0
+
+
+def test_merged_grpo_model_loads_and_generates(grpo_run):
+    from codebench.models import load
+
+    run, _ = grpo_run
+    model, tok = load(str(run.model_dir("grpo")), device="cpu")
+    ids = tok("def add1(x):\n", return_tensors="pt")
+    out = model.generate(**ids, max_new_tokens=4, do_sample=False)
+    assert out.shape[1] > ids["input_ids"].shape[1]
+
+
+def test_rewards_log_has_every_completion(grpo_run):
+    from codebench.rewards import read_reward_log, step_curve
+
+    run, result = grpo_run
+    records = read_reward_log(result["rewards_log"])
+    assert len(records) == 12
+    assert {r["task_id"] for r in records} <= {f"gen/add{k}" for k in range(1, 7)}
+    assert all(len(r["sha256"]) == 64 and "reward" in r for r in records)
+    assert step_curve(records) == result["curve"]
+
+
+def test_plot_curve(grpo_run, tmp_path):
+    from codebench.train.grpo import plot_curve
+
+    _, result = grpo_run
+    plot_curve(result["curve"], tmp_path / "grpo.png")
+    assert (tmp_path / "grpo.png").stat().st_size > 1000

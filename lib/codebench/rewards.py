@@ -53,6 +53,7 @@ task id, sha256 of the exact completion, the completion text (lone surrogates es
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import re
 import secrets
@@ -103,6 +104,14 @@ _NOT_ENTRY = {"set", "sorted", "abs", "round", "list", "tuple", "str", "int", "f
 _NOT_ENTRY |= {"isclose", "type", "frozenset", "dict", "bool", "math", "all", "any", "sum"}
 
 
+@functools.lru_cache(maxsize=4096)
+def _test_shape(tests: str) -> tuple[bool, bool]:
+    """(defines check(), holds an assert) for test code (cached: rows repeat every step)."""
+    tree = ast.parse(tests)
+    check_style = any(isinstance(n, ast.FunctionDef) and n.name == "check" for n in tree.body)
+    return check_style, any(isinstance(n, ast.Assert) for n in ast.walk(tree))
+
+
 def task_from_row(row: Mapping[str, Any], where: str = "row") -> RewardTask:
     """Normalise one HumanEval-format row (see module doc); RewardError names what is wrong."""
     if not isinstance(row, Mapping):
@@ -118,10 +127,9 @@ def task_from_row(row: Mapping[str, Any], where: str = "row") -> RewardTask:
     if not isinstance(prompt, str):
         raise RewardError(f"{where}: 'prompt' must be a string")
     try:
-        tree = ast.parse(tests)
+        check_style, has_assert = _test_shape(tests)
     except SyntaxError as e:
         raise RewardError(f"{where}: tests do not parse: {e.msg} (line {e.lineno})") from None
-    check_style = any(isinstance(n, ast.FunctionDef) and n.name == "check" for n in tree.body)
     entry = row.get("entry_point")
     if not entry:
         m = _CALLED.search(tests)
@@ -129,7 +137,7 @@ def task_from_row(row: Mapping[str, Any], where: str = "row") -> RewardTask:
         entry = called[0] if called else (m.group(1) if m else None)
     if not isinstance(entry, str) or not entry.isidentifier():
         raise RewardError(f"{where}: missing 'entry_point' (the function the tests call)")
-    if not check_style and not any(isinstance(n, ast.Assert) for n in ast.walk(tree)):
+    if not check_style and not has_assert:
         raise RewardError(f"{where}: tests hold no assert and no check(candidate) function")
     setup = row.get("setup", row.get("test_setup_code")) or ""
     if not isinstance(setup, str):
@@ -224,6 +232,7 @@ class _Counting(ast.NodeTransformer):
         return ast.copy_location(ast.Expr(call), node)
 
 
+@functools.lru_cache(maxsize=4096)
 def counting_tests(tests: str, nonce: str) -> tuple[str, int]:
     """Tests rewritten to count passed asserts, and the number of assert statements.
 

@@ -58,6 +58,7 @@ import hashlib
 import re
 import secrets
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -323,6 +324,7 @@ class StepStats:
     reward_sum: float = 0.0
     passed: int = 0
     outcomes: Counter = field(default_factory=Counter)
+    seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -331,6 +333,7 @@ class StepStats:
             "mean_reward": self.reward_sum / self.n if self.n else None,
             "pass_rate": self.passed / self.n if self.n else None,
             "outcomes": dict(self.outcomes),
+            "reward_seconds": round(self.seconds, 4),
         }
 
 
@@ -522,11 +525,13 @@ class SandboxReward:
             row_kwargs["prompt"] = row_kwargs["task_prompt"]
         elif "prompt" not in row_kwargs and prompts is not None:
             row_kwargs["prompt"] = [p if isinstance(p, str) else "" for p in prompts]
+        t0 = time.perf_counter()
         tasks = self._tasks_for(len(completions), row_kwargs)
         scored = self.score(tasks, completions)
+        seconds = time.perf_counter() - t0
         state = kwargs.get("trainer_state")
         step = int(getattr(state, "global_step", self._calls) or 0)
-        self._record(step, tasks, completions, scored)
+        self._record(step, tasks, completions, scored, seconds)
         log_metric: Callable[[str, float], None] | None = kwargs.get("log_metric")
         if log_metric is not None and scored:
             log_metric("pass_rate", sum(s.outcome == "passed" for s in scored) / len(scored))
@@ -542,11 +547,13 @@ class SandboxReward:
         tasks: Sequence[RewardTask],
         completions: Sequence[Any],
         scored: Sequence[Scored],
+        seconds: float = 0.0,
     ) -> None:
         with self._lock:
             call = self._calls
             self._calls += 1
             stats = self.steps.setdefault(step, StepStats(step))
+            stats.seconds += seconds
             for s in scored:
                 stats.n += 1
                 stats.reward_sum += s.reward
@@ -598,7 +605,8 @@ def read_reward_log(path: str | Path) -> list[dict]:
 
 
 def step_curve(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Mean reward and pass rate per step, from reward-log records (for figures)."""
+    """Mean reward and pass rate per step, from reward-log records (for figures; the log
+    holds no timings, so reward_seconds is 0 here)."""
     steps: dict[int, StepStats] = {}
     for r in records:
         st = steps.setdefault(int(r["step"]), StepStats(int(r["step"])))

@@ -53,6 +53,7 @@ task id, sha256 of the exact completion, the completion text (lone surrogates es
 from __future__ import annotations
 
 import ast
+import builtins
 import functools
 import hashlib
 import re
@@ -100,9 +101,28 @@ class RewardTask:
         return bool(re.search(rf"^\s*def\s+{re.escape(self.entry_point)}\s*\(", self.prompt, re.M))
 
 
-_CALLED = re.compile(r"\bassert\s+\(?\s*(?:not\s+)?(?:\(\s*)*([A-Za-z_]\w*)\s*\(")
-_NOT_ENTRY = {"set", "sorted", "abs", "round", "list", "tuple", "str", "int", "float", "len"}
-_NOT_ENTRY |= {"isclose", "type", "frozenset", "dict", "bool", "math", "all", "any", "sum"}
+_CALL = re.compile(r"(?<![.\w])([A-Za-z_]\w*)\s*\(")
+_NOT_ENTRY = set(dir(builtins)) | {"isclose", "math", "check"}
+
+
+def reference_code(row: Mapping[str, Any]) -> str | None:
+    """The row's known-good code: canonical_solution, reference or code (None if none)."""
+    for key in ("canonical_solution", "reference", "code"):
+        if isinstance(row.get(key), str) and row[key].strip():
+            return row[key]
+    return None
+
+
+def entry_point_of(tests: str, code: str | None = None) -> str | None:
+    """The function the tests call: the first called name the reference defines, else the
+    first called name that is not a builtin (MBPP rows carry no entry_point)."""
+    called = list(dict.fromkeys(_CALL.findall(tests)))
+    if code:
+        defs = set(re.findall(r"^\s*def\s+([A-Za-z_]\w*)", code, re.M))
+        for name in called:
+            if name in defs:
+                return name
+    return next((n for n in called if n not in _NOT_ENTRY), None)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -131,11 +151,7 @@ def task_from_row(row: Mapping[str, Any], where: str = "row") -> RewardTask:
         check_style, has_assert = _test_shape(tests)
     except SyntaxError as e:
         raise RewardError(f"{where}: tests do not parse: {e.msg} (line {e.lineno})") from None
-    entry = row.get("entry_point")
-    if not entry:
-        m = _CALLED.search(tests)
-        called = [n for n in _CALLED.findall(tests) if n not in _NOT_ENTRY]
-        entry = called[0] if called else (m.group(1) if m else None)
+    entry = row.get("entry_point") or entry_point_of(tests, reference_code(row))
     if not isinstance(entry, str) or not entry.isidentifier():
         raise RewardError(f"{where}: missing 'entry_point' (the function the tests call)")
     if not check_style and not has_assert:

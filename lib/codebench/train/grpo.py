@@ -40,7 +40,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from codebench.records import write_json
-from codebench.rewards import RewardTask, SandboxReward, validate_tasks
+from codebench.rewards import RewardTask, SandboxReward, reference_code, validate_tasks
 from codebench.runs import RunLayout, provenance, write_variant_info
 
 log = logging.getLogger(__name__)
@@ -192,14 +192,6 @@ def decontaminate(
     return kept, dropped
 
 
-def reference_of(row: Mapping[str, Any]) -> str | None:
-    """The row's known-good completion: canonical_solution, reference or code (None if none)."""
-    for key in ("canonical_solution", "reference", "code"):
-        if isinstance(row.get(key), str) and row[key].strip():
-            return row[key]
-    return None
-
-
 def check_references(
     reward: SandboxReward, tasks: Sequence[RewardTask], references: Sequence[str | None]
 ) -> tuple[list[RewardTask], list[dict[str, Any]]]:
@@ -228,7 +220,7 @@ def prepare_tasks(
 ) -> tuple[list[RewardTask], dict[str, Any]]:
     """Validate, decontaminate and reference-check the training tasks; report what was dropped."""
     tasks = validate_tasks(rows)
-    refs = {str(r.get("task_id", f"task {i}")): reference_of(r) for i, r in enumerate(rows)}
+    refs = {str(r.get("task_id", f"task {i}")): reference_code(r) for i, r in enumerate(rows)}
     if len({t.task_id for t in tasks}) != len(tasks):
         raise ValueError("training tasks: task_id values must be unique")
     report: dict[str, Any] = {"rows": len(tasks)}

@@ -127,3 +127,22 @@ def test_vllm_needs_a_gpu(tmp_path):
     run = RunLayout(tmp_path / "run", tmp_path / "fig")
     with pytest.raises(ValueError, match="use_vllm needs a CUDA GPU"):
         grpo.grpo_finetune(run, grpo.GRPOSettings(use_vllm=True), tasks=[], device="cpu")
+
+
+def test_instruct_prompts_are_chat_messages():
+    code, statement = validate_tasks(
+        [
+            {
+                "task_id": "c",
+                "prompt": "def inc(x):\n    'add one'\n",
+                "tests": "assert inc(1) == 2\n",
+            },
+            {"task_id": "s", "prompt": "Write inc(x). [BEGIN]\n", "tests": "assert inc(1) == 2\n"},
+        ]
+    )
+    (m,) = grpo.instruct_messages(code)
+    assert m["role"] == "user" and "```python\ndef inc(x):\n    'add one'\n```" in m["content"]
+    (m,) = grpo.instruct_messages(statement)
+    assert m["content"].startswith("Write inc(x).\nWrite the Python code")
+    data = grpo._dataset([code, statement], "instruct")
+    assert data[0]["prompt"][0]["role"] == "user" and data[0]["task_prompt"] == code.prompt

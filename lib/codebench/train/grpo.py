@@ -59,6 +59,11 @@ class GRPOSettings(BaseModel):
         "HumanEval-format rows, or rows passed in code",
     )
     max_tasks: int | None = Field(None, ge=1, description="use at most this many tasks")
+    protocol: Literal["base", "instruct"] = Field(
+        "base",
+        description="base: the model continues the task prompt; instruct: the prompt goes into a "
+        "chat message (the model's chat template) and the answer's fenced block is the program",
+    )
     steps: int = Field(20, ge=1, description="optimizer steps")
     num_generations: int = Field(4, ge=2, description="completions per prompt (the GRPO group)")
     prompts_per_step: int = Field(2, ge=1, description="prompts per optimizer step")
@@ -239,13 +244,29 @@ def prepare_tasks(
 
 
 # --------------------------------------------------------------------------- training
-def _dataset(tasks: Sequence[RewardTask]) -> Any:
+INSTRUCT_CODE = (
+    "Complete the following Python function. Reply with the whole function in one "
+    "```python code block.\n\n```python\n{prompt}\n```"
+)
+INSTRUCT_STATEMENT = "{prompt}\nWrite the Python code in one ```python code block."
+
+
+def instruct_messages(task: RewardTask) -> list[dict[str, str]]:
+    """The chat message of the instruct protocol (the wording of bench's HumanEval/MBPP)."""
+    template = INSTRUCT_CODE if task.code_prompt else INSTRUCT_STATEMENT
+    text = task.prompt.strip()
+    if not task.code_prompt and text.endswith("[BEGIN]"):
+        text = text[: -len("[BEGIN]")].rstrip()
+    return [{"role": "user", "content": template.format(prompt=text)}]
+
+
+def _dataset(tasks: Sequence[RewardTask], protocol: str = "base") -> Any:
     from datasets import Dataset
 
     return Dataset.from_list(
         [
             {
-                "prompt": t.prompt,
+                "prompt": t.prompt if protocol == "base" else instruct_messages(t),
                 "task_prompt": t.prompt,
                 "task_id": t.task_id,
                 "tests": t.tests,
@@ -363,7 +384,16 @@ def grpo_finetune(
         )
         model = _models.load_causal_lm(base_path, dtype=dtype)
         _models.align(model, tokenizer)
-        check_context(train_tasks, tokenizer, model, settings.max_completion_length)
+        if settings.protocol == "instruct":
+            from codebench.models import has_chat_template
+
+            if not has_chat_template(tokenizer):
+                raise ValueError(
+                    f"grpo.protocol: instruct needs a chat template, and {base_path} has none; "
+                    "use protocol: base"
+                )
+        else:
+            check_context(train_tasks, tokenizer, model, settings.max_completion_length)
         if device == "cuda":
             model.to("cuda")
         out_dir = Path(run.root) / "checkpoints" / f"grpo-{settings.variant}"
@@ -372,7 +402,7 @@ def grpo_finetune(
             model=model,
             reward_funcs=[reward],
             args=args,
-            train_dataset=_dataset(train_tasks),
+            train_dataset=_dataset(train_tasks, settings.protocol),
             processing_class=tokenizer,
             peft_config=lora_config(
                 settings.lora_r, settings.lora_alpha, settings.lora_dropout, settings.target_modules

@@ -98,3 +98,38 @@ def test_plot_curve(grpo_run, tmp_path):
     _, result = grpo_run
     plot_curve(result["curve"], tmp_path / "grpo.png")
     assert (tmp_path / "grpo.png").stat().st_size > 1000
+
+
+def test_instruct_protocol_runs_with_chat_prompts(tiny_run, tmp_path):
+    """Conversational prompts: trl applies the chat template; the reward reads the answer."""
+    import shutil
+
+    from codebench.models import load_tokenizer
+    from codebench.runs import RunLayout
+    from codebench.train import grpo
+
+    run = RunLayout(tmp_path / "run", tmp_path / "figures")
+    base = run.model_dir("base")
+    shutil.copytree(tiny_run.model_dir("base"), base)
+    tok = load_tokenizer(str(base))
+    tok.chat_template = (
+        "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}assistant: {% endif %}"
+    )
+    tok.save_pretrained(str(base))
+    rows = [
+        {"task_id": "i1", "prompt": "Write f.", "tests": "assert f(1) == 2\n", "entry_point": "f"},
+        {"task_id": "i2", "prompt": "Write g.", "tests": "assert g(1) == 3\n", "entry_point": "g"},
+    ]
+    settings = grpo.GRPOSettings(
+        steps=1,
+        num_generations=2,
+        prompts_per_step=2,
+        max_completion_length=8,
+        protocol="instruct",
+        reward_workers=2,
+        decontaminate=False,
+    )
+    result = grpo.grpo_finetune(run, settings, tasks=rows, seed=0, device="cpu")
+    assert result["train"]["completions"] == 4
+    assert sum(result["curve"][0]["outcomes"].values()) == 4

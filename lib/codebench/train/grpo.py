@@ -278,13 +278,20 @@ def _dataset(tasks: Sequence[RewardTask], protocol: str = "base") -> Any:
     )
 
 
-def check_context(tasks: Sequence[RewardTask], tokenizer: Any, model: Any, budget: int) -> None:
-    """Every prompt + `budget` completion tokens must fit the model's positions (one error)."""
-    from codebench.models import model_context
+def check_context(
+    tasks: Sequence[RewardTask], tokenizer: Any, model: Any, budget: int, protocol: str = "base"
+) -> None:
+    """Every prompt (as the model sees it) + `budget` completion tokens must fit the model's
+    positions (one error naming the longest)."""
+    from codebench.models import apply_chat, model_context
 
     ctx = model_context(model, tokenizer, cap=1 << 30)
+
+    def shown(t: RewardTask) -> str:
+        return t.prompt if protocol == "base" else apply_chat(tokenizer, instruct_messages(t))
+
     long = [
-        (t.task_id, n) for t in tasks if (n := len(tokenizer(t.prompt)["input_ids"])) + budget > ctx
+        (t.task_id, n) for t in tasks if (n := len(tokenizer(shown(t))["input_ids"])) + budget > ctx
     ]
     if long:
         raise ValueError(
@@ -392,8 +399,9 @@ def grpo_finetune(
                     f"grpo.protocol: instruct needs a chat template, and {base_path} has none; "
                     "use protocol: base"
                 )
-        else:
-            check_context(train_tasks, tokenizer, model, settings.max_completion_length)
+        check_context(
+            train_tasks, tokenizer, model, settings.max_completion_length, settings.protocol
+        )
         if device == "cuda":
             model.to("cuda")
         out_dir = Path(run.root) / "checkpoints" / f"grpo-{settings.variant}"

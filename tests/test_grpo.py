@@ -133,3 +133,37 @@ def test_instruct_protocol_runs_with_chat_prompts(tiny_run, tmp_path):
     result = grpo.grpo_finetune(run, settings, tasks=rows, seed=0, device="cpu")
     assert result["train"]["completions"] == 4
     assert sum(result["curve"][0]["outcomes"].values()) == 4
+
+
+def test_command_line_run_with_a_tasks_file(tiny_run, tmp_path, capsys):
+    from codebench.records import write_jsonl
+    from codebench.train import grpo
+
+    run_dir = tmp_path / "runs" / "cli"
+    (run_dir / "models").mkdir(parents=True)
+    (run_dir / "models" / "base").symlink_to(tiny_run.model_dir("base"))
+    tasks = write_jsonl(tmp_path / "tasks.jsonl", small_tasks(2))
+    assert tasks == 2
+    argv = [
+        "--run-dir",
+        str(run_dir),
+        "--device",
+        "cpu",
+        "--set",
+        f"tasks={tmp_path / 'tasks.jsonl'}",
+    ]
+    for kv in (
+        "steps=1",
+        "num_generations=2",
+        "prompts_per_step=1",
+        "max_completion_length=8",
+        "reward_workers=2",
+        "merge=false",
+        "variant=grpo-cli",
+    ):
+        argv += ["--set", kv]
+    assert grpo.main(argv) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["train"]["steps"] == 1 and out["tasks_used"] == 2
+    assert (run_dir / "models" / "grpo-cli-lora" / "adapter_config.json").is_file()
+    assert not (run_dir / "models" / "grpo-cli").exists()

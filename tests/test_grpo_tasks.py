@@ -146,3 +146,12 @@ def test_instruct_prompts_are_chat_messages():
     assert m["content"].startswith("Write inc(x).\nWrite the Python code")
     data = grpo._dataset([code, statement], "instruct")
     assert data[0]["prompt"][0]["role"] == "user" and data[0]["task_prompt"] == code.prompt
+
+
+def test_command_line_rejects_bad_settings(capsys):
+    with pytest.raises(SystemExit) as e:
+        grpo.main(["--run-dir", "/nonexistent/run", "--set", "num_generations=1"])
+    assert e.value.code == 2
+    assert "invalid GRPO settings" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        grpo.main(["--run-dir", "/x", "--set", "steps"])

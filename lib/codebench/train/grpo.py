@@ -501,3 +501,55 @@ def plot_curve(curve: Sequence[Mapping[str, Any]], path: str | Path | None = Non
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=120)
     return fig
+
+
+# --------------------------------------------------------------------------- command line
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m codebench.train.grpo --run-dir runs/NAME [--config grpo.json] [--set k=v ...]`."""
+    import argparse
+    import json
+
+    ap = argparse.ArgumentParser(prog="codebench.train.grpo", description=__doc__.split("\n")[0])
+    ap.add_argument("--run-dir", required=True, help="the run folder (models/<base> must exist)")
+    ap.add_argument("--config", help="JSON file of GRPOSettings fields")
+    ap.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="one setting (JSON value)"
+    )
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--data-dir", default=None)
+    args = ap.parse_args(argv)
+    fields: dict[str, Any] = {}
+    if args.config:
+        fields.update(json.loads(Path(args.config).read_text(encoding="utf-8")))
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            ap.error(f"--set {item!r}: expected KEY=VALUE")
+        try:
+            fields[key] = json.loads(value)
+        except json.JSONDecodeError:
+            fields[key] = value
+    try:
+        settings = GRPOSettings(**fields)
+    except ValueError as e:
+        ap.error(f"invalid GRPO settings: {e}")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    run_dir = Path(args.run_dir)
+    run = RunLayout(run_dir, run_dir.parent.parent / "figures" / run_dir.name)
+    data_dir = args.data_dir
+    if data_dir is None:
+        from codebench.paths import DataDirError
+        from codebench.paths import data_dir as find
+
+        try:
+            data_dir = str(find())
+        except DataDirError:
+            data_dir = None
+    result = grpo_finetune(run, settings, seed=args.seed, device=args.device, data_dir=data_dir)
+    print(json.dumps({"train": result["train"], "tasks_used": result["tasks"]["used"]}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -353,7 +353,6 @@ def grpo_finetune(
     Writes models/<variant>-lora, models/<variant> (when merge), results/<variant>.json and
     results/<variant>_rewards.jsonl; returns the results dict.
     """
-    from peft import get_peft_model_state_dict  # noqa: F401  (peft must be installed)
     from trl import GRPOTrainer
 
     from codebench.params import resolve_device, seed_everything

@@ -165,6 +165,17 @@ def main(argv: list[str] | None = None) -> int:
         f"mean fraction reward: honest {sum(f for f, k in zip(frac, kinds, strict=True) if k == 'honest') / kinds.count('honest'):.3f}, "
         f"wrong {sum(f for f, k in zip(frac, kinds, strict=True) if k != 'honest') / (n - kinds.count('honest')):.3f}"
     )
+    # the same attack through both: the completion ends the function, then exits 0 at import
+    attack = "    return None\nimport sys\nsys.exit(0)\n"
+    probs = list(load_humaneval().values())
+    arows = [{k: p[k] for k in ("task_id", "prompt", "test", "entry_point")} for p in probs]
+    with SandboxReward(mode="binary", workers=workers) as rb:
+        forged_sb = sum(s.reward > 0 for s in rb.score(arows, [attack] * len(arows)))
+    forged_sp = sum(v > 0 for v in run_subprocess(arows, [attack] * len(arows), workers, 3.0)[0])
+    print(
+        f"attack 'sys.exit(0) after the function': rewarded as a pass by subprocess "
+        f"{forged_sp}/{len(arows)}, by the sandbox {forged_sb}/{len(arows)}"
+    )
     print(f"load average after: {os.getloadavg()[0]:.1f}")
     return 0
 

@@ -252,3 +252,17 @@ def test_mbpp_reference_code_gets_the_top_reward(sb, data_dir):
     # (issue 13, item 7: task 601 builds `Pair` instances); every other reference passes
     assert all("cannot send a value of type" in d for d in low.values()), low
     assert len(low) <= 1
+
+
+def test_the_common_subprocess_pattern_is_forged_where_the_sandbox_is_not(sb, tmp_path):
+    """docs/grpo.md: one `python file` with the tests appended rewards `sys.exit(0)`."""
+    import subprocess
+    import sys
+
+    attack = "    return None\nimport sys\nsys.exit(0)\n"
+    prompt = "def add(a, b):\n"
+    path = tmp_path / "c.py"
+    path.write_text(prompt + attack + "\n" + TESTS)
+    assert subprocess.run([sys.executable, str(path)], capture_output=True).returncode == 0
+    with SandboxReward(mode="binary", sandbox=sb) as r:
+        assert r([prompt], [attack], tests=[TESTS], entry_point=["add"]) == [FAIL]

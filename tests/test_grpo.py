@@ -1,0 +1,169 @@
+"""GRPO on trl's GRPOTrainer with the sandbox reward: a few steps on the tiny test model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from codebench.runs import read_variant_info
+
+
+def small_tasks(n: int = 6) -> list[dict]:
+    """Tiny Python function tasks that fit the test model's 64-token window."""
+    rows = []
+    for k in range(1, n + 1):
+        name = f"add{k}"
+        rows.append(
+            {
+                "task_id": f"gen/{name}",
+                "prompt": f"def {name}(x):\n",
+                "tests": f"assert {name}(1) == {1 + k}\nassert {name}(5) == {5 + k}\n",
+                "entry_point": name,
+                "canonical_solution": f"    return x + {k}\n",
+            }
+        )
+    return rows
+
+
+@pytest.fixture(scope="module")
+def grpo_run(tiny_run, tmp_path_factory):
+    from codebench.runs import RunLayout
+    from codebench.train import grpo
+
+    root = tmp_path_factory.mktemp("grpo")
+    run = RunLayout(root / "run", root / "figures")
+    # reuse the session's tiny base model as this run's base
+    (run.models).mkdir(parents=True)
+    (run.models / "base").symlink_to(tiny_run.model_dir("base"))
+    settings = grpo.GRPOSettings(
+        steps=3,
+        num_generations=2,
+        prompts_per_step=2,
+        max_completion_length=16,
+        lr=1e-3,
+        lora_r=4,
+        lora_alpha=8,
+        reward_workers=2,
+        reward_timeout=1.0,
+    )
+    result = grpo.grpo_finetune(run, settings, tasks=small_tasks(), seed=0, device="cpu")
+    return run, result
+
+
+def test_grpo_steps_complete_and_write_variants(grpo_run):
+    run, result = grpo_run
+    assert result["train"]["steps"] == 3
+    adapter, merged = run.model_dir("grpo-lora"), run.model_dir("grpo")
+    assert (adapter / "adapter_config.json").is_file()
+    assert read_variant_info(adapter)["loader"] == "peft"
+    info = read_variant_info(merged)
+    assert info["loader"] == "hf" and info["method"] == "grpo" and info["parent"] == "base"
+    assert "grpo" in run.variants() and "grpo-lora" in run.variants()
+    saved = json.loads(run.result_file("grpo").read_text())
+    assert saved["train"]["completions"] == 3 * 2 * 2
+    assert [c["step"] for c in saved["curve"]] == [0, 1, 2]
+    for c in saved["curve"]:
+        assert c["completions"] == 4 and -0.5 <= c["mean_reward"] <= 1.0
+
+
+def test_merged_grpo_model_loads_and_generates(grpo_run):
+    from codebench.models import load
+
+    run, _ = grpo_run
+    model, tok = load(str(run.model_dir("grpo")), device="cpu")
+    ids = tok("def add1(x):\n", return_tensors="pt")
+    out = model.generate(**ids, max_new_tokens=4, do_sample=False)
+    assert out.shape[1] > ids["input_ids"].shape[1]
+
+
+def test_rewards_log_has_every_completion(grpo_run):
+    from codebench.rewards import read_reward_log, step_curve
+
+    run, result = grpo_run
+    records = read_reward_log(result["rewards_log"])
+    assert len(records) == 12
+    assert {r["task_id"] for r in records} <= {f"gen/add{k}" for k in range(1, 7)}
+    assert all(len(r["sha256"]) == 64 and "reward" in r for r in records)
+    strip = [{k: v for k, v in c.items() if k != "reward_seconds"} for c in result["curve"]]
+    assert [
+        {k: v for k, v in c.items() if k != "reward_seconds"} for c in step_curve(records)
+    ] == strip
+    assert all(c["reward_seconds"] > 0 for c in result["curve"])
+
+
+def test_plot_curve(grpo_run, tmp_path):
+    from codebench.train.grpo import plot_curve
+
+    _, result = grpo_run
+    plot_curve(result["curve"], tmp_path / "grpo.png")
+    assert (tmp_path / "grpo.png").stat().st_size > 1000
+
+
+def test_instruct_protocol_runs_with_chat_prompts(tiny_run, tmp_path):
+    """Conversational prompts: trl applies the chat template; the reward reads the answer."""
+    import shutil
+
+    from codebench.models import load_tokenizer
+    from codebench.runs import RunLayout
+    from codebench.train import grpo
+
+    run = RunLayout(tmp_path / "run", tmp_path / "figures")
+    base = run.model_dir("base")
+    shutil.copytree(tiny_run.model_dir("base"), base)
+    tok = load_tokenizer(str(base))
+    tok.chat_template = (
+        "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}assistant: {% endif %}"
+    )
+    tok.save_pretrained(str(base))
+    rows = [
+        {"task_id": "i1", "prompt": "Write f.", "tests": "assert f(1) == 2\n", "entry_point": "f"},
+        {"task_id": "i2", "prompt": "Write g.", "tests": "assert g(1) == 3\n", "entry_point": "g"},
+    ]
+    settings = grpo.GRPOSettings(
+        steps=1,
+        num_generations=2,
+        prompts_per_step=2,
+        max_completion_length=8,
+        protocol="instruct",
+        reward_workers=2,
+        decontaminate=False,
+    )
+    result = grpo.grpo_finetune(run, settings, tasks=rows, seed=0, device="cpu")
+    assert result["train"]["completions"] == 4
+    assert sum(result["curve"][0]["outcomes"].values()) == 4
+
+
+def test_command_line_run_with_a_tasks_file(tiny_run, tmp_path, capsys):
+    from codebench.records import write_jsonl
+    from codebench.train import grpo
+
+    run_dir = tmp_path / "runs" / "cli"
+    (run_dir / "models").mkdir(parents=True)
+    (run_dir / "models" / "base").symlink_to(tiny_run.model_dir("base"))
+    tasks = write_jsonl(tmp_path / "tasks.jsonl", small_tasks(2))
+    assert tasks == 2
+    argv = [
+        "--run-dir",
+        str(run_dir),
+        "--device",
+        "cpu",
+        "--set",
+        f"tasks={tmp_path / 'tasks.jsonl'}",
+    ]
+    for kv in (
+        "steps=1",
+        "num_generations=2",
+        "prompts_per_step=1",
+        "max_completion_length=8",
+        "reward_workers=2",
+        "merge=false",
+        "variant=grpo-cli",
+    ):
+        argv += ["--set", kv]
+    assert grpo.main(argv) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["train"]["steps"] == 1 and out["tasks_used"] == 2
+    assert (run_dir / "models" / "grpo-cli-lora" / "adapter_config.json").is_file()
+    assert not (run_dir / "models" / "grpo-cli").exists()

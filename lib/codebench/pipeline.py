@@ -219,7 +219,12 @@ class Runner:
         """Run the plan; return the manifest. Raises StageFailed on the first failing stage,
         runs.RunLocked when another live process writes this run folder."""
         if _preflight is not None:
-            _preflight(self.profile)
+            _preflight(
+                self.profile,
+                path=self.profile_path,
+                run_dir=self.layout.root,
+                figures_dir=self.layout.figures,
+            )
         # the commit before this run writes anything (its figures may be tracked files)
         commit = git_commit(exclude=(self.layout.root, self.layout.figures))
         lock = RunLock(self.layout.lock).acquire(wait=self.wait)

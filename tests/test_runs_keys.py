@@ -129,10 +129,6 @@ def test_stage_keys_follow_the_modules_each_stage_imports(tmp_path: Path) -> Non
     assert rerun_after("shared.py") == list(NOTEBOOKS), "stage 00 and all downstream"
 
 
-@pytest.mark.xfail(
-    reason="known after the stop-19 merge: bench/explain imports playground (issue 16 cycle) so stage keys include playground.py; to fix next session",
-    strict=False,
-)
 def test_the_real_stages_do_not_share_every_module() -> None:
     from codebench import pipeline
 

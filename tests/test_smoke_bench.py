@@ -64,21 +64,19 @@ def test_training_instances_are_disjoint_by_construction():
         _run(t.prompt, t.solution, t.tests, t.name)
 
 
-@pytest.mark.xfail(
-    reason="known after the stop-19 merge: merged shape-n-gram decontamination flags one stdlib file; to fix next session",
-    strict=False,
-)
 def test_decontamination_knows_the_set():
     assert "pyfamilies" in EVAL_SETS
     dc = Decontaminator.build(["pyfamilies"], None, n=10, threshold=0.1)
     assert not dc.missing and dc.index["pyfamilies"]
     p = pyfamilies.eval_instances()[7]
     assert dc.is_contaminated(p.prompt + p.solution)[0]  # an evaluation problem itself is caught
-    flagged = sum(
-        dc.is_contaminated(t.prompt + t.solution)[0]
-        for t in pyfamilies.training_instances(2000, seed=0)
-    )
-    assert flagged < 20  # templated near-misses only; stage 00 drops them
+    train = pyfamilies.training_instances(2000, seed=0)
+    # word n-grams (names and constants count): only templated near-misses are flagged
+    flagged = sum(dc.check(t.prompt + t.solution)[0] >= dc.threshold for t in train)
+    assert flagged < 20
+    # the name-blind shape signal sees that training instances share their family's template,
+    # which is why stage 00 checks family instances with words only (tiny.family_instances)
+    assert sum(dc.is_contaminated(t.prompt + t.solution)[0] for t in train) > 1000
 
 
 def test_canaries_and_scoring_through_the_harness(tmp_path):

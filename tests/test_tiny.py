@@ -235,10 +235,6 @@ def _build(root, cfg, **kw):
     return run, tiny.build(cfg, run, seed=0, eval_chars=2_000, log=None, **kw)
 
 
-@pytest.mark.xfail(
-    reason="known after the stop-19 merge: fails after the merge of h14a with hruns; to fix next session",
-    strict=False,
-)
 def test_killed_training_resumes_to_the_same_model(tmp_path, tiny_test_config, monkeypatch):
     cfg = TinyModelConfig(
         **{**tiny_test_config, "steps": 50, "eval_every": 20, "family_examples": 300}

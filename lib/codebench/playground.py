@@ -31,6 +31,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from codebench.bench.explain import explain_messages
+
 MODES: tuple[str, ...] = ("complete", "chat", "fim", "explain", "multi-turn")
 MODE_LABELS = {
     "complete": "complete",
@@ -92,18 +94,6 @@ def generation_config(controls: Controls | Mapping[str, Any]):
         seed=int(c.seed),
         n=1,
     )
-
-
-EXPLAIN_INSTRUCTION = (
-    "Explain what the following Python code does, in plain English, in a few sentences."
-)
-
-
-def explain_messages(code: str) -> list[dict]:
-    """Chat messages asking for an explanation of `code` (shared with bench.explain)."""
-    return [
-        {"role": "user", "content": f"{EXPLAIN_INSTRUCTION}\n\n```python\n{code.rstrip()}\n```"}
-    ]
 
 
 def render_prompt(

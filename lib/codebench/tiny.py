@@ -406,12 +406,18 @@ def family_instances(corpus: Corpus, count: int, seed: int) -> tuple[list, dict]
 
     instances = pyfamilies.training_instances(count, seed) if count else []
     dc = Decontaminator.build(["pyfamilies"], None, n=DECONTAM_N, threshold=DECONTAM_THRESHOLD)
+    # Family instances share their family's template with the evaluation problems by design
+    # (the held-out unit is the unseen name-family pair), so the name-blind code-shape signal
+    # would flag nearly all of them (1,466 of 2,000); the instances are checked with word
+    # n-grams (names and constants count) and exact prompts, corpus documents with every signal.
+    words = Decontaminator(n=dc.n, threshold=dc.threshold, index=dc.index)
     evals = pyfamilies.eval_instances()
     eval_pairs = {(p.name, p.family) for p in evals}
     eval_prompts = {p.prompt for p in evals}
     kept, removed, top = [], 0, 0.0
     for inst in instances:
-        bad, share, _ = dc.is_contaminated(inst.prompt + inst.solution)
+        share, _ = words.check(inst.prompt + inst.solution)
+        bad = share >= words.threshold
         if bad or inst.prompt in eval_prompts:
             removed += 1
         else:
@@ -430,6 +436,7 @@ def family_instances(corpus: Corpus, count: int, seed: int) -> tuple[list, dict]
         "corpus_documents_flagged": docs_flagged,
         "n": DECONTAM_N,
         "threshold": DECONTAM_THRESHOLD,
+        "instance_signal": "word n-grams + exact prompts (families are shared by design)",
     }
     return kept, record
 

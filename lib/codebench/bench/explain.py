@@ -3,7 +3,7 @@
 Specs: `explain:humaneval` (164 canonical solutions) and `explain:mbpp` (the MBPP test split).
 
 1. Explain. The model gets the reference solution (docstring removed, so it cannot copy the
-   answer) in a chat message (`playground.explain_messages`; base models use the documented
+   answer) in a chat message (`explain_messages`, also used by the playground; base models use the documented
    fallback template) and writes an explanation.
 2. Text metrics against the problem's own description (HumanEval's docstring, MBPP's
    text): corpus BLEU and chrF (sacrebleu, 0-100) and BERTScore F1 with a local encoder
@@ -33,6 +33,18 @@ from typing import Any
 
 from codebench import metrics
 from codebench.bench.tasks import BenchError, Problem, Task, register
+
+EXPLAIN_INSTRUCTION = (
+    "Explain what the following Python code does, in plain English, in a few sentences."
+)
+
+
+def explain_messages(code: str) -> list[dict]:
+    """Chat messages asking for an explanation of `code` (the benchmark and the playground)."""
+    return [
+        {"role": "user", "content": f"{EXPLAIN_INSTRUCTION}\n\n```python\n{code.rstrip()}\n```"}
+    ]
+
 
 ROUNDTRIP_TEMPLATE = (
     "Write a Python function with this signature:\n\n```python\n{signature}\n```\n\n"
@@ -156,8 +168,6 @@ class Explain(Task):
         return out
 
     def messages(self, problem: Problem) -> list[dict]:
-        from codebench.playground import explain_messages
-
         return explain_messages(problem.meta["code"])
 
     def prompt(self, problem: Problem, chat=None) -> str:

@@ -55,6 +55,10 @@ _LEX = re.compile(
 
 
 MIN_SHAPE_TOKENS = 8  # shorter texts (a bare `return x`) give no shape n-gram
+# A short problem is looked for *inside* a longer text only from this many tokens: below it a
+# shape such as `def f(x): return x[:3]` (10 tokens) is common code, found in stdlib files by
+# chance (xml/etree/ElementPath.py held it); such problems still match a text of their own size.
+MIN_EMBEDDED_TOKENS = 12
 
 
 def code_tokens(text: str) -> list[str]:
@@ -221,7 +225,7 @@ class Decontaminator:
                     grams |= ngrams(t, n)
                     item = shape_ngrams(t, shape_n)
                     size = len(code_tokens(t))
-                    if MIN_SHAPE_TOKENS <= size < shape_n:
+                    if MIN_EMBEDDED_TOKENS <= size < shape_n:
                         d.short_lengths.add(size)
                     for g in item:
                         owners.setdefault(g, []).append(len(sizes))

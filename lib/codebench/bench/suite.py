@@ -20,7 +20,13 @@ from codebench.bench.canary import CanaryError
 from codebench.bench.runner import EvalConfig, evaluate
 from codebench.bench.tasks import get_task, parse_spec
 
-LANGUAGE_OF = {"humaneval": "python", "mbpp": "python", "fim": "python", "mtpb": "python"}
+LANGUAGE_OF = {
+    "humaneval": "python",
+    "mbpp": "python",
+    "fim": "python",
+    "mtpb": "python",
+    "leetcode": "python",
+}
 
 
 def bench_dirname(spec: str) -> str:

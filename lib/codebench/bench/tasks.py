@@ -12,7 +12,7 @@ A `Task` owns one benchmark's data and its protocols end to end:
 
 Multi-turn tasks (MTPB) set `multi_turn` and implement `turns` and `absorb` instead of a single
 prompt. Benchmarks are named by spec strings `name[:protocol]` (`humaneval`, `mbpp:instruct`,
-`multiple-js`, `mtpb:single`, `fim:multi-line`, `gsm8k`, `custom:path/to.jsonl`, ...).
+`multiple-js`, `leetcode`, `mtpb:single`, `fim:multi-line`, `gsm8k`, `custom:path/to.jsonl`, ...).
 """
 
 from __future__ import annotations
@@ -190,6 +190,7 @@ def _ensure_loaded() -> None:
         explain,
         fim,
         humaneval,
+        leetcode,
         mbpp,
         mtpb,
         multiple,

@@ -27,7 +27,7 @@ from typing import Any
 
 from codebench.bench import passk
 from codebench.bench.canary import CanaryError, run_canaries
-from codebench.bench.tasks import BenchError, Problem, Task, get_task
+from codebench.bench.tasks import DEFAULT_TIMEOUT_S, BenchError, Problem, Task, get_task
 from codebench.records import JsonlStore, read_jsonl, write_json
 
 KEY = ("task_id", "sample", "model", "protocol")
@@ -51,7 +51,7 @@ class EvalConfig:
     ks: tuple[int, ...] = (1, 10, 100)
     seed: int = 0
     batch_size: int = 8  # prompts per backend call (and per records flush)
-    timeout: float = 10.0  # sandbox seconds per program
+    timeout: float = DEFAULT_TIMEOUT_S  # sandbox seconds per program (tasks.TIMEOUTS)
     bootstrap: int = 1000  # bootstrap resamples for the intervals
     canaries: bool = True
     options: dict[str, Any] = field(default_factory=dict)  # task options (e.g. fim seed)

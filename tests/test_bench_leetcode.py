@@ -233,3 +233,41 @@ def test_validate_knows_leetcode_and_fetches_on_first_use(
     found = [p for p in check_profile(prof) if p.key == "evaluate.benchmarks[0]"]
     assert found and all("unknown benchmark" not in str(p) for p in found)
     assert any("--sets leetcode" in str(p) for p in found)
+
+
+@needs_bwrap
+def test_end_to_end_through_the_runner_with_difficulty_table(tmp_path: Path, sandbox) -> None:
+    """The stage-04 path (canaries, generation, trusted verdicts, results.json) on the fixture:
+    a chat model that solves only the first problem."""
+    from codebench.bench import EvalConfig, evaluate
+    from codebench.generate import Completion
+    from codebench.models import apply_chat
+
+    good = "```python\n" + L.base_prompt(ROWS[0]["prompt"]) + L.REFERENCES[PUSHES] + "```\n"
+
+    class Chat:
+        tokenizer = None
+
+        def chat_prompt(self, messages):
+            return apply_chat(None, messages)
+
+        def generate(self, prompts, cfg, progress=None):
+            return [
+                [Completion(good if "keypad" in p else "no idea", "stop", 3)] * cfg.n
+                for p in prompts
+            ]
+
+    res = evaluate(
+        Chat(),
+        "leetcode:instruct",
+        tmp_path,
+        model="m",
+        config=EvalConfig(max_new_tokens=64, options={"path": str(FIXTURE)}),
+        sandbox=sandbox,
+        progress=False,
+        log=lambda *_: None,
+    )
+    assert res["status"] == "ok" and res["canary"]["ok"]
+    assert res["metrics"]["pass@1"]["value"] == pytest.approx(0.25)
+    assert res["by_difficulty"]["Easy"] == {"problems": 2, "solved": 1, "pass@1": 0.5}
+    assert res["by_difficulty"]["Hard"]["pass@1"] == 0.0

@@ -35,7 +35,7 @@ Both: the program gets the reference harness's import header in front (`from typ
 tests never enter the sandbox: they run in the trusted process, where `Solution()` and every
 object it returns are handles to the sandboxed program (`codebench.sandbox.trusted.Handle`),
 so method results are compared as plain data on the trusted side. Results are also counted by
-difficulty (`meta.difficulty`, DeepSeek-Coder's Easy/Medium/Hard table).
+difficulty (results.json `by_difficulty`: DeepSeek-Coder's Easy/Medium/Hard table).
 
 Upstream ships no solutions; the canaries use the few references written here (codebench's
 own code, for the task ids below), which must pass, and wrong answers, which must fail.

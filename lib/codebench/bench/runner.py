@@ -493,6 +493,9 @@ def evaluate(
     ids = [p.task_id for p in problems]
     scored = score(records, cfg.ks, task_ids=ids, n=cfg.n, iters=cfg.bootstrap, seed=cfg.seed)
     incomplete = [t for t in ids if scored["per_problem"].get(t, {}).get("n", 0) < cfg.n]
+    by_difficulty = difficulty_table(problems, scored["per_problem"])
+    if by_difficulty:  # e.g. LeetCode's Easy / Medium / Hard (DeepSeek-Coder's table)
+        scored["by_difficulty"] = by_difficulty
     results = {
         **base,
         "status": "incomplete" if incomplete else "ok",
@@ -509,6 +512,28 @@ def evaluate(
     write_json(out / "results.json", results)
     _log_summary(log, model, task, results)
     return results
+
+
+def difficulty_table(problems: list[Problem], per_problem: dict) -> dict[str, dict]:
+    """{difficulty: {"problems", "passed", "pass@1"}} over problems whose meta names a
+    difficulty (pass@1 = mean per-problem pass rate); {} when none does."""
+    out: dict[str, dict] = {}
+    for p in problems:
+        d, c = p.meta.get("difficulty"), per_problem.get(p.task_id)
+        if not d or not c or not c["n"]:
+            continue
+        row = out.setdefault(str(d), {"problems": 0, "passed": 0, "rate_sum": 0.0})
+        row["problems"] += 1
+        row["passed"] += int(c["c"] > 0)
+        row["rate_sum"] += c["c"] / c["n"]
+    return {
+        d: {
+            "problems": r["problems"],
+            "solved": r["passed"],
+            "pass@1": r["rate_sum"] / r["problems"],
+        }
+        for d, r in out.items()
+    }
 
 
 def _run_samples(

@@ -271,3 +271,41 @@ def test_end_to_end_through_the_runner_with_difficulty_table(tmp_path: Path, san
     assert res["metrics"]["pass@1"]["value"] == pytest.approx(0.25)
     assert res["by_difficulty"]["Easy"] == {"problems": 2, "solved": 1, "pass@1": 0.5}
     assert res["by_difficulty"]["Hard"]["pass@1"] == 0.0
+
+
+def test_codebench_eval_fetches_leetcode_on_first_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh clone (no ../shared, no $CODEBENCH_DATA): `codebench eval --benchmarks leetcode`
+    fetches the file into the user data folder before any model loads (fetcher faked: tests
+    never touch the network); offline, one error names the command."""
+    from codebench import paths
+    from codebench.evaluate_cli import ensure_data
+
+    root = tmp_path / "clone" / "codebench"
+    root.mkdir(parents=True)
+    monkeypatch.setattr(paths, "REPO_ROOT", root)
+    monkeypatch.delenv("CODEBENCH_DATA", raising=False)
+    monkeypatch.setenv("CODEBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("CODEBENCH_OFFLINE", raising=False)
+    paths._READY.clear()
+    task = get_task("leetcode")
+    with pytest.raises(BenchError, match=r"data not available here: .*--sets leetcode"):
+        task.problems()
+    calls = []
+
+    def fake(dest, sets, *, strict=False, files=None, log=print, **kw):
+        calls.append((sets, strict, files))
+        (Path(dest) / L.DATA_FILE).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(FIXTURE, Path(dest) / L.DATA_FILE)
+        return {L.DATA_FILE: "fetched"}
+
+    ensure_data([task], None, fetcher=fake, log=lambda *_: None)
+    assert calls == [(["leetcode"], True, [L.DATA_FILE])]
+    assert len(get_task("leetcode").problems()) == len(ROWS)
+    (tmp_path / "cache" / "data" / L.DATA_FILE).unlink()
+    monkeypatch.setenv("CODEBENCH_OFFLINE", "1")
+    with pytest.raises(BenchError, match=r"codebench fetch-data .* --sets leetcode"):
+        ensure_data([get_task("leetcode")], None, fetcher=fake, log=lambda *_: None)
+    assert len(calls) == 1

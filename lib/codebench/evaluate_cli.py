@@ -199,6 +199,37 @@ def eval_config(args: argparse.Namespace, out: Any, label: str, benchmarks: list
     return EvalConfig(**settings), source
 
 
+def ensure_data(tasks: list, data_dir: str | None, *, fetcher=None, log=print) -> None:
+    """Fetch missing benchmark data on first use, as the preflight does for `reproduce`: into
+    the user data folder (when that is where data is read from and the network is allowed);
+    else a BenchError naming the files and the `codebench fetch-data` command."""
+    from codebench.bench.tasks import BenchError
+    from codebench.fetch import fetch_missing, network_allowed, set_of
+    from codebench.paths import DataDirError, data_source, missing_data
+
+    files = [Path(f) for t in tasks for f in t.data_files()]
+    if missing_data(files) is None:
+        return
+    try:
+        root, where = data_source(data_dir)
+    except DataDirError as e:
+        raise BenchError(str(e)) from None
+    rels = []
+    for f in files:
+        try:
+            rel = f.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            continue
+        if not f.is_file() and set_of(rel):
+            rels.append(rel)
+    if rels and where == "shipped" and network_allowed():
+        log(f"codebench: fetching {len(rels)} missing data file(s) into {root}")
+        fetch_missing(root, rels, log=log, fetcher=fetcher)
+    still = missing_data(files)
+    if still:
+        raise BenchError(still)
+
+
 def main(args: argparse.Namespace) -> int:
     from codebench.bench.canary import CanaryError
     from codebench.bench.suite import (
@@ -215,8 +246,8 @@ def main(args: argparse.Namespace) -> int:
         benchmarks = [b.strip() for b in args.benchmarks.split(",") if b.strip()]
         if not benchmarks:
             raise BenchError("--benchmarks: no benchmark named")
-        for spec in benchmarks:  # unknown names and protocols fail before any model loads
-            get_task(spec, args.data_dir)
+        tasks = [get_task(spec, args.data_dir) for spec in benchmarks]  # unknown names and
+        ensure_data(tasks, args.data_dir)  # protocols, missing data: before any model loads
         label, out, model_run = _target(args)
         config, source = eval_config(args, out, label, benchmarks)
         print(f"settings: {source}")

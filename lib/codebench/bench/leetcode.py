@@ -220,9 +220,11 @@ def problem_from_row(row: Any, where: str) -> Problem:
 
 
 def read_leetcode(path: str | Path) -> list[Problem]:
+    from codebench.paths import missing_data
+
     p = Path(path)
     if not p.is_file():
-        raise BenchError(f"leetcode: data file not found: {p}")
+        raise BenchError(f"leetcode: {missing_data([p])}")
     out, seen = [], set()
     for lineno, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():

@@ -128,3 +128,22 @@ def test_other_prompt_wording_into_the_same_folder_is_refused_by_evaluate(
     monkeypatch.setattr(he, "INSTRUCT_TEMPLATE", "Other wording:\n{prompt}")
     with pytest.raises(BenchError, match="prompt protocol differ.*named evaluation"):
         bench.evaluate(be, "humaneval:instruct", tmp_path, log=lambda *_: None, **kw)
+
+
+def test_fim_rerun_stays_in_its_folder(tmp_path: Path) -> None:
+    """The settings key of a task that reads the tokenizer (FIM markers) is computed the way
+    `evaluate` computes it, so the same configuration again resumes the plain folder."""
+
+    class Tok:
+        def get_vocab(self):
+            return {"<|fim_prefix|>": 1, "<|fim_suffix|>": 2, "<|fim_middle|>": 3}
+
+    run, be = _run(tmp_path), Fake()
+    be.tokenizer = Tok()
+    for _ in range(2):
+        res = bench.evaluate_variants(
+            run, ["base"], ["fim"], GREEDY, backends={"base": be}, progress=False,
+            log=lambda *_: None,
+        )["results"][0]  # fmt: skip
+        assert res["status"] == "ok" and res["evaluation"] == "base"
+    assert res["timing"]["generated"] == 0

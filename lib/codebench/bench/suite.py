@@ -53,7 +53,12 @@ def bench_dirname(spec: str) -> str:
 
 
 def eval_label(
-    run: Any, variant: str, spec: str, config: EvalConfig, data_dir: str | Path | None = None
+    run: Any,
+    variant: str,
+    spec: str,
+    config: EvalConfig,
+    data_dir: str | Path | None = None,
+    tokenizer: Any = None,
 ) -> str:
     """The eval/ folder name of (variant, configuration): `variant@name` for a named evaluation;
     else `variant` when eval/<variant>/<bench>/ is free or holds this configuration; else
@@ -65,6 +70,8 @@ def eval_label(
     if not (plain / "samples.jsonl").is_file():
         return variant
     task = get_task(spec, data_dir, **config.options)
+    if hasattr(task, "prepare"):  # as `evaluate` does (FIM reads its markers from the tokenizer)
+        task.prepare(tokenizer)
     key = settings_key(config, task)
     if not holds_other_settings(plain, variant, task.protocol, key):
         return variant
@@ -128,7 +135,9 @@ def evaluate_variants(
                 options["path"] = str(run.data / "heldout.jsonl")
             cfg = EvalConfig(**{**config.__dict__, "options": options})
             try:
-                label = eval_label(run, variant, spec, cfg, data_dir)
+                label = eval_label(
+                    run, variant, spec, cfg, data_dir, getattr(be, "tokenizer", None)
+                )
             except Exception:  # noqa: BLE001 - evaluate reports what is wrong with the task
                 label = variant
             if label != variant:

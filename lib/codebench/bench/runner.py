@@ -515,7 +515,7 @@ def evaluate(
 
 
 def difficulty_table(problems: list[Problem], per_problem: dict) -> dict[str, dict]:
-    """{difficulty: {"problems", "passed", "pass@1"}} over problems whose meta names a
+    """{difficulty: {"problems", "solved", "pass@1"}} over problems whose meta names a
     difficulty (pass@1 = mean per-problem pass rate); {} when none does."""
     out: dict[str, dict] = {}
     for p in problems:

@@ -17,7 +17,7 @@ TORCH_VERSION   := 2.13.0
 TORCH           ?= auto
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 
-.PHONY: help setup check-system reproduce test test-slow lab bench lint format clean
+.PHONY: help setup check-system reproduce test test-slow lab kernel bench lint format clean
 
 help:
 	@echo "make setup [TORCH=auto|cpu|cuda]             .venv with the torch build for this machine; checks system packages"
@@ -25,6 +25,7 @@ help:
 	@echo "make test                                    run the test suite (sets up .venv)"
 	@echo "make test-slow                               also run tests marked slow"
 	@echo "make lab                                     JupyterLab at the project root (runs/, figures/, notebooks/)"
+	@echo "make kernel                                  list the codebench kernel in your own Jupyter (ipykernel install --user)"
 	@echo "make bench                                   speed comparisons in benchmarks/ (prints ratios)"
 
 setup: $(STAMP) check-system
@@ -84,6 +85,12 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" \
 	  --ServerApp.kernel_spec_manager_class=jupyter_client.kernelspec.KernelSpecManager \
 	  $(if $(filter 0,$(shell id -u)),--allow-root,)
+
+# The kernel for a Jupyter outside .venv (your own JupyterLab, VS Code): installed for the user
+# (~/.local/share/jupyter/kernels/codebench), running .venv's Python. Same as
+# `.venv/bin/python -m ipykernel install --user --name codebench --display-name "Python (codebench)"`.
+kernel: $(STAMP)
+	$(BIN)/python -m ipykernel install --user --name codebench --display-name "Python (codebench)"
 
 bench: $(STAMP)
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

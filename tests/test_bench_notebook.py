@@ -50,3 +50,17 @@ def test_evaluate_notebook_on_the_tiny_model(tiny_run, data_dir, tmp_path: Path)
         assert (figures / f"{name}.png").is_file()
     text = out.read_text()
     assert "not in" in text and "no-such-variant" in text
+    # `codebench eval` on the same variant, no flags: stage 04's settings (read from its
+    # results.json), its samples (nothing generated) and its numbers
+    from codebench.cli import main
+
+    before = {
+        b: json.loads((tiny_run.eval_dir("base", b) / "results.json").read_text())
+        for b in ("humaneval", "mbpp")
+    }
+    argv = ["eval", "--model", str(tiny_run.model_dir("base")), "--benchmarks", "humaneval,mbpp"]
+    assert main([*argv, "--device", "cpu", "--data-dir", str(data_dir), "--quiet"]) == 0
+    for b, res in before.items():
+        now = json.loads((tiny_run.eval_dir("base", b) / "results.json").read_text())
+        assert now["timing"]["generated"] == 0
+        assert now["metrics"] == res["metrics"] and now["config"] == res["config"]

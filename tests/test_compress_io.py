@@ -187,3 +187,30 @@ def test_bad_folders_named(tmp_path) -> None:
     )
     with pytest.raises(io.VariantLoadError, match="codebench_int8.safetensors is missing"):
         io.load_variant(tmp_path, "cpu")
+
+
+@pytest.mark.parametrize("spec", ["magnitude-50", "wanda-50", "mlp-prune-25", "head-prune-50"])
+def test_hf_format_variants_load_with_plain_from_pretrained(spec, sources, tmp_path) -> None:
+    """Where the format allows (format 'hf': pruned weights stored dense, structured pruning
+    with a rewritten config), a variant folder is an ordinary transformers checkpoint:
+    `AutoModelForCausalLM.from_pretrained` loads it without codebench and computes the same
+    logits as `load_variant`. (The 'int8' and 'sparse' layouts are codebench's own; see
+    docs/compression.md, Formats and loading.)"""
+    from transformers import AutoModelForCausalLM
+
+    dest = tmp_path / spec
+    build_variant(
+        sources["llama"],
+        spec,
+        dest,
+        calibration_texts=list(CODE) * 8,
+        calibration_sequences=4,
+        calibration_seq_len=32,
+        sparse_storage=False,
+    )
+    assert read_variant_info(dest)["format"] == "hf"
+    plain = AutoModelForCausalLM.from_pretrained(dest, dtype=torch.float32).eval()
+    ours = io.load_variant(dest, "cpu", dtype=torch.float32)
+    ids = models.load_tokenizer(str(dest))("def add(a, b):", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        assert torch.equal(plain(ids).logits, ours(ids).logits)

@@ -67,3 +67,25 @@ def test_lab_opens_at_the_project_root_and_allows_root() -> None:
     assert f'--ServerApp.root_dir="{REPO}"' in out
     assert ("--allow-root" in out) == (os.geteuid() == 0)
     assert "cd notebooks" not in out
+
+
+def test_make_kernel_installs_for_the_user_jupyter(tmp_path: Path) -> None:
+    """`make kernel` lists the codebench kernel in the user's own Jupyter: its recipe is
+    `ipykernel install --user`; run here with a temporary Jupyter data folder."""
+    import json
+    import shlex
+    import sys
+
+    out = subprocess.run(
+        [MAKE, "-n", "kernel"], cwd=REPO, capture_output=True, text=True, timeout=60
+    ).stdout
+    # the last line (the lines before it set up .venv when it is out of date)
+    line = out.strip().splitlines()[-1]
+    argv = shlex.split(line)
+    assert argv[0] == ".venv/bin/python" and argv[1:4] == ["-m", "ipykernel", "install"]
+    assert "--user" in argv and "--sys-prefix" not in argv
+    env = dict(os.environ, JUPYTER_DATA_DIR=str(tmp_path / "jupyter"))
+    subprocess.run([sys.executable, *argv[1:]], env=env, check=True, capture_output=True)
+    spec = json.loads((tmp_path / "jupyter" / "kernels" / "codebench" / "kernel.json").read_text())
+    assert spec["display_name"] == "Python (codebench)"
+    assert Path(spec["argv"][0]).resolve() == Path(sys.executable).resolve()

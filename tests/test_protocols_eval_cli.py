@@ -103,3 +103,34 @@ def test_eval_bad_input_fails_before_loading(argv, message, tmp_path, capsys):
 def test_eval_variant_of_a_run_and_missing_variant(tiny_run, capsys):
     rc = main(["eval", "--run", str(tiny_run.root), "--model", "nosuchvariant"])
     assert rc == 1 and "no such variant" in capsys.readouterr().err
+
+
+def test_eval_other_settings_sit_beside_stage_04_and_the_table_compares_them(
+    tiny_run, tmp_path, data_dir, capsys
+):
+    """After stage 04 (sampled), `codebench eval` greedy and a named evaluation: nothing is
+    refused or overwritten, each configuration has its folder, the table lists all three."""
+    run = _copy_run(tiny_run, tmp_path)
+    config = EvalConfig(**SETTINGS, options={"mask_seed": 0})
+    bench.evaluate_variants(
+        run, ["base"], ["humaneval"], config, device="cpu", data_dir=data_dir,
+        progress=False, log=lambda *_: None,
+    )  # fmt: skip
+    before = _results(run, "humaneval")
+    argv = ["eval", "--model", str(run.model_dir("base")), "--benchmarks", "humaneval"]
+    argv += ["--device", "cpu", "--data-dir", str(data_dir), "--quiet"]
+    assert main([*argv, "--temperature", "0"]) == 0
+    assert main([*argv, "--temperature", "0", "--name", "greedy"]) == 0
+    printed = capsys.readouterr().out
+    folders = sorted(p.name for p in (run.root / "eval").iterdir())
+    assert folders[0] == "base" and folders[1] == "base@greedy"
+    assert len(folders) == 3 and folders[2].startswith("base@t0-n1-")
+    assert _results(run, "humaneval") == before  # stage 04's files untouched
+    table = printed.split("evaluation")[-1]
+    for folder in folders:
+        assert folder in table
+    assert "greedy, n=1" in table and "t=0.8 p=0.95, n=2" in table
+    # the same greedy command again resumes its own folder
+    assert main([*argv, "--temperature", "0"]) == 0
+    again = json.loads((run.root / "eval" / folders[2] / "humaneval" / "results.json").read_text())
+    assert again["timing"]["generated"] == 0

@@ -20,6 +20,13 @@ Where results go:
   `codebench reproduce` the same settings reuse its samples and print its numbers;
 - anything else (hub id, a local folder, an OpenAI-compatible server's model): into
   `runs/eval/<model>` unless `--out` names another root.
+
+Several configurations side by side: settings other than those already evaluated for the
+model (another temperature, n, prompt protocol) go to `eval/<label>@<tag>/<benchmark>/`
+(tag: temperature, n and the settings key), or `eval/<label>@<NAME>/` with `--name NAME`;
+nothing is deleted or refused. The table printed at the end lists every configuration of the
+model on the benchmarks asked for (column `evaluation`, with its `settings`), and the run's
+report shows each as its own row.
 """
 
 from __future__ import annotations
@@ -59,6 +66,11 @@ def add_parser(sub: Any) -> None:
         "humaneval:instruct, humaneval:base-deepseek, mbpp, multiple-js, custom:file.jsonl",
     )
     p.add_argument("--run", default=None, help="run folder whose variant --model names")
+    p.add_argument(
+        "--name",
+        default=None,
+        help="a named evaluation: results in eval/<model>@NAME/ beside other configurations",
+    )
     p.add_argument(
         "--out", default=None, help="output root (default: the run, or runs/eval/<model>)"
     )
@@ -139,19 +151,23 @@ SETTINGS = (
 )  # fmt: skip
 
 
-def stage04_settings(out: Any, label: str, benchmarks: list[str]) -> tuple[dict, Path | None]:
+def stage04_settings(
+    out: Any, label: str, benchmarks: list[str], name: str | None = None
+) -> tuple[dict, Path | None]:
     """The EvalConfig fields stage 04 (or an earlier `codebench eval`) used for `label` in
-    `out`, from the first benchmark's results.json found; ({}, None) when there is none."""
+    `out` (for a named evaluation: those it used, else the plain ones), from the first
+    benchmark's results.json found; ({}, None) when there is none."""
     import json
 
     from codebench.bench.suite import bench_dirname
 
-    for spec in benchmarks:
-        f = out.eval_dir(label, bench_dirname(spec)) / "results.json"
-        if f.is_file():
-            cfg = (json.loads(f.read_text()) or {}).get("config") or {}
-            if cfg:
-                return {k: cfg[k] for k in (*SETTINGS, "options") if k in cfg}, f
+    for folder in ([f"{label}@{name}"] if name else []) + [label]:
+        for spec in benchmarks:
+            f = out.eval_dir(folder, bench_dirname(spec)) / "results.json"
+            if f.is_file():
+                cfg = (json.loads(f.read_text()) or {}).get("config") or {}
+                if cfg:
+                    return {k: cfg[k] for k in (*SETTINGS, "options") if k in cfg}, f
     return {}, None
 
 
@@ -163,7 +179,7 @@ def eval_config(args: argparse.Namespace, out: Any, label: str, benchmarks: list
     d = _defaults()
     base = {k: d[k] for k in SETTINGS if k in d} | {"seed": 0, "limit": None}  # all problems
     base["options"] = {"mask_seed": d["fim_seed"]}
-    found, where = stage04_settings(out, label, benchmarks)
+    found, where = stage04_settings(out, label, benchmarks, getattr(args, "name", None))
     base.update(found)
     given = {k: getattr(args, k) for k in SETTINGS if getattr(args, k) is not None}
     if given.get("limit") == 0:
@@ -179,12 +195,50 @@ def eval_config(args: argparse.Namespace, out: Any, label: str, benchmarks: list
     source = f"as {where}" if where else "profile defaults (params.EvaluateSection)"
     if given:
         source += " except " + ", ".join(f"--{k.replace('_', '-')}" for k in given)
+    settings["name"] = getattr(args, "name", None)
     return EvalConfig(**settings), source
+
+
+def ensure_data(tasks: list, data_dir: str | None, *, fetcher=None, log=print) -> None:
+    """Fetch missing benchmark data on first use, as the preflight does for `reproduce`: into
+    the user data folder (when that is where data is read from and the network is allowed);
+    else a BenchError naming the files and the `codebench fetch-data` command."""
+    from codebench.bench.tasks import BenchError
+    from codebench.fetch import fetch_missing, network_allowed, set_of
+    from codebench.paths import DataDirError, data_source, missing_data
+
+    files = [Path(f) for t in tasks for f in t.data_files()]
+    if missing_data(files) is None:
+        return
+    try:
+        root, where = data_source(data_dir)
+    except DataDirError as e:
+        raise BenchError(str(e)) from None
+    rels = []
+    for f in files:
+        try:
+            rel = f.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            continue
+        if not f.is_file() and set_of(rel):
+            rels.append(rel)
+    if rels and where == "shipped" and network_allowed():
+        log(f"codebench: fetching {len(rels)} missing data file(s) into {root}")
+        fetch_missing(root, rels, log=log, fetcher=fetcher)
+    still = missing_data(files)
+    if still:
+        raise BenchError(still)
 
 
 def main(args: argparse.Namespace) -> int:
     from codebench.bench.canary import CanaryError
-    from codebench.bench.suite import evaluate_variants, make_backend, results_table, summary_lines
+    from codebench.bench.suite import (
+        bench_dirname,
+        evaluate_variants,
+        load_results,
+        make_backend,
+        summary_lines,
+    )
     from codebench.bench.tasks import BenchError, get_task
     from codebench.models import ModelNotFoundError
 
@@ -192,8 +246,8 @@ def main(args: argparse.Namespace) -> int:
         benchmarks = [b.strip() for b in args.benchmarks.split(",") if b.strip()]
         if not benchmarks:
             raise BenchError("--benchmarks: no benchmark named")
-        for spec in benchmarks:  # unknown names and protocols fail before any model loads
-            get_task(spec, args.data_dir)
+        tasks = [get_task(spec, args.data_dir) for spec in benchmarks]  # unknown names and
+        ensure_data(tasks, args.data_dir)  # protocols, missing data: before any model loads
         label, out, model_run = _target(args)
         config, source = eval_config(args, out, label, benchmarks)
         print(f"settings: {source}")
@@ -234,18 +288,25 @@ def main(args: argparse.Namespace) -> int:
         return 1
     for line in summary_lines(summary):
         print(line)
-    table = results_table(summary["results"]).dropna(subset=["metric"])
+    table = comparison_table(out, label, [bench_dirname(b) for b in benchmarks], load_results)
     if len(table):
-        cols = [
-            "benchmark",
-            "protocol",
-            "metric",
-            "value",
-            "ci_low",
-            "ci_high",
-            "problems",
-            "samples",
-        ]
+        cols = ["evaluation", "settings", "benchmark", "protocol", "metric", "value"]
+        cols += ["ci_low", "ci_high", "problems", "samples"]
         print(table[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(f"results: {out.root / 'eval' / label}/<benchmark>/results.json")
+    folder = summary["results"][0].get("evaluation", label) if summary["results"] else label
+    print(f"results: {out.root / 'eval' / folder}/<benchmark>/results.json")
     return 0
+
+
+def comparison_table(out: Any, label: str, bench_dirs: list[str], load_results: Any):
+    """Every configuration of `label` evaluated in `out` on these benchmarks (results_table
+    rows with a metric), this run's and earlier ones, side by side."""
+    from codebench.bench.suite import results_table
+
+    mine = [
+        r
+        for r in load_results(out)
+        if r.get("variant") == label and Path(r.get("dir", "")).name in bench_dirs
+    ]
+    table = results_table(mine).dropna(subset=["metric"])
+    return table.sort_values(["benchmark", "metric", "evaluation"], kind="stable")

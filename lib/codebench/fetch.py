@@ -74,6 +74,13 @@ SOURCES: dict[str, list[Source]] = {
             "e57e9c9999aa35128f4d0b6a486979c2c1dce4f4b8c0680bf92bc6f5f147779f",
         ),
     ],
+    "leetcode": [
+        Source(
+            "leetcode/20240121-Jul.jsonl",
+            f"{DS}/LeetCode/data/20240121-Jul.jsonl",
+            "7630417651034cfef749d2b21b47163921e1199e078b39ecbc218b4e7c73fbfc",
+        )
+    ],
     "mtpb": [
         Source(
             "mtpb/mtpb.jsonl",

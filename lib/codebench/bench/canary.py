@@ -38,8 +38,10 @@ def run_canaries(task: Task, sandbox: Any) -> dict[str, Any]:
         return {
             "ok": False,
             "checks": [],
-            "reason": f"{task.spec}: no problem has a reference solution, so the harness cannot be checked "
-            "(add a 'reference' to at least one problem, see docs/benchmarks.md)",
+            "reason": f"{task.spec}: canaries cannot run: no problem has a reference solution, so "
+            "the harness cannot be checked and no score is reported (add a 'reference' to at least "
+            "one problem, see docs/benchmarks.md, or turn canaries off: evaluate.canaries: false, "
+            "`codebench eval --no-canaries`)",
             "seconds": 0.0,
         }
     checks: list[dict[str, Any]] = []

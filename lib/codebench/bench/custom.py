@@ -17,7 +17,16 @@ examples/custom_benchmark.jsonl):
     language     python (default), js, cpp, java, sh
     stop         stop strings for the base protocol (Python default: HumanEval's set)
     reference    optional known-good completion (text after the prompt) -- the canaries
-                 need at least one; `canonical_solution` is accepted as an alias
+                 need at least one; `canonical_solution` is accepted as an alias. Without
+                 any, the canaries cannot run: the evaluation refuses to report a score
+                 (say so with canaries off, `evaluate.canaries: false` / `--canaries off`)
+
+DeepSeek-Coder's LeetCode shape is accepted as it is (see `codebench.bench.leetcode`): a
+`class Solution` prompt (its last line of indentation is dropped from the base prompt), `test`
+as an alias of `tests` with `my_solution = Solution()` and asserts on its methods (run on the
+trusted side through handles to the sandboxed object), `prompt_sft` as the instruct message,
+and the reference harness's import header (`from typing import *`, ...) in front of the program.
+A reference for such a problem is the method body, indented for the class.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from codebench.bench import leetcode
 from codebench.bench import multiple_trusted as trusted
 from codebench.bench.extract import extract_fenced, truncate_at_stops
 from codebench.bench.humaneval import BASE_STOPS, python_program
@@ -103,12 +113,13 @@ def asserts_entry_point(prompt: str, tests: str) -> str | None:
 def _problem(obj: Any, where: str, stem: str, lineno: int) -> Problem:
     if not isinstance(obj, dict):
         raise BenchError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-    for key in ("prompt", "tests"):
-        if key not in obj:
-            raise BenchError(f"{where}: missing required field {key!r}")
+    if "prompt" not in obj:
+        raise BenchError(f"{where}: missing required field 'prompt'")
+    if "tests" not in obj and "test" not in obj:
+        raise BenchError(f"{where}: missing required field 'tests' (or 'test')")
     if not isinstance(obj["prompt"], str) or not obj["prompt"].strip():
         raise BenchError(f"{where}: 'prompt' must be a non-empty string")
-    tests = obj["tests"]
+    tests = obj["tests"] if "tests" in obj else obj["test"]
     if isinstance(tests, list):
         if not all(isinstance(t, str) for t in tests):
             raise BenchError(f"{where}: 'tests' as a list must hold strings")
@@ -128,6 +139,16 @@ def _problem(obj: Any, where: str, stem: str, lineno: int) -> Problem:
     ref = obj.get("reference", obj.get("canonical_solution"))
     if ref is not None and not isinstance(ref, str):
         raise BenchError(f"{where}: 'reference' must be a string")
+    meta: dict[str, Any] = {"check_style": check_style, "line": lineno}
+    if lang == "python" and not check_style and leetcode.is_leetcode_shape(obj["prompt"], tests):
+        sft = obj.get("prompt_sft")
+        if sft is not None and (not isinstance(sft, str) or not sft.strip()):
+            raise BenchError(f"{where}: 'prompt_sft' must be a non-empty string")
+        meta.update(leetcode=True, prompt_sft=sft)
+        ep = ep or leetcode.method_name(obj["prompt"])
+        if ref is not None and ref[:1] not in (" ", "\t", "\n"):  # written after the indentation
+            tail = obj["prompt"][len(leetcode.base_prompt(obj["prompt"])) :]
+            ref = tail + ref
     return Problem(
         task_id=str(obj.get("task_id") or f"{stem}/{lineno}"),
         prompt=obj["prompt"],
@@ -136,7 +157,7 @@ def _problem(obj: Any, where: str, stem: str, lineno: int) -> Problem:
         tests=tests,
         stop=list(stop),
         reference=ref,
-        meta={"check_style": check_style, "line": lineno},
+        meta=meta,
     )
 
 
@@ -214,7 +235,14 @@ class Custom(Task):
                     ) from None
         return problems
 
+    def prompt(self, problem: Problem, chat=None) -> str:
+        if self.protocol == "base" and problem.meta.get("leetcode"):
+            return leetcode.base_prompt(problem.prompt)
+        return super().prompt(problem, chat)
+
     def messages(self, problem: Problem) -> list[dict]:
+        if problem.meta.get("prompt_sft"):
+            return [{"role": "user", "content": problem.meta["prompt_sft"]}]
         tag = "python" if problem.language == "python" else LANGUAGES[problem.language]["fence"]
         content = (
             f"Complete the following code. Reply with the whole function in one ```{tag} code block.\n\n"
@@ -224,6 +252,10 @@ class Custom(Task):
 
     def extract(self, problem: Problem, raw: str) -> str:
         lang = problem.language
+        if problem.meta.get("leetcode"):
+            if self.protocol == "base":
+                return leetcode.base_program(problem.prompt, raw)
+            return leetcode.instruct_program(self._class_code(problem), raw)
         if lang == "python":
             if self.protocol == "base":
                 return problem.prompt + truncate_at_stops(
@@ -247,6 +279,13 @@ class Custom(Task):
         else:
             program = problem.prompt + body + "\n" + problem.tests
         return java_offline(program) if lang == "java" else program
+
+    @staticmethod
+    def _class_code(problem: Problem) -> str:
+        """The code the instruct answer completes (LeetCode shape): prompt_sft's fenced class,
+        else the prompt's."""
+        sft = problem.meta.get("prompt_sft")
+        return leetcode.class_code(sft) if sft else leetcode.base_prompt(problem.prompt).strip()
 
     def _expected_program(self, problem: Problem) -> str:
         program = trusted.expected_program(
@@ -281,6 +320,8 @@ class Custom(Task):
     def job(self, problem: Problem, program: str):
         from codebench.sandbox import ProgramJob, TestsJob
 
+        if problem.meta.get("leetcode"):
+            return leetcode.job(problem.tests, program)
         if self._trusted(problem):
             self._pending[problem.task_id] = problem
             return ProgramJob(program=program, language=problem.language)
@@ -311,10 +352,17 @@ class Custom(Task):
             return None
         if self.protocol == "base":
             return problem.reference
+        if problem.meta.get("leetcode"):
+            return fenced(leetcode.base_prompt(problem.prompt) + problem.reference.lstrip("\n"))
         tag = "python" if problem.language == "python" else LANGUAGES[problem.language]["fence"]
         return fenced(problem.prompt + problem.reference + CLOSING[problem.language], tag)
 
     def wrong(self, problem: Problem) -> str:
+        if problem.meta.get("leetcode"):
+            body = leetcode.wrong_body()
+            if self.protocol == "base":
+                return body
+            return fenced(leetcode.base_prompt(problem.prompt) + body)
         if problem.language == "python":
             body = "    return None  # codebench-wrong\n"
             if self.protocol == "base":

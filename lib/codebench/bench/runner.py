@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sys
 import time
 from collections import Counter
@@ -27,7 +28,7 @@ from typing import Any
 
 from codebench.bench import passk
 from codebench.bench.canary import CanaryError, run_canaries
-from codebench.bench.tasks import BenchError, Problem, Task, get_task
+from codebench.bench.tasks import DEFAULT_TIMEOUT_S, BenchError, Problem, Task, get_task
 from codebench.records import JsonlStore, read_jsonl, write_json
 
 KEY = ("task_id", "sample", "model", "protocol")
@@ -51,10 +52,14 @@ class EvalConfig:
     ks: tuple[int, ...] = (1, 10, 100)
     seed: int = 0
     batch_size: int = 8  # prompts per backend call (and per records flush)
-    timeout: float = 10.0  # sandbox seconds per program
+    timeout: float = DEFAULT_TIMEOUT_S  # sandbox seconds per program (tasks.TIMEOUTS)
     bootstrap: int = 1000  # bootstrap resamples for the intervals
     canaries: bool = True
     options: dict[str, Any] = field(default_factory=dict)  # task options (e.g. fim seed)
+    # a named evaluation: its outputs go to eval/<variant>@<name>/<bench>/ (suite), so several
+    # configurations of one variant coexist; None: eval/<variant>/<bench>/ unless that holds
+    # samples of other settings, then eval/<variant>@<settings tag>/ (see `settings_tag`)
+    name: str | None = None
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -69,6 +74,11 @@ class EvalConfig:
                 "greedy decoding (temperature 0) gives identical samples: use n=1, or temperature > 0 for pass@k"
             )
         self.ks = tuple(int(k) for k in self.ks)
+        if self.name is not None and not _NAME_RE.fullmatch(str(self.name)):
+            raise BenchError(
+                f"evaluation name {self.name!r}: use letters, digits, '.', '_', '-' and '=' "
+                "(at most 64; it names a folder)"
+            )
 
     @property
     def greedy(self) -> bool:
@@ -89,9 +99,56 @@ class EvalConfig:
         return {k: getattr(self, k) for k in GEN_KEYS}
 
 
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._=-]{0,63}")
+
+
 def gen_key(settings: dict[str, Any]) -> str:
     """A short fingerprint of the generation settings stored with every record."""
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def prompt_key(task: Task) -> str:
+    """A fingerprint of what the model is shown under the task's protocol: the task's settings
+    (protocol, reference protocol, ...; file paths left out, so a moved run keeps its key) and
+    the prompt bytes (chat messages for instruct protocols) of its first problems. Part of the
+    resume key: samples generated under another prompt wording are never resumed."""
+    info = {k: v for k, v in task.info().items() if k != "path"}
+    parts: list[Any] = [info]
+    try:
+        for p in task.problems()[:3]:
+            if task.multi_turn:
+                parts.append(task.turns(p))
+            else:
+                parts.append(task.prompt(p, chat=lambda m: json.dumps(m, sort_keys=True)))
+    except Exception as e:  # noqa: BLE001 - a task that cannot render here keys by its settings
+        parts.append(f"unrendered: {type(e).__name__}")
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def settings_key(cfg: EvalConfig, task: Task) -> str:
+    """The resume key of a configuration: generation settings + prompt protocol (not n: more
+    samples of the same configuration extend it)."""
+    return gen_key({**cfg.gen_settings(), "prompt": prompt_key(task)})
+
+
+def settings_tag(cfg: EvalConfig, key: str) -> str:
+    """A readable folder suffix for an unnamed configuration, e.g. 't0.2-n10-3f9a1c2b'."""
+    return f"t{cfg.temperature:g}-n{cfg.n}-{key[:8]}"
+
+
+def holds_other_settings(out_dir: str | Path, model: str, protocol: str, key: str) -> bool:
+    """True when out_dir/samples.jsonl has records of (model, protocol) with another key."""
+    f = Path(out_dir) / "samples.jsonl"
+    if not f.is_file():
+        return False
+    try:
+        recs = read_jsonl(f)
+    except Exception:  # noqa: BLE001 - an unreadable file is reported by evaluate itself
+        return False
+    return any(
+        r.get("model") == model and r.get("protocol") == protocol and r.get("gen_key") != key
+        for r in recs
+    )
 
 
 def _gen_config(cfg: EvalConfig, *, n: int, max_new_tokens: int, stop: list[str], seed: int):
@@ -339,7 +396,10 @@ def _check_settings(store: JsonlStore, model: str, protocol: str, gkey: str, pat
     if other:
         raise BenchError(
             f"{path}: holds samples of {model!r} ({protocol}) generated with other settings "
-            f"(gen_key {sorted(map(str, other))} != {gkey}); use another output folder or delete the file to start over"
+            f"(gen_key {sorted(map(str, other))} != {gkey}: generation settings or prompt "
+            "protocol differ); evaluate into another folder -- a named evaluation "
+            "(EvalConfig(name=...), `codebench eval --name`) or `evaluate_variants`, which puts "
+            "each configuration in its own eval/<variant>@<tag>/ -- or delete the file to start over"
         )
 
 
@@ -433,6 +493,9 @@ def evaluate(
     ids = [p.task_id for p in problems]
     scored = score(records, cfg.ks, task_ids=ids, n=cfg.n, iters=cfg.bootstrap, seed=cfg.seed)
     incomplete = [t for t in ids if scored["per_problem"].get(t, {}).get("n", 0) < cfg.n]
+    by_difficulty = difficulty_table(problems, scored["per_problem"])
+    if by_difficulty:  # e.g. LeetCode's Easy / Medium / Hard (DeepSeek-Coder's table)
+        scored["by_difficulty"] = by_difficulty
     results = {
         **base,
         "status": "incomplete" if incomplete else "ok",
@@ -451,6 +514,28 @@ def evaluate(
     return results
 
 
+def difficulty_table(problems: list[Problem], per_problem: dict) -> dict[str, dict]:
+    """{difficulty: {"problems", "solved", "pass@1"}} over problems whose meta names a
+    difficulty (pass@1 = mean per-problem pass rate); {} when none does."""
+    out: dict[str, dict] = {}
+    for p in problems:
+        d, c = p.meta.get("difficulty"), per_problem.get(p.task_id)
+        if not d or not c or not c["n"]:
+            continue
+        row = out.setdefault(str(d), {"problems": 0, "passed": 0, "rate_sum": 0.0})
+        row["problems"] += 1
+        row["passed"] += int(c["c"] > 0)
+        row["rate_sum"] += c["c"] / c["n"]
+    return {
+        d: {
+            "problems": r["problems"],
+            "solved": r["passed"],
+            "pass@1": r["rate_sum"] / r["problems"],
+        }
+        for d, r in out.items()
+    }
+
+
 def _run_samples(
     task: Task,
     backend: Any,
@@ -462,7 +547,7 @@ def _run_samples(
     progress: bool,
 ) -> dict[str, Any]:
     """Generate, score and append every missing sample; return timing stats."""
-    gkey = gen_key(cfg.gen_settings())
+    gkey = settings_key(cfg, task)
     stats = {"generated": 0, "generate_s": 0.0, "execute_s": 0.0, "generation_errors": 0}
     with JsonlStore(out / "samples.jsonl", KEY) as store:
         _check_settings(store, model, task.protocol, gkey, out / "samples.jsonl")

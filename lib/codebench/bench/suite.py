@@ -2,7 +2,11 @@
 
 `evaluate_variants(run, variants, benchmarks, config)` loads each variant of the run folder with
 `codebench.models.load`, wraps it in a `codebench.generate` backend and evaluates every
-benchmark into `run.eval_dir(variant, bench_dirname(spec))`. Variants that do not exist are
+benchmark into `run.eval_dir(variant, bench_dirname(spec))` -- or, for a named evaluation
+(`config.name`) or a configuration other than the one already there (other temperature, n
+of other settings, prompt protocol), into `eval/<variant>@<name or settings tag>/<bench>/`
+(`eval_label`), so configurations coexist and the tables compare them (each result records
+its settings). Variants that do not exist are
 reported and skipped; tasks that cannot run (FIM without FIM tokens, CodeI/O without its
 held-out file) are skipped with their reason; a canary failure does not stop the other
 evaluations but is raised (`CanaryError`) once they are done.
@@ -17,10 +21,22 @@ from typing import Any
 import pandas as pd
 
 from codebench.bench.canary import CanaryError
-from codebench.bench.runner import EvalConfig, evaluate
+from codebench.bench.runner import (
+    EvalConfig,
+    evaluate,
+    holds_other_settings,
+    settings_key,
+    settings_tag,
+)
 from codebench.bench.tasks import get_task, parse_spec
 
-LANGUAGE_OF = {"humaneval": "python", "mbpp": "python", "fim": "python", "mtpb": "python"}
+LANGUAGE_OF = {
+    "humaneval": "python",
+    "mbpp": "python",
+    "fim": "python",
+    "mtpb": "python",
+    "leetcode": "python",
+}
 
 
 def bench_dirname(spec: str) -> str:
@@ -34,6 +50,32 @@ def bench_dirname(spec: str) -> str:
     if protocol is None or protocol == get_task(name).protocols[0]:
         return name
     return f"{name}-{protocol}"
+
+
+def eval_label(
+    run: Any,
+    variant: str,
+    spec: str,
+    config: EvalConfig,
+    data_dir: str | Path | None = None,
+    tokenizer: Any = None,
+) -> str:
+    """The eval/ folder name of (variant, configuration): `variant@name` for a named evaluation;
+    else `variant` when eval/<variant>/<bench>/ is free or holds this configuration; else
+    `variant@<settings tag>` (temperature, n and the settings key: generation settings +
+    prompt protocol)."""
+    if config.name:
+        return f"{variant}@{config.name}"
+    plain = run.eval_dir(variant, bench_dirname(spec))
+    if not (plain / "samples.jsonl").is_file():
+        return variant
+    task = get_task(spec, data_dir, **config.options)
+    if hasattr(task, "prepare"):  # as `evaluate` does (FIM reads its markers from the tokenizer)
+        task.prepare(tokenizer)
+    key = settings_key(config, task)
+    if not holds_other_settings(plain, variant, task.protocol, key):
+        return variant
+    return f"{variant}@{settings_tag(config, key)}"
 
 
 def make_backend(
@@ -92,7 +134,15 @@ def evaluate_variants(
             if name == "codeio" and not path:
                 options["path"] = str(run.data / "heldout.jsonl")
             cfg = EvalConfig(**{**config.__dict__, "options": options})
-            out = run.eval_dir(variant, bench_dirname(spec))
+            try:
+                label = eval_label(
+                    run, variant, spec, cfg, data_dir, getattr(be, "tokenizer", None)
+                )
+            except Exception:  # noqa: BLE001 - evaluate reports what is wrong with the task
+                label = variant
+            if label != variant:
+                log(f"[evaluate] {variant} / {spec}: this configuration goes to eval/{label}/")
+            out = run.eval_dir(label, bench_dirname(spec))
             try:
                 res = evaluate(
                     be,
@@ -110,6 +160,7 @@ def evaluate_variants(
                 continue
             res["dir"] = str(out)
             res["spec"] = spec
+            res["evaluation"] = label
             if res["status"] == "skipped":
                 skipped.append({"variant": variant, "benchmark": spec, "reason": res["reason"]})
             results.append(res)
@@ -126,6 +177,7 @@ def load_results(run: Any) -> list[dict]:
     for f in sorted(base.glob("*/*/results.json")) if base.is_dir() else []:
         obj = json.loads(f.read_text())
         obj.setdefault("variant", f.parent.parent.name)
+        obj["evaluation"] = f.parent.parent.name  # variant, or variant@name (a configuration)
         obj["dir"] = str(f.parent)
         out.append(obj)
     return out
@@ -143,8 +195,20 @@ def _bench_label(res: dict) -> str:
     return Path(res["dir"]).name if res.get("dir") else str(res.get("benchmark"))
 
 
+def settings_text(res: dict) -> str:
+    """The configuration of one result, e.g. 'greedy, n=1, max 512' or 't=0.2 p=0.95, n=10, max 512'."""
+    cfg = res.get("config") or {}
+    if not cfg:
+        return ""
+    t = cfg.get("temperature")
+    head = "greedy" if t == 0 else f"t={t:g} p={cfg.get('top_p', 1.0):g}"
+    return f"{head}, n={cfg.get('n')}, max {cfg.get('max_new_tokens')}"
+
+
 def results_table(results: list[dict]) -> pd.DataFrame:
-    """One row per (variant, benchmark, metric): value, interval, problems, status."""
+    """One row per (variant, benchmark, metric): value, interval, problems, status; the
+    `evaluation` (variant, or variant@name for another configuration, see `eval_label`) and
+    its `settings` tell configurations of one variant apart."""
     rows = []
     for r in results:
         base = {
@@ -153,6 +217,8 @@ def results_table(results: list[dict]) -> pd.DataFrame:
             "protocol": (r.get("task") or {}).get("protocol"),
             "language": _language(r),
             "status": r.get("status"),
+            "evaluation": r.get("evaluation") or r.get("variant"),
+            "settings": settings_text(r),
         }
         metrics = r.get("metrics") or {}
         if not metrics:
@@ -193,6 +259,8 @@ def results_table(results: list[dict]) -> pd.DataFrame:
             "ci_high",
             "problems",
             "samples",
+            "evaluation",
+            "settings",
         ],
     )
 

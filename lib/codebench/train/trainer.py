@@ -148,13 +148,20 @@ class PreparedData:
     packing: bool
 
     @property
-    def conversational(self) -> bool:
-        return any(e.fmt != "text" for e in self.train_examples)
+    def assistant_only(self) -> bool:
+        """Chat data on a template with assistant markers (trl's assistant_only_loss)."""
+        return any(e.fmt != "text" for e in self.train_examples) and D.marks_assistant(
+            self.tokenizer
+        )
 
     def dataset(self, split: str) -> datasets.Dataset | None:
         """The split as trl takes it (``messages`` or ``text`` records), None when empty."""
         examples = self.train_examples if split == "train" else self.val_examples
-        return datasets.Dataset.from_list([D.trl_record(e) for e in examples]) if examples else None
+        return (
+            datasets.Dataset.from_list([D.trl_record(e, self.tokenizer) for e in examples])
+            if examples
+            else None
+        )
 
     def rows(self, split: str) -> int:
         """Rows the split makes: trl's best-fit-decreasing packing of the kept examples."""
@@ -368,10 +375,10 @@ def training_arguments(
     device: str,
     dtype: torch.dtype,
     has_val: bool,
-    conversational: bool = True,
+    assistant_only: bool = True,
 ) -> SFTConfig:
-    """trl SFTConfig for the job: assistant-only loss on chat data (every token of plain text),
-    best-fit-decreasing packing when `finetune.packing`; reporting integrations per
+    """trl SFTConfig for the job: assistant-only loss on chat data (completion-only loss on
+    prompt-completion pairs, every token of plain text), best-fit-decreasing packing when `finetune.packing`; reporting integrations per
     `finetune.report_to` (default none; codebench's own logging always)."""
     cfg = job.finetune
     return SFTConfig(
@@ -379,7 +386,7 @@ def training_arguments(
         max_length=cfg.max_length,
         packing=cfg.packing,
         packing_strategy="bfd",
-        assistant_only_loss=conversational,
+        assistant_only_loss=assistant_only,
         dataset_text_field="text",
         activation_checkpointing=False,  # enabled on the model itself (load_model)
         max_steps=cfg.max_steps or -1,
@@ -522,7 +529,7 @@ def build_trainer(
     guard = ScheduleGuard(lr=cfg.lr, schedule=cfg.lr_scheduler, warmup=cfg.warmup)
     val = data.dataset("val")
     args = training_arguments(
-        job, checkpoint_dir(job), device, dtype, val is not None, data.conversational
+        job, checkpoint_dir(job), device, dtype, val is not None, data.assistant_only
     )
     args.eval_on_start = eval_on_start and val is not None
     datasets.disable_progress_bars()

@@ -69,9 +69,8 @@ CUDA_VARIANTS = [
 
 def texts() -> tuple[list[str], list[str]]:
     """(held-out texts for perplexity, training-split texts for calibration)."""
-    from codebench.corpus import load_corpus
+    from codebench.corpus import heldout_texts, load_corpus
     from codebench.params import TinyModelConfig
-    from codebench.tiny import heldout_texts
 
     t = TinyModelConfig()
     corpus = load_corpus(

@@ -184,8 +184,9 @@ def eval_config(args: argparse.Namespace, out: Any, label: str, benchmarks: list
 
 def main(args: argparse.Namespace) -> int:
     from codebench.bench.canary import CanaryError
+    from codebench.bench.registry import get_task
     from codebench.bench.suite import evaluate_variants, make_backend, results_table, summary_lines
-    from codebench.bench.tasks import BenchError, get_task
+    from codebench.bench.tasks import BenchError
     from codebench.models import ModelNotFoundError
 
     try:

@@ -745,10 +745,9 @@ def register_base(
     import tempfile
     import time
 
-    from codebench.corpus import load_corpus
+    from codebench.corpus import heldout_texts, load_corpus
     from codebench.records import write_json
     from codebench.runs import provenance, write_variant_info
-    from codebench.tiny import heldout_texts
 
     t0 = time.perf_counter()
     spec = section.base

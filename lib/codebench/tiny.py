@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 
-from codebench.corpus import Corpus, Document, load_corpus
+from codebench.corpus import Corpus, Document, heldout_texts, load_corpus
 from codebench.params import TinyModelConfig
 
 EOS, PAD = "<|endoftext|>", "<|pad|>"
@@ -567,14 +567,3 @@ def build(
     }
     write_json(run.result_file("base_model"), record)
     return record
-
-
-def heldout_texts(corpus: Corpus, max_chars: int) -> list[str]:
-    """Held-out documents up to `max_chars` characters in all (the last one cut to fit)."""
-    out, left = [], max_chars
-    for d in corpus.heldout:
-        if left <= 0:
-            break
-        out.append(d.text[:left])
-        left -= len(out[-1])
-    return out

@@ -17,8 +17,8 @@ from typing import Any
 import pandas as pd
 
 from codebench.bench.canary import CanaryError
+from codebench.bench.registry import get_task, parse_spec
 from codebench.bench.runner import EvalConfig, evaluate
-from codebench.bench.tasks import get_task, parse_spec
 
 LANGUAGE_OF = {"humaneval": "python", "mbpp": "python", "fim": "python", "mtpb": "python"}
 

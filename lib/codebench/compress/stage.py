@@ -270,9 +270,8 @@ def _pass_at_1(run, label: str, model_spec: str, cfg, device: str, data_dir, log
 
 def texts_for(cfg) -> tuple[list[str], list[str], dict]:
     """(held-out texts for perplexity, train-split texts for calibration, corpus stats)."""
-    from codebench.corpus import load_corpus
+    from codebench.corpus import heldout_texts, load_corpus
     from codebench.params import TinyModelConfig
-    from codebench.tiny import heldout_texts
 
     t = TinyModelConfig()  # the tiny model's split: its held-out files stay unseen
     corpus = load_corpus(

@@ -298,7 +298,9 @@ def _checkpoint_dtype(target: str, revision: str | None) -> str | None:
     return checkpoint_dtype(str(Path(cached).parent))
 
 
-def _resolve_device(device: str) -> str:
+def resolve_device(device: str) -> str:
+    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'; 'cuda[:N]' without a GPU is a
+    ValueError; anything else as given. The one home for device resolution."""
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if str(device).startswith("cuda") and not torch.cuda.is_available():
@@ -325,7 +327,7 @@ def load_model(
     from transformers import AutoModelForCausalLM
 
     run = _as_run(run)
-    device = _resolve_device(device)
+    device = resolve_device(device)
     target = resolve(spec, run)
     info = read_variant_info(Path(target)) if Path(target).is_dir() else None
     info = info or {}
@@ -741,12 +743,10 @@ def register_base(
     and run.result_file('base_model') with the parameter count and held-out perplexity on
     the standard library's held-out split.
     """
-    import shutil
-    import tempfile
     import time
 
     from codebench.corpus import heldout_texts, load_corpus
-    from codebench.records import write_json
+    from codebench.records import write_dir_atomic, write_json
     from codebench.runs import provenance, write_variant_info
 
     t0 = time.perf_counter()
@@ -764,15 +764,12 @@ def register_base(
     ppl = perplexity(
         model, tok, heldout_texts(corpus, eval_chars or section.eval_chars), batch_size=2
     )
-    dest = run.model_dir("base")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".base.tmp-", dir=dest.parent))
-    write_variant_info(
-        tmp, kind="base", parent=None, loader="hf", source=source, revision=section.revision
+    dest = write_dir_atomic(
+        run.model_dir("base"),
+        lambda tmp: write_variant_info(
+            tmp, kind="base", parent=None, loader="hf", source=source, revision=section.revision
+        ),
     )
-    if dest.exists():
-        shutil.rmtree(dest)
-    os.replace(tmp, dest)
     record = {
         "base": spec,
         "source": source,

@@ -721,17 +721,14 @@ def resolve_device(device: str) -> str:
     """'auto' -> 'cuda' when a GPU is visible, else 'cpu'; 'cuda' without a GPU is an error."""
     if device not in ("auto", "cpu", "cuda"):
         raise ProfileError(f"device: expected auto, cpu or cuda, got {device!r}")
-    if device == "cpu":
-        return "cpu"
-    import torch
+    from codebench import models  # torch: only when a stage resolves its device
 
-    if torch.cuda.is_available():
-        return "cuda"
-    if device == "cuda":
+    try:
+        return models.resolve_device(device)
+    except ValueError:
         raise ProfileError(
             "device: 'cuda' requested but no CUDA GPU is visible (use device: auto or cpu)"
-        )
-    return "cpu"
+        ) from None
 
 
 def stage_config(section: str, namespace: dict[str, Any]) -> tuple[StageContext, Section]:

@@ -25,6 +25,7 @@ from codebench.compress.variants import (
     parse_specs,
     unavailable_reason,
 )
+from codebench.records import write_dir_atomic
 
 BUILDER_VERSION = 1
 HF_QUANT = ("nf4", "bnb-int8", "int4-weight")
@@ -199,7 +200,7 @@ def build_variant(
                 tok.save_pretrained(folder)
                 io._info(folder, format="hf", quantization=quant.method, **info)
 
-            io.save_atomic(dest, write)
+            write_dir_atomic(dest, write)
     info["build_s"] = round(time.perf_counter() - t0, 2)
     del model
     return info

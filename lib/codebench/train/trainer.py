@@ -44,6 +44,7 @@ from transformers import PrinterCallback, TrainerState
 from trl import SFTConfig, SFTTrainer
 from trl.data_utils import pack_dataset
 
+from codebench.models import resolve_dtype
 from codebench.params import FinetuneSection, resolve_device, seed_everything
 from codebench.records import write_json
 from codebench.runs import VARIANT_INFO, RunLayout, file_sha256, provenance, run_relative
@@ -237,11 +238,8 @@ def prepare_data(job: FinetuneJob, tokenizer: Any = None) -> PreparedData:
 # --------------------------------------------------------------------------- model
 def training_dtype(precision: str, device: str) -> torch.dtype:
     """fp32 on CPU; bf16 on GPU (fp16 where bf16 is unsupported); or as configured."""
-    if precision == "auto":
-        if device != "cuda":
-            return torch.float32
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    names = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+    return resolve_dtype(names.get(precision, precision), device)
 
 
 def load_model(

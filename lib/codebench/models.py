@@ -645,15 +645,23 @@ def fim_tokens(tok) -> FimTokens | None:
 
 
 # --------------------------------------------------------------------------- perplexity
+CONTEXT_FIELDS = ("max_position_embeddings", "n_positions", "n_ctx", "seq_length")
+
+
+def context_window(model) -> int | None:
+    """The model's trained window in tokens, from its config (None when the config does not say).
+    The one home for this lookup (generation, perplexity and training use it)."""
+    cfg = getattr(model, "config", None)
+    for name in CONTEXT_FIELDS:
+        v = getattr(cfg, name, None)
+        if isinstance(v, int) and v > 0:
+            return v
+    return None
+
+
 def model_context(model, tok=None, cap: int = 2048) -> int:
-    """The model's maximum positions (max_position_embeddings / n_positions), capped."""
-    cfg = model.config
-    n = (
-        getattr(cfg, "max_position_embeddings", None)
-        or getattr(cfg, "n_positions", None)
-        or getattr(cfg, "n_ctx", None)
-        or cap
-    )
+    """The model's maximum positions (`context_window`), capped (and by the tokenizer's limit)."""
+    n = context_window(model) or cap
     if tok is not None and 0 < getattr(tok, "model_max_length", 0) < n:
         n = tok.model_max_length
     return int(min(n, cap))

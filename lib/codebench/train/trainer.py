@@ -44,7 +44,7 @@ from transformers import PrinterCallback, TrainerState
 from trl import SFTConfig, SFTTrainer
 from trl.data_utils import pack_dataset
 
-from codebench.models import resolve_dtype
+from codebench.models import context_window, resolve_dtype
 from codebench.params import FinetuneSection, resolve_device, seed_everything
 from codebench.records import write_json
 from codebench.runs import VARIANT_INFO, RunLayout, file_sha256, provenance, run_relative
@@ -262,9 +262,7 @@ def load_model(
         )
     if method != "qlora":
         _models.align(model, tokenizer)
-    max_pos = getattr(model.config, "max_position_embeddings", None) or getattr(
-        model.config, "n_positions", None
-    )
+    max_pos = context_window(model)
     if max_pos and cfg.max_length > max_pos:
         log.warning("max_length=%d exceeds the model's %d positions", cfg.max_length, max_pos)
     if cfg.gradient_checkpointing and method != "qlora":

@@ -194,7 +194,10 @@ def test_deepseek_shape_loads_with_quirks(deepseek_dir):
             {"role": "user", "content": "Add two numbers."},
         ],
     )
-    assert prompt == "Be brief.\n\n### Instruction:\nAdd two numbers.\n\n### Response:\n"
+    # the fallback template writes the BOS this tokenizer adds, so the ids are what training saw
+    body = "Be brief.\n\n### Instruction:\nAdd two numbers.\n\n### Response:\n"
+    assert prompt == tok.bos_token + body
+    assert models.encode_prompt(tok, prompt).count(tok.bos_token_id) == 1
 
 
 def test_deepseek_generation_and_perplexity(deepseek_dir):

@@ -591,21 +591,25 @@ def use_chat_template(tok, template: str = "auto") -> str:
 
 def apply_chat(tok, messages: Sequence[dict], add_generation_prompt: bool = True) -> str:
     """Render chat messages with the tokenizer's template, or with the fallback template."""
+    from jinja2 import TemplateError
     from transformers.utils.chat_template_utils import render_jinja_template
 
-    if tok is not None and getattr(tok, "chat_template", None):
+    if tok is not None and has_chat_template(tok):
         return tok.apply_chat_template(
             list(messages), tokenize=False, add_generation_prompt=add_generation_prompt
         )
     eos = (getattr(tok, "eos_token", None) or "") if tok is not None else ""
     bos = (getattr(tok, "bos_token", None) or "") if tok is not None else ""
-    rendered, _ = render_jinja_template(
-        [list(messages)],
-        chat_template=fallback_chat_template(tok),
-        add_generation_prompt=add_generation_prompt,
-        eos_token=eos,
-        bos_token=bos,
-    )
+    try:
+        rendered, _ = render_jinja_template(
+            [list(messages)],
+            chat_template=fallback_chat_template(tok),
+            add_generation_prompt=add_generation_prompt,
+            eos_token=eos,
+            bos_token=bos,
+        )
+    except TemplateError as e:  # the fallback's own checks (an unknown role): bad input
+        raise ValueError(str(e)) from None
     return rendered[0]
 
 

@@ -30,6 +30,7 @@ warnings.filterwarnings("ignore")
 logging.getLogger("torchao").setLevel(logging.ERROR)
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # helpers.compress
 
 from codebench.compress.measure import (  # noqa: E402
     MeasureConfig,
@@ -68,9 +69,8 @@ CUDA_VARIANTS = [
 
 def texts() -> tuple[list[str], list[str]]:
     """(held-out texts for perplexity, training-split texts for calibration)."""
-    from codebench.corpus import load_corpus
+    from codebench.corpus import heldout_texts, load_corpus
     from codebench.params import TinyModelConfig
-    from codebench.tiny import heldout_texts
 
     t = TinyModelConfig()
     corpus = load_corpus(
@@ -102,7 +102,8 @@ def tiny_model(path: str | None, work: Path, steps: int) -> Path:
 
 
 def random_350m(work: Path) -> Path:
-    from codebench.compress.testing import codegen_350m_config, random_model, tiny_tokenizer
+    from helpers.compress import codegen_350m_config, random_model, tiny_tokenizer
+
     from codebench.runs import write_variant_info
 
     path = work / "codegen-350M-random"
@@ -316,10 +317,10 @@ def merge_order(source: Path, work: Path, heldout: list[str], steps: int) -> Non
     """Train a LoRA on the evaluation texts (a domain fine-tune whose gain is easy to see), then
     compare merge orders: how much of that gain survives int8 in each (docs/compression.md)."""
     import torch
+    from merge_order import compare_merge_orders
     from peft import LoraConfig, get_peft_model
 
     from codebench import models
-    from codebench.compress.merge_order import compare_merge_orders
     from codebench.compress.prune import calibration_batches
 
     torch.manual_seed(0)

@@ -1,5 +1,8 @@
 """Fine-tuning throughput: packed rows vs padded batches, same data, same steps, one run.
 
+Both layouts are what trl's SFTTrainer feeds the model: `pack_dataset(..., "bfd")` rows through
+the padding-free `DataCollatorForLanguageModeling`, or one example per row through the padded one.
+
 Counts *real* tokens (no padding) per second of LoRA training steps (forward, backward,
 AdamW step). Packed rows hold several examples kept apart by restarting position ids;
 padded batches hold one example per row, padded to the longest in the batch (the usual
@@ -32,13 +35,17 @@ import time
 from pathlib import Path
 
 import torch
+from datasets import Dataset
+from trl.data_utils import pack_dataset
+from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
 from codebench.paths import REPO_ROOT, data_dir
 from codebench.train import data as D
-from codebench.train.collate import PackedCollator, PaddedCollator
+from codebench.train.attention import packed_attention, resolve_packed_attention
 from codebench.train.lora import lora_config
-from codebench.train.packing import as_row, pack, packed_attention, resolve_packed_attention
-from codebench.train.testing import build_tokenizer, random_llama, rawcode_sft_records
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from helpers.train import build_tokenizer, random_llama, rawcode_sft_records  # noqa: E402
 
 PEAK_BF16_TFLOPS = {
     "H100": 989.0,
@@ -104,8 +111,8 @@ def cuda_model(layers: int, vocab: int, device: str = "cuda"):
 def layouts(examples: list[D.Tokenized], max_length: int, batch: int, steps: int, seed: int):
     """Batches of packed rows and of single examples (seeded order), `steps` of each."""
     rng = random.Random(seed)
-    padded = [as_row(t) for t in examples]
-    rows = pack(examples, max_length)
+    padded = [{"input_ids": t.input_ids, "labels": t.labels} for t in examples]
+    rows = pack_dataset(Dataset.from_list(padded), max_length, "bfd").to_list()
     rng.shuffle(padded)
     rng.shuffle(rows)
     need = batch * (steps + 1)
@@ -125,7 +132,10 @@ def run(
     for step in range(len(next(iter(batches.values())))):
         for name, bs in batches.items():
             rows = bs[step]
-            batch = {k: v.to(device) for k, v in collators[name](rows).items()}
+            batch = {
+                k: v.to(device) if torch.is_tensor(v) else v
+                for k, v in collators[name](rows).items()
+            }
             if device == "cuda":
                 torch.cuda.synchronize()
             with packed_attention(model, attention[name]):
@@ -139,7 +149,7 @@ def run(
             if step:
                 s = stats[name]
                 s["seconds"] += time.perf_counter() - t0
-                s["tokens"] += sum(len(r) for r in rows)
+                s["tokens"] += sum(len(r["input_ids"]) for r in rows)
                 s["slots"] += batch["input_ids"].numel()
     for s in stats.values():
         s["tokens_per_s"] = s["tokens"] / s["seconds"]
@@ -233,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         model, tok, desc = cpu_model(records, args.base)
         device = "cpu"
     examples = [D.record_to_example(r, f"record {i}") for i, r in enumerate(records)]
-    toks, stats = D.tokenize_examples(examples, tok, max_length, warn=False)
+    D.training_template(tok, "auto")
+    _, toks, stats = D.tokenize_examples(examples, tok, max_length, warn=False)
     n_params = sum(p.numel() for p in model.parameters())
     if args.method == "lora":
         from peft import get_peft_model
@@ -246,7 +257,10 @@ def main(argv: list[str] | None = None) -> int:
     res = run(
         model,
         {"packed": packed, "padded": padded},
-        {"packed": PackedCollator(pad, mode=mode), "padded": PaddedCollator(pad)},
+        {
+            "packed": DataCollatorForLanguageModeling(pad, padding_free=True),
+            "padded": DataCollatorForLanguageModeling(pad),
+        },
         {"packed": mode, "padded": "none"},
         device,
     )

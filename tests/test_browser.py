@@ -68,7 +68,7 @@ def _tiny_model(request, tmp_path: Path) -> Path:
     try:
         return Path(request.getfixturevalue("tiny_model_dir"))
     except pytest.FixtureLookupError:
-        from codebench.train.testing import random_llama, tiny_tokenizer
+        from helpers.train import random_llama, tiny_tokenizer
 
         tok = tiny_tokenizer()
         model = random_llama(len(tok))

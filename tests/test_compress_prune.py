@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from codebench.compress import prune, structured
-from codebench.compress.testing import (
+from helpers.compress import (
     CODE,
     codegen_config,
     llama_config,
     random_model,
     tiny_tokenizer,
 )
+
+from codebench.compress import prune, structured
 from codebench.compress.variants import VariantUnavailable
 
 

@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers.compress import CODE, save_random_model
 
 from codebench.compress import stage
 from codebench.compress.measure import MeasureConfig, measure_isolated
-from codebench.compress.testing import CODE, save_random_model
 from codebench.params import CompressSection, StageContext
 from codebench.runs import read_variant_info
 
@@ -135,10 +135,13 @@ def test_isolated_measurement_reads_process_memory(tmp_path) -> None:
 
 @pytest.mark.slow
 def test_merge_orders(tmp_path) -> None:
+    import sys
+
+    from helpers.compress import llama_config, random_model, tiny_tokenizer
     from peft import LoraConfig, get_peft_model
 
-    from codebench.compress.merge_order import compare_merge_orders
-    from codebench.compress.testing import llama_config, random_model, tiny_tokenizer
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from merge_order import compare_merge_orders
 
     base = save_random_model(tmp_path / "base", "llama")
     model = random_model(llama_config())

@@ -244,12 +244,14 @@ MESSAGES = [{"role": "user", "content": "Write add(a, b)."}]
 
 @pytest.mark.parametrize("name", FAMILIES)
 def test_chat_prompt_has_exactly_the_bos_training_gives(name, loaded):
-    from codebench.train.data import Example, render_prompt, resolve_template, tokenize_example
+    from codebench.train.data import Example, render_prompt, tokenize_example
 
     model, tok = loaded(name)
     backend = HFBackend(model, tok, device="cpu")
     prompt = backend.chat_prompt(MESSAGES)
     assert prompt == render_prompt(MESSAGES, tok)  # generation renders what training renders
+    prompt = backend.chat_prompt(MESSAGES)  # with the training template now set on `tok`
+    assert prompt == render_prompt(MESSAGES, tok)
     ids = backend._encode(prompt)
     bos = tok.bos_token_id
     expected_bos = 1 if name.startswith("deepseek") else 0
@@ -257,7 +259,7 @@ def test_chat_prompt_has_exactly_the_bos_training_gives(name, loaded):
         assert ids.count(bos) == expected_bos and (ids[0] == bos) == bool(expected_bos)
     # the prompt's tokens are exactly the loss-free head of the training sequence
     example = Example(MESSAGES + [{"role": "assistant", "content": "return a + b"}], "t:1", "chat")
-    tokenized = tokenize_example(example, tok, resolve_template(tok, "auto"))
+    tokenized = tokenize_example(example, tok)
     assert tokenized.input_ids[: len(ids)] == ids
 
 

@@ -57,10 +57,10 @@ def test_named_incomplete_checkpoint_is_an_error(tmp_path: Path) -> None:
 
 
 def test_finetune_resumes_past_a_torn_checkpoint(tmp_path: Path) -> None:
+    from helpers.train import save_tiny_model, sft_records
     from test_train_trainer import SMALL, _job, _losses  # noqa: F401  (shared tiny set-up)
 
     from codebench.train.callbacks import StopAfter
-    from codebench.train.testing import save_tiny_model, sft_records
     from codebench.train.trainer import checkpoint_dir, finetune
 
     llama = save_tiny_model(tmp_path / "llama", "llama")

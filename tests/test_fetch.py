@@ -136,6 +136,7 @@ def test_fetch_data_defaults_to_the_user_data_folder(
 ) -> None:
     import argparse
 
+    from codebench import cli
     from codebench import fetch as F
 
     monkeypatch.setenv("CODEBENCH_CACHE", str(tmp_path / "cache"))
@@ -143,7 +144,7 @@ def test_fetch_data_defaults_to_the_user_data_folder(
     monkeypatch.setattr(
         F, "fetch", lambda dest, sets, **k: seen.append((Path(dest), sets)) or {"x": "fetched"}
     )
-    assert F._cmd(argparse.Namespace(dest=None, sets=["mtpb"], mirror=None)) == 0
+    assert cli._cmd_fetch_data(argparse.Namespace(dest=None, sets=["mtpb"], mirror=None)) == 0
     assert seen == [(tmp_path / "cache" / "data", ["mtpb"])]
     monkeypatch.setattr(F, "fetch", lambda dest, sets, **k: {"x": "failed: no network"})
-    assert F._cmd(argparse.Namespace(dest=str(tmp_path), sets=None, mirror=None)) == 1
+    assert cli._cmd_fetch_data(argparse.Namespace(dest=str(tmp_path), sets=None, mirror=None)) == 1

@@ -194,7 +194,10 @@ def test_deepseek_shape_loads_with_quirks(deepseek_dir):
             {"role": "user", "content": "Add two numbers."},
         ],
     )
-    assert prompt == "Be brief.\n\n### Instruction:\nAdd two numbers.\n\n### Response:\n"
+    # the fallback template writes the BOS this tokenizer adds, so the ids are what training saw
+    body = "Be brief.\n\n### Instruction:\nAdd two numbers.\n\n### Response:\n"
+    assert prompt == tok.bos_token + body
+    assert models.encode_prompt(tok, prompt).count(tok.bos_token_id) == 1
 
 
 def test_deepseek_generation_and_perplexity(deepseek_dir):
@@ -462,3 +465,31 @@ def test_checkpoint_dtype_on_cpu_keeps_bf16_only_with_native_bf16(tmp_path, monk
     assert models.resolve_dtype("auto", "cpu", "bfloat16") == torch.float32
     with pytest.raises(ValueError, match="checkpoint"):
         models.resolve_dtype("half", "cpu")
+
+
+def test_one_dtype_and_device_rule_for_every_stage(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Training, compressed-variant loading and model loading resolve dtype and device alike:
+    'auto' on a GPU without bf16 is float16 everywhere (compress once chose bf16 blindly)."""
+    from codebench import params
+    from codebench.compress import io as cio
+    from codebench.compress.variants import VariantUnavailable
+    from codebench.train.trainer import training_dtype
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    for got in (
+        models.resolve_dtype("auto", "cuda"),
+        cio._dtype(None, "cuda"),
+        cio._dtype("auto", "cuda:0"),
+        training_dtype("auto", "cuda"),
+    ):
+        assert got == torch.float16
+    assert training_dtype("auto", "cpu") == cio._dtype(None, "cpu") == torch.float32
+    assert training_dtype("bf16", "cpu") == torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert models.resolve_device("auto") == params.resolve_device("auto") == "cpu"
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        models.resolve_device("cuda")
+    with pytest.raises(VariantUnavailable, match="no CUDA GPU"):
+        cio._device("cuda:1")
+    with pytest.raises(params.ProfileError, match="no CUDA GPU"):
+        params.resolve_device("cuda")

@@ -1,4 +1,5 @@
-"""codebench.train data: formats, templates, completion-only masks, truncation, split, packing, inspector."""
+"""codebench.train data: formats, the training chat template and its assistant masks (what trl's
+SFTTrainer trains on), drop-and-count truncation, split, inspector."""
 
 from __future__ import annotations
 
@@ -6,23 +7,26 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers.train import build_tokenizer
 
 from codebench.records import RecordError
 from codebench.train import data as D
 from codebench.train.inspect import mask_html, mask_text, mask_tokens
-from codebench.train.packing import pack
-from codebench.train.testing import build_tokenizer, sft_records, tiny_tokenizer
 
 FIX = Path(__file__).parent / "fixtures" / "train"
 CHATML = (
-    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n"
+    "{% if m['role'] == 'assistant' %}{% generation %}{{ m['content'] }}<|im_end|>\n{% endgeneration %}"
+    "{% else %}{{ m['content'] }}<|im_end|>\n{% endif %}{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
 
 @pytest.fixture(scope="module")
 def tok():
-    return tiny_tokenizer()
+    t = build_tokenizer()
+    assert D.training_template(t, "auto") == "fallback"
+    return t
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +109,7 @@ def test_prompt_tokens_carry_no_loss_fallback(tok) -> None:
     ex = D.record_to_example(
         {"prompt": "Add two numbers.", "response": "def add(a, b):\n    return a + b\n"}, "x:1"
     )
-    t = D.tokenize_example(ex, tok, "fallback")
+    t = D.tokenize_example(ex, tok)
     prompt = D.render_prompt("Add two numbers.", tok, "fallback")
     n_prompt = len(tok(prompt, add_special_tokens=False)["input_ids"])
     assert (
@@ -134,7 +138,7 @@ def test_multi_turn_history_at_inference_is_rendered_as_in_training(tok) -> None
     msgs = ex.messages
     last = max(i for i, m in enumerate(msgs) if m["role"] == "assistant")
     history = msgs[:last]
-    trained = "".join(text for text, _ in D.segments(ex, tok, "fallback"))
+    trained = tok.apply_chat_template(msgs, tokenize=False)
     prompt = apply_chat(tok, history, add_generation_prompt=True)
     assert (
         trained.startswith(prompt)
@@ -145,7 +149,7 @@ def test_multi_turn_history_at_inference_is_rendered_as_in_training(tok) -> None
 
 def test_multi_turn_loss_on_every_assistant_turn(tok) -> None:
     (ex,) = D.load_examples(FIX / "multi_turn_chat.jsonl")
-    t = D.tokenize_example(ex, tok, "fallback")
+    t = D.tokenize_example(ex, tok)
     loss = _loss_text(t, tok)
     assert (
         loss
@@ -159,8 +163,8 @@ def test_multi_turn_loss_on_every_assistant_turn(tok) -> None:
 
 def test_chat_template_masks_assistant_turns(chat_tok) -> None:
     (ex,) = D.load_examples(FIX / "multi_turn_chat.jsonl")
-    assert D.resolve_template(chat_tok, "auto") == "chat"
-    t = D.tokenize_example(ex, chat_tok, "chat")
+    assert D.training_template(chat_tok, "auto") == "chat"
+    t = D.tokenize_example(ex, chat_tok)
     full = chat_tok.apply_chat_template(ex.messages, tokenize=False)
     assert chat_tok.decode(t.input_ids) == full
     loss = _loss_text(t, chat_tok)
@@ -170,14 +174,46 @@ def test_chat_template_masks_assistant_turns(chat_tok) -> None:
     )
 
 
-def test_chat_template_required_when_asked(tok) -> None:
+def test_chat_template_required_when_asked() -> None:
     with pytest.raises(D.TemplateError, match="no chat template"):
-        D.resolve_template(tok, "chat")
+        D.training_template(build_tokenizer(), "chat")
+
+
+def test_template_without_assistant_markers_learns_the_last_reply() -> None:
+    """A template trl has no training version of: prompt-completion loss on the last turn."""
+    t = build_tokenizer()
+    t.chat_template = (
+        "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}assistant: {% endif %}"
+    )
+    assert D.training_template(t, "auto") == "chat" and not D.marks_assistant(t)
+    (ex,) = D.load_examples(FIX / "multi_turn_chat.jsonl")
+    assert set(D.trl_record(ex, t)) == {"prompt", "completion"}
+    loss = _loss_text(D.tokenize_example(ex, t), t)  # the prompt's last space may merge in
+    assert loss.strip() == "def sub(a, b):\n    return a - b" and "def add" not in loss
+
+
+def test_fallback_template_gives_bos_where_the_tokenizer_adds_it() -> None:
+    from tokenizers.processors import TemplateProcessing
+
+    from codebench.models import adds_bos, apply_chat, encode_prompt
+
+    t = build_tokenizer()
+    t._tokenizer.post_processor = TemplateProcessing(
+        single="<|endoftext|> $A", special_tokens=[("<|endoftext|>", t.bos_token_id)]
+    )
+    assert adds_bos(t)
+    D.training_template(t, "fallback")
+    ex = D.record_to_example({"prompt": "Q", "response": "A"}, "x:1")
+    ids = D.tokenize_example(ex, t).input_ids
+    prompt = encode_prompt(t, apply_chat(t, ex.messages[:1]))
+    assert ids[:1] == [t.bos_token_id] and ids[1:2] != [t.bos_token_id]  # one BOS
+    assert ids[: len(prompt)] == prompt  # generation sees the ids training saw
 
 
 def test_text_records_learn_every_token(tok) -> None:
     ex = D.record_to_example({"text": "x = 1\ny = 2\n"}, "x:1")
-    t = D.tokenize_example(ex, tok, "fallback")
+    t = D.tokenize_example(ex, tok)
     assert t.labels[0] == D.IGNORE_INDEX and all(lab != D.IGNORE_INDEX for lab in t.labels[1:])
 
 
@@ -188,21 +224,22 @@ def test_response_cut_away_is_dropped_counted_and_warned(tok) -> None:
         D.DroppedByTruncationWarning,
         match=r"1 of 3 examples dropped.*prompt_longer_than_window\.jsonl:2",
     ):
-        kept, stats = D.tokenize_examples(ex, tok, max_length=64)
+        kept_ex, kept, stats = D.tokenize_examples(ex, tok, max_length=64)
     assert stats.n_dropped == 1 and stats.dropped[0].endswith(":2")
-    assert stats.n_kept == len(kept) == 2 and stats.n_in == 3
+    assert stats.n_kept == len(kept) == len(kept_ex) == 2 and stats.n_in == 3
+    assert [e.source for e in kept_ex] == [t.source for t in kept]
     assert len(stats.lengths) == 3 and max(stats.lengths) > 64
     assert all(len(t.input_ids) <= 64 for t in kept)
 
 
 def test_partly_cut_response_is_kept_and_counted(tok) -> None:
     ex = [D.record_to_example({"prompt": "p", "response": "word " * 200}, "x:1")]
-    kept, stats = D.tokenize_examples(ex, tok, max_length=32)
+    _, kept, stats = D.tokenize_examples(ex, tok, max_length=32)
     assert stats.n_truncated == 1 and stats.n_dropped == 0
     assert len(kept[0].input_ids) == 32 and kept[0].n_loss > 0
 
 
-# --------------------------------------------------------------------------- split and packing
+# --------------------------------------------------------------------------- split
 def test_split_is_seeded_and_disjoint() -> None:
     ex = [D.Example([{"role": "text", "content": str(i)}], f"x:{i}", "text") for i in range(50)]
     tr1, va1 = D.split_examples(ex, 0.2, seed=1)
@@ -215,26 +252,10 @@ def test_split_is_seeded_and_disjoint() -> None:
     assert D.split_examples(ex, 0.0, seed=1)[1] == []
 
 
-def test_pack_keeps_every_example_once_with_restarting_positions(tok, tmp_path: Path) -> None:
-    ex = D.load_examples(_write(tmp_path, sft_records(40)))
-    toks, _ = D.tokenize_examples(ex, tok, max_length=128)
-    rows = pack(toks, 128)
-    assert len(rows) < len(toks) and all(len(r) <= 128 for r in rows)
-    assert sum(r.n_samples for r in rows) == len(toks)
-    assert sorted(tuple(t.input_ids) for t in toks) == sorted(
-        tuple(r.input_ids[s:e]) for r in rows for s, e in _spans(r.position_ids)
-    )
-
-
-def _spans(pos: list[int]) -> list[tuple[int, int]]:
-    starts = [i for i, p in enumerate(pos) if p == 0] + [len(pos)]
-    return list(zip(starts[:-1], starts[1:], strict=True))
-
-
 # --------------------------------------------------------------------------- inspector
 def test_mask_inspector(tok) -> None:
     ex = D.record_to_example({"prompt": "Say hi & <bye>", "response": "print('hi')\n"}, "x:1")
-    t = D.tokenize_example(ex, tok, "fallback")
+    t = D.tokenize_example(ex, tok)
     pairs = mask_tokens(t, tok)
     assert len(pairs) == len(t.input_ids)
     assert "".join(s for s, loss in pairs if loss) == "print('hi')\n" + tok.eos_token

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers.train import save_tiny_model, sft_records
 
 from codebench.params import FinetuneSection
 from codebench.train.distributed import (
@@ -17,7 +18,6 @@ from codebench.train.distributed import (
     config_file,
     run_streaming,
 )
-from codebench.train.testing import save_tiny_model, sft_records
 from codebench.train.trainer import FinetuneJob
 
 

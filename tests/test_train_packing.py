@@ -1,116 +1,115 @@
-"""Packed samples never see each other: logits of a packed batch equal each sample run alone."""
+"""Packed samples never see each other: trl's packed, padding-free batches give the logits (and the
+loss) of the same samples run unpacked. This guards trl upgrades: the packing, the collator's
+position ids and the workbench's varlen attention must keep agreeing."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from helpers.train import random_codegen, random_llama
+from trl.data_utils import pack_dataset
+from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
-from codebench.train.collate import PackedCollator, PaddedCollator
-from codebench.train.data import IGNORE_INDEX, Tokenized
-from codebench.train.packing import (
-    as_row,
-    block_diagonal_mask,
-    mask_kind,
-    pack,
-    packed_attention,
-    resolve_packed_attention,
-    segment_ids,
-    verify_packing,
-)
-from codebench.train.testing import random_codegen, random_llama
+from codebench.train.attention import packed_attention, resolve_packed_attention, verify_packing
+from codebench.train.data import IGNORE_INDEX
 
 VOCAB = 300
+PAD = 1
 
 
-def _samples(lengths: list[int], seed: int = 0) -> list[Tokenized]:
+def _samples(lengths: list[int], seed: int = 0) -> list[dict]:
     g = torch.Generator().manual_seed(seed)
     out = []
-    for i, n in enumerate(lengths):
+    for n in lengths:
         ids = torch.randint(2, VOCAB, (n,), generator=g).tolist()
-        labels = [IGNORE_INDEX] * (n // 2) + ids[n // 2 :]
-        labels[0] = IGNORE_INDEX
-        out.append(Tokenized(ids, labels, f"s:{i}", n))
+        out.append({"input_ids": ids, "labels": [IGNORE_INDEX] * (n // 2) + ids[n // 2 :]})
     return out
 
 
+def _packed_batches(samples: list[dict], max_length: int, batch_size: int) -> list[dict]:
+    """What SFTTrainer feeds the model with packing=True, packing_strategy='bfd'."""
+    from datasets import Dataset
+
+    rows = pack_dataset(Dataset.from_list(samples), max_length, "bfd").to_list()
+    collate = DataCollatorForLanguageModeling(pad_token_id=PAD, padding_free=True)
+    return [collate(rows[i : i + batch_size]) for i in range(0, len(rows), batch_size)]
+
+
+def _unpacked_logits(model, samples: list[dict]) -> dict[tuple, torch.Tensor]:
+    """Per-sample logits from trl's ordinary padded batch (packing=False)."""
+    batch = DataCollatorForLanguageModeling(pad_token_id=PAD)(samples)
+    with torch.no_grad():
+        logits = model(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
+        ).logits
+    return {tuple(s["input_ids"]): logits[i, : len(s["input_ids"])] for i, s in enumerate(samples)}
+
+
 def _models():
-    llama_sdpa = random_llama(VOCAB)
-    llama_eager = random_llama(VOCAB, attn="eager", seed=1)
-    codegen = random_codegen(VOCAB)
-    return {"llama-sdpa": llama_sdpa, "llama-eager": llama_eager, "codegen": codegen}
+    return {
+        "llama-sdpa": random_llama(VOCAB),
+        "llama-eager": random_llama(VOCAB, attn="eager", seed=1),
+        "codegen": random_codegen(VOCAB),
+    }
 
 
 MODELS = _models()
 
 
 @pytest.mark.parametrize("name", list(MODELS))
-@pytest.mark.parametrize("mode", ["varlen", "position_ids", "4d"])
-def test_packed_batch_logits_equal_each_sample_alone(name: str, mode: str) -> None:
+@pytest.mark.parametrize("mode", ["varlen", "position_ids"])
+def test_packed_logits_equal_unpacked(name: str, mode: str) -> None:
     model = MODELS[name].eval()
-    if (
-        mode == "varlen" and name == "codegen"
-    ):  # CodeGen's attention is not on the attention interface
+    if mode == "varlen" and name == "codegen":  # CodeGen's attention is not on the interface
         with pytest.raises(ValueError, match="varlen"):
             resolve_packed_attention(model, "varlen")
         return
     samples = _samples([9, 5, 13, 3, 7, 11])
-    rows = pack(samples, max_length=24)
-    assert any(r.n_samples > 1 for r in rows)
-    collate = PackedCollator(
-        pad_token_id=1, mode=mode, mask_dtype=mask_kind(model) if mode == "4d" else None
-    )
-    batch = collate(rows)  # rows of different lengths: padding forms its own segment
-    with torch.no_grad(), packed_attention(model, mode):
-        packed = model(**{k: v for k, v in batch.items() if k != "labels"}, use_cache=False).logits
-    assert model.config._attn_implementation == (
-        "eager" if name != "llama-sdpa" else "sdpa"
-    )  # restored
-    with torch.no_grad():
-        worst = 0.0
-        for b, row in enumerate(rows):
-            start = 0
-            for n in _lengths(row.position_ids):
-                alone = model(
-                    input_ids=torch.tensor([row.input_ids[start : start + n]]), use_cache=False
-                ).logits[0]
-                worst = max(worst, (packed[b, start : start + n] - alone).abs().max().item())
-                start += n
-    assert worst < 1e-4
-
-
-def _lengths(pos: list[int]) -> list[int]:
-    starts = [i for i, p in enumerate(pos) if p == 0] + [len(pos)]
-    return [b - a for a, b in zip(starts[:-1], starts[1:], strict=True)]
+    batches = _packed_batches(samples, max_length=24, batch_size=2)
+    assert any(int((b["position_ids"] == 0).sum()) > 1 for b in batches)  # really packed
+    want = _unpacked_logits(model, samples)
+    seen = 0
+    for batch in batches:
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        assert "attention_mask" not in inputs  # padding-free: positions alone separate samples
+        with torch.no_grad(), packed_attention(model, mode):
+            packed = model(**inputs, use_cache=False).logits[0]
+        ids, pos = batch["input_ids"][0].tolist(), batch["position_ids"][0].tolist()
+        starts = [i for i, p in enumerate(pos) if p == 0] + [len(pos)]
+        for s, e in zip(starts[:-1], starts[1:], strict=True):
+            assert (packed[s:e] - want[tuple(ids[s:e])]).abs().max().item() < 1e-4
+            seen += 1
+    assert seen == len(samples)
+    restored = "sdpa" if name == "llama-sdpa" else "eager"
+    assert model.config._attn_implementation == restored
 
 
 def test_negative_control_plain_concatenation_leaks() -> None:
     """Without restarting positions the second sample sees the first: the check must notice."""
     model = MODELS["llama-sdpa"].eval()
-    a, b = _samples([8, 6])
+    a, b = (s["input_ids"] for s in _samples([8, 6]))
     with torch.no_grad():
-        joined = model(input_ids=torch.tensor([a.input_ids + b.input_ids]), use_cache=False).logits[
-            0, 8:
-        ]
-        alone = model(input_ids=torch.tensor([b.input_ids]), use_cache=False).logits[0]
+        joined = model(input_ids=torch.tensor([a + b]), use_cache=False).logits[0, 8:]
+        alone = model(input_ids=torch.tensor([b]), use_cache=False).logits[0]
     assert (joined - alone).abs().max().item() > 1e-3
-    for mode in ("varlen", "position_ids", "4d"):
-        assert verify_packing(model, [a.input_ids, b.input_ids], mode) < 1e-4
+    for mode in ("varlen", "position_ids"):
+        assert verify_packing(model, [a, b], mode) < 1e-4
 
 
 def test_packed_loss_equals_per_sample_losses() -> None:
     """No label crosses a boundary: packed mean loss == token-weighted mean of per-sample losses."""
     model = MODELS["llama-sdpa"].eval()
     samples = _samples([10, 7, 12, 5])
-    rows = pack(samples, max_length=40)
+    (batch,) = _packed_batches(samples, max_length=40, batch_size=8)
     with torch.no_grad(), packed_attention(model, "varlen"):
-        packed_loss = model(**PackedCollator(pad_token_id=1)(rows), use_cache=False).loss.item()
+        packed_loss = model(**batch, use_cache=False).loss.item()
     with torch.no_grad():
         total = count = 0.0
         for s in samples:
-            n = sum(1 for x in s.labels[1:] if x != IGNORE_INDEX)
+            n = sum(1 for x in s["labels"][1:] if x != IGNORE_INDEX)
             out = model(
-                input_ids=torch.tensor([s.input_ids]),
-                labels=torch.tensor([s.labels]),
+                input_ids=torch.tensor([s["input_ids"]]),
+                labels=torch.tensor([s["labels"]]),
                 use_cache=False,
             )
             total += out.loss.item() * n
@@ -118,33 +117,12 @@ def test_packed_loss_equals_per_sample_losses() -> None:
     assert packed_loss == pytest.approx(total / count, abs=1e-5)
 
 
-def test_padded_collator_matches_alone() -> None:
-    model = MODELS["llama-sdpa"].eval()
-    samples = _samples([6, 10])
-    batch = PaddedCollator(pad_token_id=1)([as_row(s) for s in samples])
-    assert batch["attention_mask"].tolist()[0] == [1] * 6 + [0] * 4
-    with torch.no_grad():
-        out = model(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
-        ).logits
-        alone = model(input_ids=torch.tensor([samples[0].input_ids]), use_cache=False).logits
-    assert (out[0, :6] - alone[0]).abs().max().item() < 1e-4
-
-
-def test_block_diagonal_mask_shape_and_content() -> None:
-    pos = torch.tensor([[0, 1, 2, 0, 1, 0]])
-    assert segment_ids(pos).tolist() == [[1, 1, 1, 2, 2, 3]]
-    m = block_diagonal_mask(pos)[0, 0]
-    assert m.shape == (6, 6) and m[4, 3] and not m[3, 2] and not m[1, 2] and m[5, 5] and not m[5, 4]
-    add = block_diagonal_mask(pos, additive_dtype=torch.float32)[0, 0]
-    assert add[4, 3] == 0 and add[3, 2] == torch.finfo(torch.float32).min
-
-
 def test_auto_mode_picks_the_fastest_supported() -> None:
     assert resolve_packed_attention(MODELS["llama-sdpa"]) == "varlen"
     assert resolve_packed_attention(MODELS["llama-eager"]) == "varlen"
     assert resolve_packed_attention(MODELS["codegen"]) == "position_ids"
-    assert resolve_packed_attention(_Opaque()) == "4d"
+    with pytest.raises(ValueError, match="packing: false"):
+        resolve_packed_attention(_Opaque())
 
 
 class _Opaque:

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers.train import save_tiny_model, sft_records
 
 from codebench.params import FinetuneSection
 from codebench.runs import RunLayout, read_variant_info
 from codebench.train.callbacks import StopAfter
 from codebench.train.lora import QLoRAUnavailable, bnb_config, qlora_method
 from codebench.train.schedule import ScheduleMismatch, check_scheduler, expected_lr
-from codebench.train.testing import save_tiny_model, sft_records
 from codebench.train.trainer import FinetuneJob, finetune, resolve_base, resolve_data
 
 SMALL = dict(
@@ -156,7 +156,6 @@ def test_codegen_fused_qkv_trains_with_lora(tmp_path: Path, sft_file: Path) -> N
     "over",
     [
         {"packing": False},
-        {"packed_attention": "4d"},
         {"packed_attention": "position_ids"},
         {"gradient_checkpointing": True},
         {"method": "full", "lr": 1e-3},

@@ -51,7 +51,7 @@ def test_fresh_clone_resolves_shipped_data(fresh_clone: Path) -> None:
 
 
 def test_smoke_profile_data_files_resolve_in_a_fresh_clone(fresh_clone: Path) -> None:
-    from codebench.bench.tasks import get_task
+    from codebench.bench.registry import get_task
     from codebench.codeio.sources import DEMO_RAW, DEMO_UNIFIED
 
     prof = load_profile(REPO / "params" / "smoke.yaml")

@@ -179,9 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_arguments(vp)
     vp.set_defaults(func=validate.run_cli)
 
-    from codebench import evaluate_cli, fetch
+    from codebench import evaluate_cli
 
-    fetch.add_parser(sub)
+    _add_fetch_parser(sub)
     evaluate_cli.add_parser(sub)
     try:  # the sandbox scorer registers itself when present
         from codebench import score
@@ -190,6 +190,39 @@ def build_parser() -> argparse.ArgumentParser:
     except ImportError:
         pass
     return ap
+
+
+def _add_fetch_parser(sub) -> None:
+    from codebench.fetch import SOURCES
+
+    p = sub.add_parser("fetch-data", help="download the public benchmark sets into a data folder")
+    p.add_argument(
+        "dest",
+        nargs="?",
+        help="data folder to fill (then point $CODEBENCH_DATA or data_dir at it); default: the "
+        "user data folder codebench reads when neither is set ($CODEBENCH_CACHE/data, "
+        "~/.cache/codebench/data)",
+    )
+    p.add_argument("--sets", nargs="+", choices=list(SOURCES), help="which sets (default: all)")
+    p.add_argument("--mirror", help="base URL of a mirror holding the same relative paths")
+    p.set_defaults(func=_cmd_fetch_data)
+
+
+def _cmd_fetch_data(args) -> int:
+    from codebench.fetch import fetch
+    from codebench.paths import user_data_dir
+
+    dest = args.dest or user_data_dir()
+    print(f"codebench: fetching into {dest}")
+    status = fetch(dest, args.sets, base_url=args.mirror)
+    failed = [k for k, v in status.items() if v.startswith("failed")]
+    if failed:
+        print(
+            f"codebench: error: {len(failed)} file(s) could not be fetched (see above)",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -189,3 +189,14 @@ def load_corpus(
             f"{source}: corpus has no training documents (held-out fraction {heldout_fraction}, {len(candidates)} candidates)"
         )
     return corpus
+
+
+def heldout_texts(corpus: Corpus, max_chars: int) -> list[str]:
+    """Held-out documents up to `max_chars` characters in all (the last one cut to fit)."""
+    out, left = [], max_chars
+    for d in corpus.heldout:
+        if left <= 0:
+            break
+        out.append(d.text[:left])
+        left -= len(out[-1])
+    return out

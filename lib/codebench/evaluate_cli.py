@@ -232,6 +232,7 @@ def ensure_data(tasks: list, data_dir: str | None, *, fetcher=None, log=print) -
 
 def main(args: argparse.Namespace) -> int:
     from codebench.bench.canary import CanaryError
+    from codebench.bench.registry import get_task
     from codebench.bench.suite import (
         bench_dirname,
         evaluate_variants,
@@ -239,7 +240,7 @@ def main(args: argparse.Namespace) -> int:
         make_backend,
         summary_lines,
     )
-    from codebench.bench.tasks import BenchError, get_task
+    from codebench.bench.tasks import BenchError
     from codebench.models import ModelNotFoundError
 
     try:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import sys
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -218,33 +217,3 @@ def fetch_missing(
         r: status.get(r, "unknown" if set_of(r) is None else "failed: not fetched")
         for r in relpaths
     }
-
-
-def add_parser(sub) -> None:
-    p = sub.add_parser("fetch-data", help="download the public benchmark sets into a data folder")
-    p.add_argument(
-        "dest",
-        nargs="?",
-        help="data folder to fill (then point $CODEBENCH_DATA or data_dir at it); default: the "
-        "user data folder codebench reads when neither is set ($CODEBENCH_CACHE/data, "
-        "~/.cache/codebench/data)",
-    )
-    p.add_argument("--sets", nargs="+", choices=list(SOURCES), help="which sets (default: all)")
-    p.add_argument("--mirror", help="base URL of a mirror holding the same relative paths")
-    p.set_defaults(func=_cmd)
-
-
-def _cmd(args) -> int:
-    from codebench.paths import user_data_dir
-
-    dest = args.dest or user_data_dir()
-    print(f"codebench: fetching into {dest}")
-    status = fetch(dest, args.sets, base_url=args.mirror)
-    failed = [k for k, v in status.items() if v.startswith("failed")]
-    if failed:
-        print(
-            f"codebench: error: {len(failed)} file(s) could not be fetched (see above)",
-            file=sys.stderr,
-        )
-        return 1
-    return 0

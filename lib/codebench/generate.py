@@ -142,7 +142,7 @@ class Backend:
         raise NotImplementedError
 
     def chat_prompt(self, messages: list[dict]) -> str:
-        """Render messages with the tokenizer's chat template (models.FALLBACK_CHAT_FORMAT without one)."""
+        """Render messages with the tokenizer's chat template (models.FALLBACK_CHAT_TEMPLATE without one)."""
         from codebench.models import apply_chat
 
         return apply_chat(getattr(self, "tokenizer", None), messages)
@@ -291,12 +291,9 @@ class HFBackend(Backend):
 
     def _context_limit(self) -> int | None:
         """The model's trained window in tokens (None when the config does not say)."""
-        conf = self.model.config
-        for name in ("max_position_embeddings", "n_positions", "n_ctx", "seq_length"):
-            v = getattr(conf, name, None)
-            if isinstance(v, int) and v > 0:
-                return v
-        return None
+        from codebench.models import context_window
+
+        return context_window(self.model)
 
     def _fit_context(self, encoded: list[list[int]], max_new: int) -> list[list[int]]:
         """Cut prompts from the left so prompt + max_new_tokens fits the model's window.

@@ -10,11 +10,13 @@ Everything goes through `AutoModelForCausalLM` / `AutoTokenizer`; the quirks liv
 - CodeGen's tokenizer knows 50295 ids while its embedding has 51200 rows: the embedding is
   never resized down and `extra_vocab_mask` keeps generation off the ids the tokenizer
   cannot decode;
-- base models without a chat template get the plain-text fallback `FALLBACK_CHAT_FORMAT`;
+- base models without a chat template get the plain-text fallback `FALLBACK_CHAT_TEMPLATE`
+  (a Jinja chat template, `use_chat_template`), for training and generation alike;
 - FIM tokens are read from the tokenizer's vocabulary (`fim_tokens`);
 - a chat template that writes `{{bos_token}}` itself (DeepSeek-Coder instruct) must not get a
   second BOS from encoding: `encode_prompt` adds BOS only where the tokenizer would and the
-  text does not already start with it -- the rule training uses (`train.data.tokenize_example`);
+  text does not already start with it; the fallback template writes `{{bos_token}}` where the
+  tokenizer adds BOS, so training and generation see the same ids;
 - a template's own end-of-turn token (`<|im_end|>` for ChatML/Qwen, `<|EOT|>` for DeepSeek)
   ends generation like eos does (`end_of_turn_ids`, `stop_token_ids`), so a chat reply never
   runs on into an invented next turn;
@@ -296,7 +298,9 @@ def _checkpoint_dtype(target: str, revision: str | None) -> str | None:
     return checkpoint_dtype(str(Path(cached).parent))
 
 
-def _resolve_device(device: str) -> str:
+def resolve_device(device: str) -> str:
+    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'; 'cuda[:N]' without a GPU is a
+    ValueError; anything else as given. The one home for device resolution."""
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if str(device).startswith("cuda") and not torch.cuda.is_available():
@@ -323,7 +327,7 @@ def load_model(
     from transformers import AutoModelForCausalLM
 
     run = _as_run(run)
-    device = _resolve_device(device)
+    device = resolve_device(device)
     target = resolve(spec, run)
     info = read_variant_info(Path(target)) if Path(target).is_dir() else None
     info = info or {}
@@ -522,63 +526,91 @@ def stop_token_ids(model, tok) -> list[int]:
 # --------------------------------------------------------------------------- chat and FIM
 # The fallback for base models without a chat template: plain text a base model can continue.
 #   [system text + blank line]
-#   ### Instruction:\n<user text>\n\n### Response:\n<assistant text>\n\n ...
+#   ### Instruction:\n<user text>\n\n### Response:\n<assistant text><eos>\n\n ...
 # and, with add_generation_prompt, a trailing "### Response:\n" for the model to continue.
-FALLBACK_CHAT_FORMAT = {
-    "system": "{content}\n\n",
-    "user": "### Instruction:\n{content}\n\n",
-    "assistant": "### Response:\n{content}{eos}\n\n",  # "\n\n" only when another turn follows
-    "generation": "### Response:\n",
-}
+# It is a Jinja chat template set on the tokenizer (`use_chat_template`), so training (trl's
+# SFTTrainer, assistant-only loss from the {% generation %} markers) and generation render it
+# with the same `apply_chat_template` call.
+FALLBACK_CHAT_TEMPLATE = (
+    "{%- for m in messages -%}"
+    "{%- if m['role'] == 'system' -%}{{ m['content'] + '\\n\\n' }}"
+    "{%- elif m['role'] == 'user' -%}{{ '### Instruction:\\n' + m['content'] + '\\n\\n' }}"
+    "{%- elif m['role'] == 'assistant' -%}{{ '### Response:\\n' }}"
+    "{%- generation -%}{{ m['content'] + eos_token }}{%- endgeneration -%}"
+    "{%- if not loop.last -%}{{ '\\n\\n' }}{%- endif -%}"
+    "{%- else -%}{{ raise_exception('chat message role must be system, user or assistant, got '"
+    " + m['role']) }}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}"
+    "{%- if messages and messages[-1]['role'] == 'assistant' -%}{{ '\\n\\n' }}{%- endif -%}"
+    "{{ '### Response:\\n' }}"
+    "{%- endif -%}"
+)
+_BOS = "{{- bos_token -}}"
 
 
-def fallback_segments(messages: Sequence[dict], eos: str) -> list[tuple[str, bool]]:
-    """The fallback rendering of `messages` as (text, is_assistant_reply) pieces.
+def fallback_chat_template(tok) -> str:
+    """FALLBACK_CHAT_TEMPLATE for `tok`: led by `{{bos_token}}` where the tokenizer adds BOS
+    (so the rendered prompt carries exactly the BOS training gives it)."""
+    return (_BOS if tok is not None and adds_bos(tok) else "") + FALLBACK_CHAT_TEMPLATE
 
-    The single definition used for training (the reply pieces carry the loss) and for
-    generation, so a model fine-tuned on multi-turn data sees at inference exactly the
-    history format it was trained on: every assistant turn is closed by `eos`."""
-    segs: list[tuple[str, bool]] = []
-    for i, m in enumerate(messages):
-        role = m.get("role")
-        if role in ("system", "user"):
-            segs.append((FALLBACK_CHAT_FORMAT[role].format(content=m.get("content", "")), False))
-        elif role == "assistant":
-            segs += [
-                (FALLBACK_CHAT_FORMAT["generation"], False),
-                (m.get("content", "") + eos, True),
-            ]
-            if i + 1 < len(messages):
-                segs.append(("\n\n", False))
-        else:
-            raise ValueError(f"chat message role must be system, user or assistant, got {role!r}")
-    return segs
+
+def is_fallback_template(template: Any) -> bool:
+    return isinstance(template, str) and template.removeprefix(_BOS) == FALLBACK_CHAT_TEMPLATE
 
 
 def has_chat_template(tok) -> bool:
-    """Whether the tokenizer carries its own chat template."""
-    return bool(getattr(tok, "chat_template", None))
+    """Whether the tokenizer carries its own chat template (the fallback does not count)."""
+    template = getattr(tok, "chat_template", None)
+    return bool(template) and not is_fallback_template(template)
+
+
+def use_chat_template(tok, template: str = "auto") -> str:
+    """Set the chat template training and generation render with; return which one it is.
+
+    'auto': the tokenizer's own template when it has one, else the fallback; 'chat': its own
+    (ValueError without one); 'fallback': the fallback even where the tokenizer has its own.
+    """
+    if template not in ("auto", "chat", "fallback"):
+        raise ValueError(f"template must be auto, chat or fallback, got {template!r}")
+    own = has_chat_template(tok)
+    if template == "chat" and not own:
+        raise ValueError(
+            "template='chat' but the tokenizer has no chat template (use 'auto' or 'fallback')"
+        )
+    if template == "fallback" or not own:
+        if not getattr(tok, "eos_token", None):
+            raise ValueError(
+                "the fallback chat template needs an eos token; the tokenizer has none"
+            )
+        tok.chat_template = fallback_chat_template(tok)
+        return "fallback"
+    return "chat"
 
 
 def apply_chat(tok, messages: Sequence[dict], add_generation_prompt: bool = True) -> str:
-    """Render chat messages with the tokenizer's template, or with FALLBACK_CHAT_FORMAT."""
+    """Render chat messages with the tokenizer's template, or with the fallback template."""
+    from jinja2 import TemplateError
+    from transformers.utils.chat_template_utils import render_jinja_template
+
     if tok is not None and has_chat_template(tok):
         return tok.apply_chat_template(
             list(messages), tokenize=False, add_generation_prompt=add_generation_prompt
         )
     eos = (getattr(tok, "eos_token", None) or "") if tok is not None else ""
-    return fallback_prompt(messages, eos, add_generation_prompt)
-
-
-def fallback_prompt(messages: Sequence[dict], eos: str, add_generation_prompt: bool = True) -> str:
-    """`messages` rendered with the fallback format (see `fallback_segments`), then the
-    generation prompt for the next assistant turn."""
-    text = "".join(t for t, _ in fallback_segments(messages, eos))
-    if add_generation_prompt:
-        if messages and messages[-1].get("role") == "assistant":
-            text += "\n\n"
-        text += FALLBACK_CHAT_FORMAT["generation"]
-    return text
+    bos = (getattr(tok, "bos_token", None) or "") if tok is not None else ""
+    try:
+        rendered, _ = render_jinja_template(
+            [list(messages)],
+            chat_template=fallback_chat_template(tok),
+            add_generation_prompt=add_generation_prompt,
+            eos_token=eos,
+            bos_token=bos,
+        )
+    except TemplateError as e:  # the fallback's own checks (an unknown role): bad input
+        raise ValueError(str(e)) from None
+    return rendered[0]
 
 
 class FimTokens(NamedTuple):
@@ -617,15 +649,23 @@ def fim_tokens(tok) -> FimTokens | None:
 
 
 # --------------------------------------------------------------------------- perplexity
+CONTEXT_FIELDS = ("max_position_embeddings", "n_positions", "n_ctx", "seq_length")
+
+
+def context_window(model) -> int | None:
+    """The model's trained window in tokens, from its config (None when the config does not say).
+    The one home for this lookup (generation, perplexity and training use it)."""
+    cfg = getattr(model, "config", None)
+    for name in CONTEXT_FIELDS:
+        v = getattr(cfg, name, None)
+        if isinstance(v, int) and v > 0:
+            return v
+    return None
+
+
 def model_context(model, tok=None, cap: int = 2048) -> int:
-    """The model's maximum positions (max_position_embeddings / n_positions), capped."""
-    cfg = model.config
-    n = (
-        getattr(cfg, "max_position_embeddings", None)
-        or getattr(cfg, "n_positions", None)
-        or getattr(cfg, "n_ctx", None)
-        or cap
-    )
+    """The model's maximum positions (`context_window`), capped (and by the tokenizer's limit)."""
+    n = context_window(model) or cap
     if tok is not None and 0 < getattr(tok, "model_max_length", 0) < n:
         n = tok.model_max_length
     return int(min(n, cap))
@@ -715,14 +755,11 @@ def register_base(
     and run.result_file('base_model') with the parameter count and held-out perplexity on
     the standard library's held-out split.
     """
-    import shutil
-    import tempfile
     import time
 
-    from codebench.corpus import load_corpus
-    from codebench.records import write_json
+    from codebench.corpus import heldout_texts, load_corpus
+    from codebench.records import write_dir_atomic, write_json
     from codebench.runs import provenance, write_variant_info
-    from codebench.tiny import heldout_texts
 
     t0 = time.perf_counter()
     spec = section.base
@@ -739,15 +776,12 @@ def register_base(
     ppl = perplexity(
         model, tok, heldout_texts(corpus, eval_chars or section.eval_chars), batch_size=2
     )
-    dest = run.model_dir("base")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".base.tmp-", dir=dest.parent))
-    write_variant_info(
-        tmp, kind="base", parent=None, loader="hf", source=source, revision=section.revision
+    dest = write_dir_atomic(
+        run.model_dir("base"),
+        lambda tmp: write_variant_info(
+            tmp, kind="base", parent=None, loader="hf", source=source, revision=section.revision
+        ),
     )
-    if dest.exists():
-        shutil.rmtree(dest)
-    os.replace(tmp, dest)
     record = {
         "base": spec,
         "source": source,

@@ -229,11 +229,11 @@ class FinetuneSection(Section):
     )
     packing: bool = Field(
         True,
-        description="pack several examples per row, kept apart by restarting position ids (block-diagonal attention)",
+        description="pack several examples per row (trl's best-fit-decreasing packing), kept apart by restarting position ids",
     )
-    packed_attention: Literal["auto", "varlen", "position_ids", "4d"] = Field(
+    packed_attention: Literal["auto", "varlen", "position_ids"] = Field(
         "auto",
-        description="how packed samples are kept apart: varlen (attention per sample, cost of each sample alone), position_ids (transformers' mask from restarting positions / flash varlen), or an explicit 4D block-diagonal mask; auto picks the fastest the model supports",
+        description="how packed samples are kept apart: varlen (attention per sample, cost of each sample alone), or position_ids (transformers' mask from restarting positions / flash varlen); auto picks the fastest the model supports",
     )
     val_fraction: float = Field(
         0.1, ge=0.0, lt=0.5, description="share of records held out for validation (seeded split)"
@@ -721,17 +721,14 @@ def resolve_device(device: str) -> str:
     """'auto' -> 'cuda' when a GPU is visible, else 'cpu'; 'cuda' without a GPU is an error."""
     if device not in ("auto", "cpu", "cuda"):
         raise ProfileError(f"device: expected auto, cpu or cuda, got {device!r}")
-    if device == "cpu":
-        return "cpu"
-    import torch
+    from codebench import models  # torch: only when a stage resolves its device
 
-    if torch.cuda.is_available():
-        return "cuda"
-    if device == "cuda":
+    try:
+        return models.resolve_device(device)
+    except ValueError:
         raise ProfileError(
             "device: 'cuda' requested but no CUDA GPU is visible (use device: auto or cpu)"
-        )
-    return "cpu"
+        ) from None
 
 
 def stage_config(section: str, namespace: dict[str, Any]) -> tuple[StageContext, Section]:

@@ -237,7 +237,7 @@ class ProblemRunner:
         self._sandbox = None
 
     def task(self, bench: str, protocol: str = "base"):
-        from codebench.bench.tasks import get_task
+        from codebench.bench.registry import get_task
 
         key = (bench, protocol)
         if key not in self._tasks:

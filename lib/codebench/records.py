@@ -18,6 +18,7 @@ import errno
 import fcntl
 import json
 import os
+import shutil
 import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -100,6 +101,31 @@ def read_jsonl(
                     errors.append(msg)
                 continue
             yield obj
+
+
+def write_dir_atomic(dest: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Run `write(tmp)` into a temp folder beside `dest`, then swap it in with renames.
+
+    A run killed mid-save leaves the previous folder (or nothing), never half a folder. The one
+    home for saving a model or variant folder (`_atomic_write` is its single-file sibling).
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    try:
+        write(tmp)
+        old = None
+        if dest.exists():
+            old = dest.parent / f".{dest.name}.old-{os.getpid()}"
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(dest, old)
+        os.replace(tmp, dest)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest
 
 
 def _atomic_write(p: Path, chunks: Iterable[bytes]) -> None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 import os
 import random
-import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -35,7 +34,7 @@ from typing import Any
 
 import torch
 
-from codebench.corpus import Corpus, Document, load_corpus
+from codebench.corpus import Corpus, Document, heldout_texts, load_corpus
 from codebench.params import TinyModelConfig
 
 EOS, PAD = "<|endoftext|>", "<|pad|>"
@@ -354,27 +353,15 @@ def save_atomic(model, tokenizer, dest: Path, variant_info: dict) -> None:
 
     A run killed mid-save leaves the previous model (or nothing), never a half-written one.
     """
+    from codebench.records import write_dir_atomic
     from codebench.runs import write_variant_info
 
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
-    try:
+    def write(tmp: Path) -> None:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         write_variant_info(tmp, **variant_info)
-        old = None
-        if dest.exists():
-            old = dest.parent / f".{dest.name}.old-{os.getpid()}"
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(dest, old)
-        os.replace(tmp, dest)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    write_dir_atomic(dest, write)
 
 
 # --------------------------------------------------------------------------- stage
@@ -567,14 +554,3 @@ def build(
     }
     write_json(run.result_file("base_model"), record)
     return record
-
-
-def heldout_texts(corpus: Corpus, max_chars: int) -> list[str]:
-    """Held-out documents up to `max_chars` characters in all (the last one cut to fit)."""
-    out, left = [], max_chars
-    for d in corpus.heldout:
-        if left <= 0:
-            break
-        out.append(d.text[:left])
-        left -= len(out[-1])
-    return out

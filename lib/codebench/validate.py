@@ -395,7 +395,8 @@ def _evaluate_section(c: _Check) -> None:
 def _benchmark(c: _Check, key: str, spec: str) -> None:
     from codebench.bench.multiple import LANGUAGES
     from codebench.bench.palmath import SETS
-    from codebench.bench.tasks import BenchError, get_task, names, parse_spec
+    from codebench.bench.registry import get_task, names, parse_spec
+    from codebench.bench.tasks import BenchError
 
     name, protocol, path = parse_spec(spec)
     known = names()

@@ -22,17 +22,10 @@ See docs/benchmarks.md for each protocol, its extraction and its tests.
 from codebench.bench.canary import CanaryError, run_canaries
 from codebench.bench.extract import extract_fenced, fenced_blocks, truncate_at_stops
 from codebench.bench.passk import bootstrap_ci, pass_at_k, summarize
+from codebench.bench.registry import get_task, names, parse_spec
 from codebench.bench.runner import EvalConfig, evaluate, rescore, score
 from codebench.bench.suite import bench_dirname, evaluate_variants, results_table
-from codebench.bench.tasks import (
-    BenchError,
-    Problem,
-    Task,
-    default_timeout,
-    get_task,
-    names,
-    parse_spec,
-)
+from codebench.bench.tasks import BenchError, Problem, Task, default_timeout
 
 __all__ = [
     "BenchError",

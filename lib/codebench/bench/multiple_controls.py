@@ -15,7 +15,8 @@ from collections import Counter
 from typing import Any
 
 from codebench.bench import multiple_trusted as trusted
-from codebench.bench.tasks import BenchError, Problem, get_task
+from codebench.bench.registry import get_task
+from codebench.bench.tasks import BenchError, Problem
 
 
 def return_type(problem: Problem) -> str:

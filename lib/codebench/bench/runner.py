@@ -28,7 +28,8 @@ from typing import Any
 
 from codebench.bench import passk
 from codebench.bench.canary import CanaryError, run_canaries
-from codebench.bench.tasks import DEFAULT_TIMEOUT_S, BenchError, Problem, Task, get_task
+from codebench.bench.registry import get_task
+from codebench.bench.tasks import DEFAULT_TIMEOUT_S, BenchError, Problem, Task
 from codebench.records import JsonlStore, read_jsonl, write_json
 
 KEY = ("task_id", "sample", "model", "protocol")

@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from codebench.bench.canary import CanaryError
+from codebench.bench.registry import get_task, parse_spec
 from codebench.bench.runner import (
     EvalConfig,
     evaluate,
@@ -28,7 +29,6 @@ from codebench.bench.runner import (
     settings_key,
     settings_tag,
 )
-from codebench.bench.tasks import get_task, parse_spec
 
 LANGUAGE_OF = {
     "humaneval": "python",

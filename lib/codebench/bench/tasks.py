@@ -1,4 +1,7 @@
-"""Benchmark tasks: what a problem is, what every task must say, and the registry.
+"""Benchmark tasks: what a problem is, what every task must say, and `register`.
+
+Looking tasks up by spec (`get_task`, `names`, `parse_spec`) lives in `codebench.bench.registry`,
+which imports the benchmark modules (they import this one: keeping both here was a cycle).
 
 A `Task` owns one benchmark's data and its protocols end to end:
 
@@ -191,53 +194,3 @@ def register(name: str) -> Callable:
         return factory
 
     return deco
-
-
-def _ensure_loaded() -> None:
-    # importing the modules registers their tasks
-    # (explain: code explanation with text metrics and a round trip, maintained with codebench.metrics)
-    from codebench.bench import (  # noqa: F401
-        codeio_io,
-        custom,
-        explain,
-        fim,
-        humaneval,
-        leetcode,
-        mbpp,
-        mtpb,
-        multiple,
-        palmath,
-        pyfamilies,
-    )
-
-
-def names() -> list[str]:
-    """Registered benchmark names."""
-    _ensure_loaded()
-    return sorted(_REGISTRY)
-
-
-def parse_spec(spec: str) -> tuple[str, str | None, str | None]:
-    """'name[:protocol]' or 'custom:path[:protocol]' / 'codeio:path' -> (name, protocol, path)."""
-    name, _, rest = spec.partition(":")
-    name = name.strip().lower()
-    if name in ("custom", "codeio"):
-        path, protocol = rest, None
-        for p in ("base", "instruct"):
-            if rest.endswith(":" + p):
-                path, protocol = rest[: -len(p) - 1], p
-        return name, protocol, path or None
-    return name, (rest or None), None
-
-
-def get_task(spec: str | Task, data_dir: str | Path | None = None, **options: Any) -> Task:
-    """A Task from a spec string (see module doc) or a Task instance (returned as is)."""
-    if isinstance(spec, Task):
-        return spec
-    _ensure_loaded()
-    name, protocol, path = parse_spec(spec)
-    if name not in _REGISTRY:
-        raise BenchError(f"unknown benchmark {spec!r} (known: {', '.join(sorted(_REGISTRY))})")
-    if path is not None:
-        options.setdefault("path", path)
-    return _REGISTRY[name](protocol=protocol, data_dir=data_dir, **options)

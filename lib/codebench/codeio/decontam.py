@@ -135,7 +135,8 @@ def _jsonl(path: Path) -> Iterable[dict]:
 
 def _task_texts(spec: str, data_dir: Path | None) -> Iterable[str]:
     """Prompt, reference and tests of every problem of a benchmark spec (any registered one)."""
-    from codebench.bench.tasks import BenchError, get_task
+    from codebench.bench.registry import get_task
+    from codebench.bench.tasks import BenchError
 
     try:
         problems = get_task(spec, data_dir).problems()
@@ -149,7 +150,7 @@ def _task_texts(spec: str, data_dir: Path | None) -> Iterable[str]:
 
 def check_set_name(name: str) -> None:
     """Raise ValueError unless `name` is a known evaluation set or benchmark spec."""
-    from codebench.bench.tasks import names, parse_spec
+    from codebench.bench.registry import names, parse_spec
 
     if name not in EVAL_SETS and parse_spec(name)[0] not in names():
         raise ValueError(

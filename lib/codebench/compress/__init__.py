@@ -3,7 +3,7 @@
 Modules (flat, small): `variants` (spec parsing, what runs where), `quantize` (int8 through
 torchao, bitsandbytes / int4 on CUDA), `prune` (magnitude, Wanda, 2:4), `structured` (MLP
 channels, attention heads), `io` (save / `load_variant`), `measure` (size, RSS, latency,
-perplexity, in a fresh process per variant), `merge_order` (LoRA merge before quantization),
+perplexity, in a fresh process per variant),
 `stage` (what 03_compress runs). See docs/compression.md.
 
 Importing the package is cheap (no torch); `load_variant` is the loader named in each

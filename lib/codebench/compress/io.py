@@ -21,9 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +29,8 @@ import torch
 from torch import nn
 
 from codebench.compress.variants import CUDA_ONLY, VariantUnavailable
+from codebench.models import resolve_device, resolve_dtype
+from codebench.records import write_dir_atomic
 from codebench.runs import read_variant_info, write_variant_info
 
 LOADER = "codebench.compress"
@@ -44,30 +44,6 @@ class VariantLoadError(ValueError):
 
 
 # --------------------------------------------------------------------------- helpers
-def save_atomic(dest: str | os.PathLike, write: Callable[[Path], None]) -> Path:
-    """Run `write(tmp)` into a temp folder beside `dest`, then swap it in with renames.
-
-    A run killed mid-save leaves the previous variant (or nothing), never half a folder.
-    """
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
-    try:
-        write(tmp)
-        old = None
-        if dest.exists():
-            old = dest.parent / f".{dest.name}.old-{os.getpid()}"
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(dest, old)
-        os.replace(tmp, dest)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return dest
-
-
 def dedupe_state(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Drop state-dict entries that share storage with an earlier one (tied weights).
 
@@ -106,7 +82,7 @@ def save_hf(model, tokenizer, dest: str | os.PathLike, **info) -> Path:
             tokenizer.save_pretrained(tmp)
         _info(tmp, format="hf", **info)
 
-    return save_atomic(dest, write)
+    return write_dir_atomic(dest, write)
 
 
 def save_int8(
@@ -133,7 +109,7 @@ def save_int8(
         _write_common(model, tokenizer, tmp)
         _info(tmp, format="int8", int8_mode=mode, quantized_modules=len(layout), **info)
 
-    return save_atomic(dest, write)
+    return write_dir_atomic(dest, write)
 
 
 def pack_sparse(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -182,24 +158,19 @@ def save_sparse(model, tokenizer, dest: str | os.PathLike, names: list[str], **i
         _write_common(model, tokenizer, tmp)
         _info(tmp, format="sparse", sparse_tensors=len(sparse), **info)
 
-    return save_atomic(dest, write)
+    return write_dir_atomic(dest, write)
 
 
 # --------------------------------------------------------------------------- loading
 def _device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise VariantUnavailable(f"device {device!r} requested but no CUDA GPU is visible")
-    return str(device)
+    try:
+        return resolve_device(device)
+    except ValueError as e:
+        raise VariantUnavailable(str(e)) from None
 
 
 def _dtype(dtype, device: str) -> torch.dtype:
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if dtype in (None, "auto"):
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+    return resolve_dtype("auto" if dtype is None else dtype, device)
 
 
 def _empty_model(folder: Path, dtype: torch.dtype):

@@ -25,6 +25,7 @@ from codebench.compress.variants import (
     parse_specs,
     unavailable_reason,
 )
+from codebench.records import write_dir_atomic
 
 BUILDER_VERSION = 1
 HF_QUANT = ("nf4", "bnb-int8", "int4-weight")
@@ -199,7 +200,7 @@ def build_variant(
                 tok.save_pretrained(folder)
                 io._info(folder, format="hf", quantization=quant.method, **info)
 
-            io.save_atomic(dest, write)
+            write_dir_atomic(dest, write)
     info["build_s"] = round(time.perf_counter() - t0, 2)
     del model
     return info
@@ -270,9 +271,8 @@ def _pass_at_1(run, label: str, model_spec: str, cfg, device: str, data_dir, log
 
 def texts_for(cfg) -> tuple[list[str], list[str], dict]:
     """(held-out texts for perplexity, train-split texts for calibration, corpus stats)."""
-    from codebench.corpus import load_corpus
+    from codebench.corpus import heldout_texts, load_corpus
     from codebench.params import TinyModelConfig
-    from codebench.tiny import heldout_texts
 
     t = TinyModelConfig()  # the tiny model's split: its held-out files stay unseen
     corpus = load_corpus(

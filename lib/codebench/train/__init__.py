@@ -1,9 +1,10 @@
 """LoRA / QLoRA / full supervised fine-tuning (stage 02_finetune). See docs/finetune.md.
 
-Modules: `data` (formats, templates, masks, truncation, split), `packing` (packed rows, block
-masks, numeric check), `collate`, `lora` (peft / bitsandbytes configs), `schedule` (lr schedule
+Training runs on trl's `SFTTrainer` (templating, assistant-only loss, packing, collation).
+Modules: `data` (formats, split, the training chat template, drop-and-count of cut-away
+responses), `attention` (varlen attention for packed rows and its numeric check), `lora` (peft / bitsandbytes configs), `schedule` (lr schedule
 and its guard), `trainer` (the entry point), `merge` (adapter save, merge, hub), `inspect`
-(mask inspector), `distributed` (accelerate launch), `testing` (tiny offline tokenizer and models).
+(mask inspector), `distributed` (accelerate launch).
 Public names are imported lazily so `import codebench.train` stays cheap.
 """
 
@@ -17,15 +18,13 @@ _EXPORTS = {
     "split_examples": "data",
     "tokenize_examples": "data",
     "render_prompt": "data",
+    "training_template": "data",
     "DataFormatError": "data",
     "TemplateError": "data",
     "DroppedByTruncationWarning": "data",
     "IGNORE_INDEX": "data",
-    "pack": "packing",
-    "verify_packing": "packing",
-    "block_diagonal_mask": "packing",
-    "PackedCollator": "collate",
-    "PaddedCollator": "collate",
+    "verify_packing": "attention",
+    "resolve_packed_attention": "attention",
     "lora_config": "lora",
     "bnb_config": "lora",
     "QLoRAUnavailable": "lora",

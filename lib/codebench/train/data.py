@@ -1,4 +1,4 @@
-"""SFT data: read instruction/chat JSONL, template it, mask prompts, truncate, split.
+"""SFT data: read instruction/chat JSONL, split it, and drop rows whose response truncation cuts away.
 
 Accepted line formats (one JSON object per line; the format is decided per line):
 
@@ -8,17 +8,12 @@ Accepted line formats (one JSON object per line; the format is decided per line)
 - prompt/resp.: ``{"prompt": str, "response": str}`` or ``{"prompt": str, "completion": str}``
 - plain text:   ``{"text": str}``: language-model loss on every token (no prompt to mask).
 
-Templating: the tokenizer's chat template when it has one, else the workbench's plain-text
-fallback for base models (`codebench.models.FALLBACK_CHAT_FORMAT`, so a fine-tuned model is
-prompted at evaluation exactly as it was trained)::
-
-    {system}\\n\\n                       (only when there is a system message)
-    ### Instruction:\\n{user}\\n\\n       (no loss)
-    ### Response:\\n                   (no loss)
-    {assistant}<eos>                   (loss; "\\n\\n" follows when another turn comes)
-
-Each text piece is tokenized on its own and concatenated, so the prompt tokens are exactly
-what the same prompt tokenizes to at generation time and the loss mask is exact.
+Templating and masking are the tokenizer's chat template (`codebench.models.use_chat_template`:
+its own, else the workbench's Jinja fallback `FALLBACK_CHAT_TEMPLATE`, the one generation uses
+too) with `{% generation %}` markers for the assistant mask -- what trl's SFTTrainer renders with
+`assistant_only_loss=True`. `tokenize_examples` renders every example the same way first, so that
+examples whose whole response lies past `max_length` are dropped and counted (trl would keep
+them silently, with no loss) and the mask inspector shows exactly what training sees.
 """
 
 from __future__ import annotations
@@ -32,6 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from trl.chat_template_utils import get_training_chat_template, has_generation_markers
+from trl.data_utils import common_prefix_length
+
+from codebench.models import use_chat_template
 from codebench.records import read_jsonl
 
 log = logging.getLogger(__name__)
@@ -199,149 +198,121 @@ def split_examples(
 
 
 # --------------------------------------------------------------------------- templating
-def has_chat_template(tokenizer: Any) -> bool:
-    return bool(getattr(tokenizer, "chat_template", None))
+def training_template(tokenizer: Any, template: Template = "auto") -> str:
+    """Set the chat template to train with on `tokenizer` and return 'chat' or 'fallback'.
 
-
-def resolve_template(tokenizer: Any, template: Template = "auto") -> str:
-    """'auto' -> 'chat' when the tokenizer has a chat template, else 'fallback'."""
-    if template == "auto":
-        return "chat" if has_chat_template(tokenizer) else "fallback"
-    if template == "chat" and not has_chat_template(tokenizer):
-        raise TemplateError(
-            "template='chat' but the tokenizer has no chat template (use 'auto' or 'fallback')"
-        )
-    if template not in ("chat", "fallback"):
-        raise ValueError(f"template must be auto, chat or fallback, got {template!r}")
-    return template
-
-
-def _fallback_segments(messages: list[dict], eos: str) -> list[tuple[str, bool]]:
-    from codebench.models import fallback_segments
-
-    return fallback_segments(messages, eos)
-
-
-def _chat_segments(messages: list[dict], tokenizer: Any, where: str) -> list[tuple[str, bool]]:
-    """Split the chat-template rendering into (text, is_assistant) pieces via prefix renders."""
-
-    def render(msgs: list[dict], gen: bool) -> str:
-        return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=gen)
-
-    segs: list[tuple[str, bool]] = []
-    done = ""
-    for i, m in enumerate(messages):
-        if m["role"] != "assistant":
-            continue
-        prompt, full = render(messages[:i], True), render(messages[: i + 1], False)
-        if not prompt.startswith(done) or not full.startswith(prompt):
-            raise TemplateError(
-                f"{where}: the tokenizer's chat template does not render turn by turn as a prefix of the "
-                "whole conversation, so prompt and response cannot be told apart; use template='fallback'"
-            )
-        segs += [(prompt[len(done) :], False), (full[len(prompt) :], True)]
-        done = full
-    return segs
-
-
-def segments(example: Example, tokenizer: Any, template: str) -> list[tuple[str, bool]]:
-    """The example as (text, carries_loss) pieces under the resolved template.
-
-    Adjacent pieces with the same flag are joined, so a prompt is tokenized as one string,
-    exactly as it is at generation time.
+    The template gets `{% generation %}` markers for the assistant mask: the fallback has them;
+    a model's own template without them is swapped for trl's training version of it (known
+    families). A template trl does not know stays as it is: examples then train as trl's
+    prompt-completion pairs (loss on the last assistant turn, see `marks_assistant`).
     """
-    if example.fmt == "text":
-        return [(example.messages[0]["content"] + (tokenizer.eos_token or ""), True)]
-    if template == "chat":
-        segs = _chat_segments(example.messages, tokenizer, example.source)
-    elif not tokenizer.eos_token:
-        raise TemplateError("the fallback template needs an eos token; the tokenizer has none")
-    else:
-        segs = _fallback_segments(example.messages, tokenizer.eos_token)
-    joined: list[tuple[str, bool]] = []
-    for text, loss in segs:
-        if joined and joined[-1][1] == loss:
-            joined[-1] = (joined[-1][0] + text, loss)
-        elif text:
-            joined.append((text, loss))
-    return joined
+    try:
+        name = use_chat_template(tokenizer, template)
+    except ValueError as e:
+        raise TemplateError(str(e)) from None
+    if name == "chat" and not marks_assistant(tokenizer):
+        try:
+            patched = get_training_chat_template(tokenizer)
+        except Exception as e:  # noqa: BLE001 - trl raises on templates it does not know
+            log.warning(
+                "the chat template marks no assistant turns and trl has no training version of it "
+                "(%s): training on the last assistant turn of each example only",
+                e,
+            )
+        else:
+            if patched:
+                tokenizer.chat_template = patched
+    return name
+
+
+def marks_assistant(tokenizer: Any) -> bool:
+    """Whether the template marks assistant turns ({% generation %}): assistant-only loss on
+    every assistant turn; else prompt-completion loss on the last one."""
+    template = getattr(tokenizer, "chat_template", None)
+    return bool(template) and has_generation_markers(template)
 
 
 def render_prompt(messages: list[dict] | str, tokenizer: Any, template: Template = "auto") -> str:
     """The generation prompt for `messages` (or one user prompt), matching training exactly."""
     if isinstance(messages, str):
         messages = [{"role": "user", "content": messages}]
-    if resolve_template(tokenizer, template) == "chat":
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    from codebench.models import fallback_prompt
-
-    return fallback_prompt(messages, tokenizer.eos_token or "")
+    training_template(tokenizer, template)
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
-def _adds_bos(tokenizer: Any) -> bool:
-    bos = tokenizer.bos_token_id
-    if bos is None:
-        return False
-    with_special = tokenizer("a", add_special_tokens=True)["input_ids"]
-    return (
-        bool(with_special)
-        and with_special[0] == bos
-        and tokenizer("a", add_special_tokens=False)["input_ids"][:1] != [bos]
-    )
+def _last_turn(messages: list[dict]) -> tuple[list[dict], list[dict]]:
+    i = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+    return messages[:i], messages[i : i + 1]
 
 
-def tokenize_example(
-    example: Example, tokenizer: Any, template: str, *, bos: bool | None = None
-) -> Tokenized:
-    """Token ids and labels of one example (untruncated); prompt tokens get IGNORE_INDEX."""
-    ids: list[int] = []
-    labels: list[int] = []
-    for text, loss in segments(example, tokenizer, template):
-        piece = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
-        ids += piece
-        labels += piece if loss else [IGNORE_INDEX] * len(piece)
-    if (_adds_bos(tokenizer) if bos is None else bos) and ids[:1] != [tokenizer.bos_token_id]:
-        ids.insert(0, tokenizer.bos_token_id)
-        labels.insert(0, IGNORE_INDEX)
+def trl_record(example: Example, tokenizer: Any) -> dict[str, Any]:
+    """The example as trl takes it: conversational ``messages`` (assistant-only loss), a
+    conversational ``prompt``/``completion`` pair (template without assistant markers), or
+    language-modeling ``text``."""
+    if example.fmt == "text":
+        return {"text": example.messages[0]["content"]}
+    if marks_assistant(tokenizer):
+        return {"messages": example.messages}
+    prompt, completion = _last_turn(example.messages)
+    return {"prompt": prompt, "completion": completion}
+
+
+def _chat_ids(tokenizer: Any, messages: list[dict], **kw: Any) -> dict[str, Any]:
+    return tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True, **kw)
+
+
+def tokenize_example(example: Example, tokenizer: Any) -> Tokenized:
+    """Token ids and labels of one example (untruncated), rendered as trl renders it (see
+    `trl_record`): the chat template with the assistant mask, the prompt-completion pair with
+    loss after the prompt, or plain text + eos with loss on every token."""
+    if example.fmt == "text":
+        text = example.messages[0]["content"]
+        eos = tokenizer.eos_token or ""
+        ids = list(tokenizer(text if text.endswith(eos) else text + eos)["input_ids"])
+        labels = list(ids)
+    elif marks_assistant(tokenizer):
+        out = _chat_ids(tokenizer, example.messages, return_assistant_tokens_mask=True)
+        ids = list(out["input_ids"])
+        labels = [
+            t if m else IGNORE_INDEX for t, m in zip(ids, out["assistant_masks"], strict=True)
+        ]
+    else:
+        prompt, completion = _last_turn(example.messages)
+        head = _chat_ids(tokenizer, prompt, add_generation_prompt=True)["input_ids"]
+        ids = list(_chat_ids(tokenizer, prompt + completion)["input_ids"])
+        n = common_prefix_length(list(head), ids)
+        labels = [IGNORE_INDEX] * n + ids[n:]
     if labels:
-        labels[0] = (
-            IGNORE_INDEX  # never predicted from inside its own sample; keeps packed samples apart
-        )
+        labels[0] = IGNORE_INDEX  # never predicted from inside its own sample
     return Tokenized(ids, labels, example.source, len(ids))
 
 
 def tokenize_examples(
-    examples: list[Example],
-    tokenizer: Any,
-    max_length: int,
-    template: Template = "auto",
-    *,
-    warn: bool = True,
-) -> tuple[list[Tokenized], TokenizeStats]:
-    """Tokenize, mask and right-truncate to `max_length`.
+    examples: list[Example], tokenizer: Any, max_length: int, *, warn: bool = True
+) -> tuple[list[Example], list[Tokenized], TokenizeStats]:
+    """Render, mask and right-truncate to `max_length` (the tokenizer's template must be set:
+    `training_template`); return the kept examples, their tokens and the stats.
 
     Examples with no loss-carrying token left after truncation (the response lies entirely
     past the window) are dropped, counted in the stats, and reported with one warning.
     """
     if max_length < 2:
         raise ValueError(f"max_length must be at least 2, got {max_length}")
-    tmpl = resolve_template(tokenizer, template)
-    bos = _adds_bos(tokenizer)
     stats = TokenizeStats(max_length=max_length)
-    out = []
+    kept: list[Example] = []
+    out: list[Tokenized] = []
     for ex in examples:
-        t = tokenize_example(ex, tokenizer, tmpl, bos=bos)
+        t = tokenize_example(ex, tokenizer)
         stats.n_in += 1
         stats.lengths.append(t.full_length)
         if t.full_length > max_length:
             t = Tokenized(t.input_ids[:max_length], t.labels[:max_length], t.source, t.full_length)
-            if t.n_loss == 0:
-                stats.dropped.append(t.source)
-                continue
-            stats.n_truncated += 1
+            if t.n_loss:
+                stats.n_truncated += 1
         if t.n_loss == 0:
             stats.dropped.append(t.source)
             continue
+        kept.append(ex)
         out.append(t)
     stats.n_kept = len(out)
     if stats.dropped and warn:
@@ -351,7 +322,7 @@ def tokenize_examples(
         )
         log.warning(msg)
         warnings.warn(msg, DroppedByTruncationWarning, stacklevel=2)
-    return out, stats
+    return kept, out, stats
 
 
 def format_counts(examples: list[Example]) -> dict[str, int]:

@@ -11,14 +11,13 @@ import html
 from typing import Any
 
 from codebench.train.data import IGNORE_INDEX, Tokenized
-from codebench.train.packing import Row
 
 LOSS_STYLE = "background:#c8f7c5;color:#0b3d0b"
 CONTEXT_STYLE = "background:#eeeeee;color:#555555"
 
 
-def mask_tokens(sample: Tokenized | Row, tokenizer: Any) -> list[tuple[str, bool]]:
-    """(decoded token, carries loss) for every token of a sample or packed row."""
+def mask_tokens(sample: Tokenized, tokenizer: Any) -> list[tuple[str, bool]]:
+    """(decoded token, carries loss) for every token of a sample, as SFTTrainer trains on it."""
     return [
         (tokenizer.decode([tid]), lab != IGNORE_INDEX)
         for tid, lab in zip(sample.input_ids, sample.labels, strict=True)

@@ -11,8 +11,11 @@ From a shell, single process or under `accelerate launch` (DeepSpeed / FSDP)::
     python -m codebench.train.trainer --config job.json
     accelerate launch --config_file params/accelerate/zero3.yaml -m codebench.train.trainer --config job.json
 
-Training runs through transformers' `Trainer` with our own masking and packing (exact control
-over labels and attention), checkpoints every `save_steps`, and resumes from the latest
+Training runs through trl's `SFTTrainer`: the tokenizer's chat template (or the workbench's
+Jinja fallback) with assistant-only loss, best-fit-decreasing packing collated padding-free
+(restarting position ids), with the workbench's varlen attention keeping packed samples apart.
+Before that, `prepare_data` drops and counts the examples whose response truncation would cut
+away (trl keeps them silently). Checkpoints every `save_steps`; resumes from the latest
 checkpoint of the same configuration. The main process saves the adapter to models/lora,
 merges it into the full-precision base at models/finetuned, and writes results/finetune.json.
 """
@@ -34,27 +37,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import datasets
 import torch
 from pydantic import BaseModel, ConfigDict
+from transformers import PrinterCallback, TrainerState
+from trl import SFTConfig, SFTTrainer
+from trl.data_utils import pack_dataset
 
+from codebench.models import context_window, resolve_dtype
 from codebench.params import FinetuneSection, resolve_device, seed_everything
 from codebench.records import write_json
 from codebench.runs import VARIANT_INFO, RunLayout, file_sha256, provenance, run_relative
 from codebench.train import _models
 from codebench.train import data as D
+from codebench.train.attention import packed_attention, resolve_packed_attention, verify_packing
 from codebench.train.callbacks import LogPrinter
-from codebench.train.collate import PackedCollator, PaddedCollator, RowDataset
 from codebench.train.lora import attach_adapters, bnb_config, qlora_method, trainable_parameters
-from codebench.train.packing import (
-    Row,
-    as_row,
-    mask_kind,
-    pack,
-    packed_attention,
-    packing_efficiency,
-    resolve_packed_attention,
-    verify_packing,
-)
 from codebench.train.schedule import ScheduleGuard, expected_curve, warmup_steps
 
 log = logging.getLogger(__name__)
@@ -134,46 +132,84 @@ def make_job(ctx: Any, cfg: FinetuneSection) -> FinetuneJob:
 # --------------------------------------------------------------------------- data
 @dataclass
 class PreparedData:
-    """Tokenized, masked, truncated and (optionally) packed train/validation data."""
+    """Split, templated data with the cut-away examples dropped: what SFTTrainer trains on.
+
+    `train`/`val` hold each kept example's tokens and labels exactly as trl renders them
+    (for the mask inspector, the packing check and the row counts)."""
 
     tokenizer: Any
     template: str
+    train_examples: list[D.Example]
+    val_examples: list[D.Example]
     train: list[D.Tokenized]
     val: list[D.Tokenized]
-    train_rows: list[Row]
-    val_rows: list[Row]
     stats: D.TokenizeStats
     formats: dict[str, int]
     n_records: int
+    packing: bool
+
+    @property
+    def assistant_only(self) -> bool:
+        """Chat data on a template with assistant markers (trl's assistant_only_loss)."""
+        return any(e.fmt != "text" for e in self.train_examples) and D.marks_assistant(
+            self.tokenizer
+        )
+
+    def dataset(self, split: str) -> datasets.Dataset | None:
+        """The split as trl takes it (``messages`` or ``text`` records), None when empty."""
+        examples = self.train_examples if split == "train" else self.val_examples
+        return (
+            datasets.Dataset.from_list([D.trl_record(e, self.tokenizer) for e in examples])
+            if examples
+            else None
+        )
+
+    def rows(self, split: str) -> int:
+        """Rows the split makes: trl's best-fit-decreasing packing of the kept examples."""
+        toks = self.train if split == "train" else self.val
+        if not self.packing or not toks:
+            return len(toks)
+        ds = datasets.Dataset.from_dict({"input_ids": [t.input_ids for t in toks]})
+        return len(pack_dataset(ds, self.stats.max_length, "bfd"))
 
     def summary(self) -> dict[str, Any]:
         ml = self.stats.max_length
+        train_rows = self.rows("train")
+        tokens = sum(len(t.input_ids) for t in self.train)
         return {
             "records": self.n_records,
             "formats": self.formats,
             "template": self.template,
             "train_examples": len(self.train),
             "val_examples": len(self.val),
-            "train_rows": len(self.train_rows),
-            "val_rows": len(self.val_rows),
-            "train_tokens": sum(len(r) for r in self.train_rows),
+            "train_rows": train_rows,
+            "val_rows": self.rows("val"),
+            "train_tokens": tokens,
             "train_loss_tokens": sum(t.n_loss for t in self.train),
-            "packing_efficiency": round(packing_efficiency(self.train_rows, ml), 4),
+            "packing_efficiency": round(tokens / max(1, train_rows * ml), 4),
             **self.stats.as_dict(),
         }
 
 
 def prepare_data(job: FinetuneJob, tokenizer: Any = None) -> PreparedData:
-    """Read, split (seeded), template, mask, truncate and pack the job's data."""
+    """Read, split (seeded) and template the job's data; drop and count the examples whose
+    response lies past `max_length`. Packing and collation happen in SFTTrainer."""
     cfg = job.finetune
     tokenizer = tokenizer if tokenizer is not None else _models.load_tokenizer(job.base_path)
     examples = D.load_examples(job.data_path, limit=cfg.max_examples)
     if not examples:
         raise ValueError(f"{job.data_path}: no training records")
+    kinds = {e.fmt == "text" for e in examples}
+    if len(kinds) > 1:
+        first = next(e for e in examples if e.fmt == "text")
+        raise D.DataFormatError(
+            f"{first.source}: plain-text records cannot be mixed with chat/instruction records in "
+            "one training file (the loss is on every token for one, on the replies for the other)"
+        )
     train_ex, val_ex = D.split_examples(examples, cfg.val_fraction, job.seed, cfg.max_val)
-    template = D.resolve_template(tokenizer, cfg.template)
-    train, stats = D.tokenize_examples(train_ex, tokenizer, cfg.max_length, template)
-    val, vstats = D.tokenize_examples(val_ex, tokenizer, cfg.max_length, template, warn=False)
+    template = D.training_template(tokenizer, cfg.template)
+    train_ex, train, stats = D.tokenize_examples(train_ex, tokenizer, cfg.max_length)
+    val_ex, val, vstats = D.tokenize_examples(val_ex, tokenizer, cfg.max_length, warn=False)
     stats.n_in += vstats.n_in
     stats.n_truncated += vstats.n_truncated
     stats.dropped += vstats.dropped
@@ -185,31 +221,25 @@ def prepare_data(job: FinetuneJob, tokenizer: Any = None) -> PreparedData:
             f"max_length={cfg.max_length} (examples are {lengths[0]}-{lengths[-1]} tokens, median "
             f"{lengths[len(lengths) // 2]}); raise finetune.max_length or shorten the prompts"
         )
-    if cfg.packing:
-        train_rows, val_rows = pack(train, cfg.max_length), pack(val, cfg.max_length)
-    else:
-        train_rows, val_rows = [as_row(t) for t in train], [as_row(t) for t in val]
     return PreparedData(
         tokenizer,
         template,
+        train_ex,
+        val_ex,
         train,
         val,
-        train_rows,
-        val_rows,
         stats,
         D.format_counts(examples),
         len(examples),
+        cfg.packing,
     )
 
 
 # --------------------------------------------------------------------------- model
 def training_dtype(precision: str, device: str) -> torch.dtype:
     """fp32 on CPU; bf16 on GPU (fp16 where bf16 is unsupported); or as configured."""
-    if precision == "auto":
-        if device != "cuda":
-            return torch.float32
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    names = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+    return resolve_dtype(names.get(precision, precision), device)
 
 
 def load_model(
@@ -232,9 +262,7 @@ def load_model(
         )
     if method != "qlora":
         _models.align(model, tokenizer)
-    max_pos = getattr(model.config, "max_position_embeddings", None) or getattr(
-        model.config, "n_positions", None
-    )
+    max_pos = context_window(model)
     if max_pos and cfg.max_length > max_pos:
         log.warning("max_length=%d exceeds the model's %d positions", cfg.max_length, max_pos)
     if cfg.gradient_checkpointing and method != "qlora":
@@ -245,33 +273,19 @@ def load_model(
     )
 
 
-def make_collator(
-    model: Any, tokenizer: Any, packing: bool, packed_attention: str
-) -> tuple[Any, str]:
-    """The collator for the data layout, and the attention mode used ('padded' when unpacked)."""
-    pad = _models.pad_id(tokenizer)
-    if not packing:
-        return PaddedCollator(pad), "padded"
-    mode = resolve_packed_attention(model, packed_attention)
-    return PackedCollator(
-        pad, mode=mode, mask_dtype=mask_kind(model) if mode == "4d" else None
-    ), mode
-
-
 @torch.no_grad()
-def response_perplexity(
-    model: Any, rows: Sequence[Row], collator: Any, batch_size: int = 8
-) -> float | None:
-    """exp(mean cross-entropy) over the loss-carrying (response) tokens of `rows`."""
-    if not rows:
+def response_perplexity(model: Any, trainer: Any) -> float | None:
+    """exp(mean cross-entropy) over the loss-carrying (response) tokens of the trainer's
+    evaluation data, batched by trl's own collator."""
+    if trainer.eval_dataset is None:
         return None
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     total, count = 0.0, 0
     try:
-        for i in range(0, len(rows), batch_size):
-            batch = {k: v.to(device) for k, v in collator(rows[i : i + batch_size]).items()}
+        for batch in trainer.get_eval_dataloader():
+            batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
             labels = batch.pop("labels")
             logits = model(**batch, use_cache=False).logits.float()
             shift_logits, shift_labels = logits[:, :-1], labels[:, 1:]
@@ -352,15 +366,25 @@ def report_to(value: str | Sequence[str] | None) -> list[str]:
 
 
 def training_arguments(
-    job: FinetuneJob, out_dir: Path, device: str, dtype: torch.dtype, has_val: bool
-) -> Any:
-    """transformers TrainingArguments for the job (reporting integrations per
-    `finetune.report_to`, default none; codebench's own logging always)."""
-    from transformers import TrainingArguments
-
+    job: FinetuneJob,
+    out_dir: Path,
+    device: str,
+    dtype: torch.dtype,
+    has_val: bool,
+    assistant_only: bool = True,
+) -> SFTConfig:
+    """trl SFTConfig for the job: assistant-only loss on chat data (completion-only loss on
+    prompt-completion pairs, every token of plain text), best-fit-decreasing packing when `finetune.packing`; reporting integrations per
+    `finetune.report_to` (default none; codebench's own logging always)."""
     cfg = job.finetune
-    return TrainingArguments(
+    return SFTConfig(
         output_dir=str(out_dir),
+        max_length=cfg.max_length,
+        packing=cfg.packing,
+        packing_strategy="bfd",
+        assistant_only_loss=assistant_only,
+        dataset_text_field="text",
+        activation_checkpointing=False,  # enabled on the model itself (load_model)
         max_steps=cfg.max_steps or -1,
         num_train_epochs=cfg.epochs,
         per_device_train_batch_size=cfg.batch_size,
@@ -385,7 +409,6 @@ def training_arguments(
         fp16=dtype == torch.float16,
         report_to=report_to(getattr(cfg, "report_to", "none")) or "none",
         disable_tqdm=True,
-        remove_unused_columns=False,
         dataloader_num_workers=0,
         log_level="warning",
         use_cache=False,
@@ -471,8 +494,6 @@ def run_training(trainer: Any, resume: str | None) -> tuple[float, float, float]
     extra step when resumed from a checkpoint at max_steps, so a finished checkpoint is loaded
     directly instead.
     """
-    from transformers import TrainerState
-
     t0, c0 = time.perf_counter(), time.process_time()
     if resume is not None:
         state = TrainerState.load_from_json(str(Path(resume) / "trainer_state.json"))
@@ -490,30 +511,40 @@ def build_trainer(
     job: FinetuneJob,
     model: Any,
     data: PreparedData,
-    collator: Any,
     dtype: torch.dtype,
     device: str,
     callbacks: Sequence[Any] = (),
     *,
     eval_on_start: bool = False,
-) -> tuple[Any, ScheduleGuard]:
-    """A transformers Trainer over the prepared rows, with the schedule guard and log printer."""
-    from transformers import PrinterCallback, Trainer
+) -> tuple[SFTTrainer, ScheduleGuard]:
+    """trl's SFTTrainer over the prepared data, with the schedule guard and log printer.
 
+    Checks that trl tokenized the same tokens `prepare_data` counted (a trl or template change
+    that renders differently would otherwise make the drop-and-count rule silently wrong)."""
     cfg = job.finetune
     guard = ScheduleGuard(lr=cfg.lr, schedule=cfg.lr_scheduler, warmup=cfg.warmup)
-    args = training_arguments(job, checkpoint_dir(job), device, dtype, has_val=bool(data.val_rows))
-    args.eval_on_start = eval_on_start and bool(data.val_rows)
-    trainer = Trainer(
+    val = data.dataset("val")
+    args = training_arguments(
+        job, checkpoint_dir(job), device, dtype, val is not None, data.assistant_only
+    )
+    args.eval_on_start = eval_on_start and val is not None
+    datasets.disable_progress_bars()
+    trainer = SFTTrainer(
         model=model,
         args=args,
-        data_collator=collator,
         processing_class=data.tokenizer,
-        train_dataset=RowDataset(data.train_rows),
-        eval_dataset=RowDataset(data.val_rows) if data.val_rows else None,
+        train_dataset=data.dataset("train"),
+        eval_dataset=val,
         callbacks=[guard, LogPrinter(), *callbacks],
     )
     trainer.remove_callback(PrinterCallback)
+    want = sum(len(t.input_ids) for t in data.train)
+    got = sum(len(ids) for ids in trainer.train_dataset["input_ids"])
+    if got != want:
+        raise RuntimeError(
+            f"trl tokenized the training data to {got} tokens, prepare_data to {want}: the "
+            "drop-and-count rule no longer sees what trl trains on (trl or template change?)"
+        )
     return trainer, guard
 
 
@@ -542,14 +573,12 @@ def finetune(
     dtype = training_dtype(cfg.precision, device) if method == cfg.method else torch.float32
     data = data or prepare_data(job)
     model = load_model(job, method, device, dtype, data.tokenizer)
-    collator, mode = make_collator(model, data.tokenizer, cfg.packing, cfg.packed_attention)
+    mode = resolve_packed_attention(model, cfg.packed_attention) if cfg.packing else "padded"
     single = int(os.environ.get("WORLD_SIZE", 1)) == 1
     if single and device == "cuda" and method != "qlora":
         model.to("cuda")
     with packed_attention(model, mode):
-        trainer, measured = _train(
-            job, model, data, collator, mode, dtype, device, callbacks, single
-        )
+        trainer, measured = _train(job, model, data, mode, dtype, device, callbacks, single)
     result = {
         "method": method,
         "requested_method": cfg.method,
@@ -581,7 +610,6 @@ def _train(
     job: FinetuneJob,
     model: Any,
     data: PreparedData,
-    collator: Any,
     mode: str,
     dtype: torch.dtype,
     device: str,
@@ -591,19 +619,17 @@ def _train(
     """Packing check, perplexity before, training (or resume), schedule check, perplexity after."""
     cfg = job.finetune
     check = check_packing(model, data, mode, dtype) if single and cfg.packing else None
-    ppl_before = (
-        response_perplexity(model, data.val_rows, collator, cfg.batch_size) if single else None
-    )
     trainer, guard = build_trainer(
-        job, model, data, collator, dtype, device, callbacks, eval_on_start=not single
+        job, model, data, dtype, device, callbacks, eval_on_start=not single
     )
+    ppl_before = response_perplexity(model, trainer) if single else None
     resume = resolve_resume(cfg.resume, checkpoint_dir(job))
     train_loss, seconds, cpu_seconds = run_training(trainer, resume)
     if guard.checked is None:  # restored a finished run: check the schedule it would build
         trainer.create_optimizer_and_scheduler(num_training_steps=trainer.state.max_steps)
         guard.on_train_begin(trainer.args, trainer.state, None, lr_scheduler=trainer.lr_scheduler)
     if single:
-        ppl_after = response_perplexity(model, data.val_rows, collator, cfg.batch_size)
+        ppl_after = response_perplexity(model, trainer)
     else:
         ppl_before, ppl_after = _ppl_from_eval(trainer)
     return trainer, {
@@ -635,7 +661,7 @@ def check_packing(model: Any, data: PreparedData, mode: str, dtype: torch.dtype)
     if diff > PACKING_TOLERANCE.get(dtype, 5e-2):
         raise RuntimeError(
             f"packed samples attend across boundaries with packed_attention={mode!r} "
-            f"(max logit difference {diff:.3g}); use packed_attention: 4d or packing: false"
+            f"(max logit difference {diff:.3g}); use packing: false"
         )
     log.info("packing check (%s): max |logit diff| %.2e", mode, diff)
     return diff
@@ -650,7 +676,10 @@ def _expected(cfg: FinetuneSection, total: int) -> list[float]:
 def _train_summary(
     trainer: Any, train_loss: float, seconds: float, cfg: FinetuneSection
 ) -> dict[str, Any]:
-    tokens = getattr(trainer.train_dataset, "tokens_served", None)
+    tokens = next(  # trl counts the tokens it trained on (padding-free: real tokens only)
+        (int(h["num_tokens"]) for h in reversed(trainer.state.log_history) if "num_tokens" in h),
+        None,
+    )
     return {
         "steps": trainer.state.global_step,
         "max_steps": trainer.state.max_steps,

@@ -7,10 +7,11 @@ byte-level BPE tokenizer, codebench_variant.json) in well under a second for tin
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import torch
+
+from helpers.train import build_tokenizer
 
 CODE = (
     "def add(a, b):\n    return a + b\n\n",
@@ -21,34 +22,9 @@ CODE = (
 )
 
 
-@functools.lru_cache(maxsize=4)
-def _tokenizer_json(vocab_size: int) -> str:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=["<|endoftext|>", "<|pad|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(list(CODE) * 4, trainer)
-    return tok.to_str()
-
-
 def tiny_tokenizer(vocab_size: int = 320):
-    """A byte-level BPE tokenizer with end-of-text and padding tokens."""
-    from tokenizers import Tokenizer
-    from transformers import PreTrainedTokenizerFast
-
-    return PreTrainedTokenizerFast(
-        tokenizer_object=Tokenizer.from_str(_tokenizer_json(vocab_size)),
-        eos_token="<|endoftext|>",
-        bos_token="<|endoftext|>",
-        pad_token="<|pad|>",
-    )
+    """A byte-level BPE tokenizer with end-of-text and padding tokens, trained on CODE."""
+    return build_tokenizer(CODE, vocab_size)
 
 
 def llama_config(

@@ -183,30 +183,3 @@ def rawcode_sft_records(path, limit: int | None = None) -> list[dict]:
         if limit is not None and len(out) >= limit:
             break
     return out
-
-
-def tiny_shaped_model_dir(folder, texts, *, seed: int = 0):
-    """A random model shaped like the workbench's tiny model (Llama 128 wide, 4 layers, 2048 BPE).
-
-    Same compute as the trained tiny model, for timing and notebook runs without stage 00.
-    Writes a `codebench_variant.json` (kind 'base') so it can stand in for runs/<p>/models/base.
-    """
-    from pathlib import Path
-
-    from codebench.runs import write_variant_info
-
-    tok = build_tokenizer(texts, vocab_size=2048)
-    model = random_llama(
-        len(tok), hidden=128, layers=4, heads=4, intermediate=384, max_positions=1024, seed=seed
-    )
-    folder = Path(folder)
-    model.save_pretrained(folder)
-    tok.save_pretrained(folder)
-    write_variant_info(
-        folder,
-        kind="base",
-        parent=None,
-        loader="hf",
-        source="random tiny-shaped (codebench.train.testing)",
-    )
-    return folder

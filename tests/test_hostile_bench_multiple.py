@@ -289,9 +289,9 @@ KNOWN_BROKEN = {
     "java": {"HumanEval_136_largest_smallest_integers"},  # tests compare a Pair to an Optional
     "sh": set(),
 }
-# fail under upstream only: the sandbox's Java main-class detection reads `class and` from a
-# comment of the prompt (docs/benchmarks.md)
-UPSTREAM_BROKEN = {"java": {"HumanEval_153_Strongest_Extension"}}
+# fail under upstream only: none (HumanEval_153's `class and` in a comment of the prompt no
+# longer picks the Java main class: tests/test_sandbox_java.py)
+UPSTREAM_BROKEN: dict[str, set[str]] = {}
 
 
 def _controls(sandbox, data_dir, lang: str, verdict: str, limit: int | None) -> None:

@@ -1,0 +1,177 @@
+"""Hostile completions on every Python path of 04_evaluate, by attack class, mixed with honest ones.
+
+Each attack is one line of Python put where the benchmark's own wrong answer says
+`return None` (`task.wrong(problem)`), so the same attack reaches every protocol: a HumanEval
+or FIM body line, a whole MBPP / instruct program, a PAL `solution()`. The samples go through
+04_evaluate's scoring path (`runner._score_units`: extraction, the task's job, the sandbox, the
+task's trusted verdict), every attack followed by the reference solution of the same problem
+on the same pool. Decided by outcome only (never by timing):
+
+* no attack passes (0 false passes);
+* every reference passes, wherever it ran among the attacks (no honest verdict changed by
+  another sample) and the run finishes (no abort, no stall);
+* model-controlled text (details) is stored as valid UTF-8.
+
+The quick subset (one problem per benchmark, the fast attacks) runs by default; `-m slow` runs
+three problems per benchmark and every attack.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from codebench.bench import get_task
+from codebench.bench.runner import _score_units, _Unit
+
+# attack class -> one statement line that ends by returning (or never returns)
+FORGED = (
+    "type('F', (), {'__eq__': lambda s, o: True, '__ne__': lambda s, o: False, "
+    "'__hash__': lambda s: 0, '__bool__': lambda s: True, '__len__': lambda s: 1, "
+    "'__lt__': lambda s, o: True, '__gt__': lambda s, o: True, '__float__': lambda s: 0.0, "
+    "'__int__': lambda s: 0, '__index__': lambda s: 0, '__abs__': lambda s: 0, "
+    "'__sub__': lambda s, o: 0, '__rsub__': lambda s, o: 0, '__round__': lambda s, n=0: 0})()"
+)
+ATTACKS = {
+    # forging a comparison
+    "eq-object": f"return {FORGED}",
+    "eq-int-subclass": "return type('I', (int,), {'__eq__': lambda s, o: True, "
+    "'__hash__': lambda s: 0})(0)",
+    "eq-str-subclass": "return type('S', (str,), {'__eq__': lambda s, o: True, "
+    "'__hash__': lambda s: 0})('x')",
+    # leaving early / ending the tests
+    "os-exit-0": "import os; os._exit(0)",
+    "system-exit-0": "raise SystemExit(0)",
+    "stop-iteration": "raise StopIteration",
+    "keyboard-interrupt": "raise KeyboardInterrupt",
+    # faking success on stdout
+    "fd1-write": "import os; os.write(1, b'passed\\nOK\\n' * 1000); return None",
+    "huge-output": "import sys; sys.stdout.write('x' * (1 << 24)); sys.stdout.flush(); return None",
+    # reaching the trusted side
+    "builtins-patch": "import builtins; builtins.all = lambda *a: True; "
+    "builtins.isinstance = lambda *a: True; builtins.abs = lambda x: 0; "
+    "builtins.AssertionError = type('E', (BaseException,), {}); return None",
+    "frames-and-gc": "import sys, gc; [d.update(AssertionError=Warning, check=lambda *a: None) "
+    "for d in gc.get_objects() if isinstance(d, dict)]; "
+    "sys._getframe().f_back and sys._getframe().f_back.f_globals.update(AssertionError=Warning); "
+    "return None",
+    "environ-tokens": "import os; return open('/proc/self/environ', 'rb').read().decode() + "
+    "open('/proc/1/cmdline', 'rb').read().decode() + repr(dict(os.environ))",
+    # hurting the worker / other samples
+    "kill-parent": "import os; [os.kill(p, 9) for p in (os.getppid(), 1)]; return None",
+    "lower-limits": "import os, resource; [resource.prlimit(p, r, (1, 1)) for p in "
+    "(os.getppid(), 1) for r in (resource.RLIMIT_NOFILE, resource.RLIMIT_NPROC, "
+    "resource.RLIMIT_AS)]; return None",
+    "fork-bomb": "import os; [os.fork() for _ in range(9)]; return None",
+    "sleeping-child": "import os, time; os.fork() == 0 and time.sleep(120); return None",
+    # text the host must store
+    "surrogate-error": "raise ValueError('\\ud800 \\x00 \\udfff' * 1000)",
+    "surrogate-value": "return '\\ud800\\x00'",
+}
+SLOW_ATTACKS = {
+    "sleep-forever": "import time; time.sleep(10 ** 6)",
+    "loop-forever": "while True: pass",
+    "hash-collisions": "return {k * (2 ** 61 - 1) for k in range(3000)}",
+    "memory-hog": "return bytearray(1 << 34)",
+}
+QUICK = (
+    "eq-object",
+    "eq-int-subclass",
+    "os-exit-0",
+    "stop-iteration",
+    "fd1-write",
+    "builtins-patch",
+    "frames-and-gc",
+    "environ-tokens",
+    "kill-parent",
+    "lower-limits",
+    "sleeping-child",
+    "surrogate-error",
+)
+SPECS = [
+    "humaneval",
+    "humaneval:instruct",
+    "mbpp",
+    "mbpp:instruct",
+    "pyfamilies",
+    "fim",
+    "pal-gsm8k",
+    "pal-svamp",
+]
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    from codebench.sandbox import Sandbox
+
+    with Sandbox(workers=2, timeout=3.0) as sb:
+        yield sb
+
+
+def _task(spec: str, data_dir):
+    task = get_task(spec, data_dir)
+    if spec == "fim":
+        from codebench.models import FimTokens
+
+        task.tokens = FimTokens("<pre>", "<suf>", "<mid>")
+    return task
+
+
+def _problems(task, n: int) -> list:
+    if task.spec.startswith("fim"):  # middles that are a `return` line: any statement fits there
+        return [p for p in task.problems() if task.reference(p).strip().startswith("return ")][:n]
+    return task.problems(n)
+
+
+def _attack_raw(task, problem, line: str) -> str:
+    if task.spec.startswith("fim"):
+        ref = task.reference(problem)
+        return ref[: len(ref) - len(ref.lstrip())] + line + "\n"
+    wrong = task.wrong(problem)
+    for stub in ("return -123456789.25", "return None"):
+        if stub in wrong:
+            return wrong.replace(stub, line, 1)
+    raise AssertionError(f"{task.spec}: no stub line in {wrong!r}")
+
+
+def _run(spec: str, attacks: dict[str, str], n_problems: int, data_dir, sandbox) -> None:
+    task = _task(spec, data_dir)
+    units, labels = [], []
+    for p in _problems(task, n_problems):
+        for name, line in attacks.items():
+            units.append(_Unit(p, len(units), _attack_raw(task, p, line)))
+            labels.append(("attack", name, p.task_id))
+            units.append(_Unit(p, len(units), task.reference(p)))  # honest, right after
+            labels.append(("honest", name, p.task_id))
+    assert units, f"{spec}: no problems"
+    scored = _score_units(task, units, sandbox)
+    # the attacks ran: not every one stopped at a syntax or extraction error
+    ran = [det for lab, (_, _, _, det, _) in zip(labels, scored, strict=True) if lab[0] == "attack"]
+    assert sum("SyntaxError" in d or "extraction error" in d for d in ran) < len(ran) / 4, ran
+    false_passes = [
+        lab
+        for lab, (_, _, oc, _, _) in zip(labels, scored, strict=True)
+        if lab[0] == "attack" and oc == "passed"
+    ]
+    changed = [
+        (lab, oc, det[:200])
+        for lab, (_, _, oc, det, _) in zip(labels, scored, strict=True)
+        if lab[0] == "honest" and oc != "passed"
+    ]
+    assert false_passes == [], f"{spec}: attacks passed: {false_passes}"
+    assert changed == [], f"{spec}: honest samples failed after attacks: {changed}"
+    for _, _, oc, det, _ in scored:
+        json.dumps(det, ensure_ascii=False).encode("utf-8")  # storable as UTF-8
+        assert oc in {"passed", "failed", "timeout", "crashed", "out-of-memory"}, (oc, det)
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_quick_attacks_fail_and_references_pass_on_every_path(spec, data_dir, sandbox) -> None:
+    _run(spec, {k: ATTACKS[k] for k in QUICK}, 1, data_dir, sandbox)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", SPECS)
+def test_every_attack_on_every_path(spec, data_dir, sandbox) -> None:
+    _run(spec, {**ATTACKS, **SLOW_ATTACKS}, 3, data_dir, sandbox)

@@ -175,3 +175,73 @@ def test_quick_attacks_fail_and_references_pass_on_every_path(spec, data_dir, sa
 @pytest.mark.parametrize("spec", SPECS)
 def test_every_attack_on_every_path(spec, data_dir, sandbox) -> None:
     _run(spec, {**ATTACKS, **SLOW_ATTACKS}, 3, data_dir, sandbox)
+
+
+# --------------------------------------------------------------------------- 01: I/O generation
+# In 01_build_data the functions themselves are untrusted (scraped or model-transformed code).
+HOSTILE_FUNCTIONS = {
+    "lower-limits": "import os, resource\ndef main_solution(n):\n"
+    "    for p in (os.getppid(), 1):\n        try:\n"
+    "            resource.prlimit(p, resource.RLIMIT_NOFILE, (3, 3))\n"
+    "        except OSError:\n            pass\n    return n\n",
+    "kill-worker": "import os\ndef main_solution(n):\n    for p in (os.getppid(), 1):\n"
+    "        try:\n            os.kill(p, 9)\n        except OSError:\n            pass\n"
+    "    return n + 1\n",
+    "os-exit": "import os\ndef main_solution(n):\n    os._exit(0)\n",
+    "sleeping-child": "import os, time\ndef main_solution(n):\n"
+    "    if os.fork() == 0:\n        time.sleep(120)\n    return n * 2\n",
+    "surrogates": "def main_solution(n):\n    return '\\ud800' * n + '\\x00'\n",
+    "huge-output": "import sys\ndef main_solution(n):\n    sys.stdout.write('x' * (1 << 22))\n"
+    "    return [0] * (1 << 22)\n",
+    "eq-object": "class F:\n    def __eq__(self, o):\n        return True\n    __hash__ = None\n"
+    "def main_solution(n):\n    return F()\n",
+    "load-bomb": "import os\n[os.fork() for _ in range(9)]\ndef main_solution(n):\n    return n\n",
+}
+HONEST_FUNCTIONS = [
+    "def main_solution(n):\n    return n * 3 + 1\n",
+    "def main_solution(n):\n    return [n % 7, n // 7]\n",
+    "def main_solution(n):\n    return str(n)[::-1]\n",
+]
+
+
+QUICK_FUNCTIONS = ("lower-limits", "kill-worker", "os-exit", "surrogates", "eq-object")
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        pytest.param(QUICK_FUNCTIONS, id="quick"),
+        pytest.param(tuple(HOSTILE_FUNCTIONS), id="all", marks=pytest.mark.slow),
+    ],
+)
+def test_io_generation_hostile_functions_change_no_honest_record(tmp_path, names) -> None:
+    from codebench.codeio import iogen, stages
+    from codebench.codeio.execute import SandboxExecutor
+    from codebench.codeio.records import unified_record
+
+    spec = {"type": "kwargs", "params": {"n": {"type": "int", "lo": 0, "hi": 50}}}
+
+    def rec(code: str) -> dict:
+        return unified_record(
+            refcode=code, problem="p", io_requirements="r", origin={"source": "t"}, input_spec=spec
+        )
+
+    cfg = iogen.IOConfig(max_pairs=3, min_pairs=2, call_budget=6, call_timeout=0.5, chunk=64)
+    honest = [rec(c) for c in HONEST_FUNCTIONS]
+    hostile = [rec(HOSTILE_FUNCTIONS[n]) for n in names]
+    mixed = [x for pair in zip(hostile, [*honest, *honest, *honest], strict=False) for x in pair]
+    with SandboxExecutor(workers=2, timeout=0.5, memory_mb=1024) as ex:
+        alone = {r["fid"]: r for r in stages.run_iogen(honest, cfg, tmp_path / "alone", ex)}
+        got = stages.run_iogen([*hostile, *honest, *mixed], cfg, tmp_path / "mixed", ex)
+    by_fid = {r["fid"]: r for r in got}
+    assert len(by_fid) == len(hostile) + len(honest)  # every function has a record: no abort
+    for u in honest:
+        a, b = alone[u["fid"]], by_fid[u["fid"]]
+        assert a["kept"] and b["kept"], (a, b)
+        assert a["pairs"] == b["pairs"]  # the same pairs as when run alone
+    for name, u in zip(names, hostile, strict=True):
+        r = by_fid[u["fid"]]
+        assert r["reason"] != "sandbox-error", (name, r)  # its own failure, never ours
+        json.dumps(r, ensure_ascii=False).encode("utf-8", "surrogatepass")
+        if name in ("os-exit", "eq-object"):
+            assert not r["kept"], (name, r)

@@ -121,7 +121,7 @@ def _task(spec: str, data_dir):
 def _problems(task, n: int) -> list:
     if task.spec.startswith("fim"):  # middles that are a `return` line: any statement fits there
         return [p for p in task.problems() if task.reference(p).strip().startswith("return ")][:n]
-    return task.problems(n)
+    return [p for p in task.problems() if task.reference(p) is not None][:n]  # PAL: some have none
 
 
 def _attack_raw(task, problem, line: str) -> str:

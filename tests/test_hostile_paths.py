@@ -19,6 +19,7 @@ three problems per benchmark and every attack.
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -101,12 +102,28 @@ SPECS = [
 ]
 
 
+def _procs_of(uids: set[int]) -> list[int]:
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                if os.stat(f"/proc/{name}").st_uid in uids:
+                    out.append(int(name))
+            except OSError:
+                continue
+    return out
+
+
 @pytest.fixture(scope="module")
 def sandbox():
     from codebench.sandbox import Sandbox
 
     with Sandbox(workers=2, timeout=3.0) as sb:
+        uids = {w.lease.uid for w in sb._workers if w.lease.uid is not None}
+        assert uids or os.geteuid() != 0
         yield sb
+    # no residue: fork bombs, sleeping children and killed workers leave no process behind
+    assert _procs_of(uids) == []
 
 
 def _task(spec: str, data_dir):

@@ -194,3 +194,31 @@ def test_verification_reruns_sandbox_errors_on_resume(tmp_path: Path) -> None:
         assert real.jobs == 1 and got[prompt["id"]]["status"] == "success"
         assert got[prompt["id"]]["isolation"] == ex.plain.isolation_label
     assert len(list(read_jsonl(path))) == 1
+
+
+# --------------------------------------------------------------------------- codebench score
+def test_score_reruns_stored_sandbox_errors_and_keeps_final_records(tmp_path: Path) -> None:
+    import json
+
+    from codebench import score
+    from codebench.sandbox.problems import load_humaneval
+
+    he = load_humaneval()
+    tids = ["HumanEval/0", "HumanEval/1", "HumanEval/2"]
+    samples = [{"task_id": t, "completion": he[t]["canonical_solution"]} for t in tids]
+    path = tmp_path / "s.jsonl"
+    path.write_text("".join(json.dumps(s) + "\n" for s in samples))
+    base = {"passed": False, "result": "failed: x", "isolation": "bwrap"}
+    stored = [
+        {**base, "index": 0, **samples[0], "outcome": "sandbox-error", "detail": "worker lost"},
+        # a final verdict (deliberately not the real one) that resume must keep as it is
+        {**base, "index": 1, **samples[1], "outcome": "failed", "detail": "kept-marker"},
+    ]
+    out = tmp_path / "s_results.jsonl"
+    out.write_text("".join(json.dumps(r) + "\n" for r in stored))
+    score.score(str(path), "humaneval", workers=1)
+    recs = {r["index"]: r for r in read_jsonl(out)}
+    assert sorted(recs) == [0, 1, 2]
+    assert recs[0]["outcome"] == "passed" and recs[0]["isolation"]  # rerun, not kept
+    assert recs[1]["detail"] == "kept-marker"  # final records are not rerun
+    assert recs[2]["outcome"] == "passed"

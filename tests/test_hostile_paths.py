@@ -97,6 +97,7 @@ SPECS = [
     "mbpp:instruct",
     "pyfamilies",
     "fim",
+    "fim:multi-line",
     "pal-gsm8k",
     "pal-svamp",
 ]

@@ -263,3 +263,42 @@ def test_io_generation_hostile_functions_change_no_honest_record(tmp_path, names
         json.dumps(r, ensure_ascii=False).encode("utf-8", "surrogatepass")
         if name in ("os-exit", "eq-object"):
             assert not r["kept"], (name, r)
+
+
+# --------------------------------------------------------------------------- custom JSONL
+@pytest.fixture(scope="module")
+def custom_spec(tmp_path_factory) -> str:
+    """A custom benchmark file built from three HumanEval problems (check-style tests) and one
+    MBPP-style problem (assert lines), each with its reference."""
+    from codebench.sandbox.problems import load_humaneval
+
+    he = load_humaneval()
+    rows = [
+        {
+            "task_id": f"c/{t.split('/')[1]}",
+            "prompt": he[t]["prompt"],
+            "tests": he[t]["test"],
+            "entry_point": he[t]["entry_point"],
+            "reference": he[t]["canonical_solution"],
+        }
+        for t in ("HumanEval/0", "HumanEval/2", "HumanEval/4")
+    ]
+    rows.append(
+        {
+            "task_id": "c/asserts",
+            "prompt": 'def add(a, b):\n    """Return a + b."""\n',
+            "tests": ["assert add(2, 3) == 5", "assert add(-1, 1) == 0"],
+            "reference": "    return a + b\n",
+        }
+    )
+    f = tmp_path_factory.mktemp("custom") / "hostile.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return f"custom:{f}"
+
+
+@pytest.mark.parametrize("protocol", ["base", "instruct"])
+def test_custom_jsonl_attacks_fail_and_references_pass(
+    custom_spec, protocol, data_dir, sandbox
+) -> None:
+    attacks = {k: ATTACKS[k] for k in QUICK}
+    _run(f"{custom_spec}:{protocol}", attacks, 4, data_dir, sandbox)

@@ -289,9 +289,9 @@ KNOWN_BROKEN = {
     "java": {"HumanEval_136_largest_smallest_integers"},  # tests compare a Pair to an Optional
     "sh": set(),
 }
-# fail under upstream only: the sandbox's Java main-class detection reads `class and` from a
-# comment of the prompt (docs/benchmarks.md)
-UPSTREAM_BROKEN = {"java": {"HumanEval_153_Strongest_Extension"}}
+# fail under upstream only: none (HumanEval_153's `class and` in a comment of the prompt no
+# longer picks the Java main class: tests/test_sandbox_java.py)
+UPSTREAM_BROKEN: dict[str, set[str]] = {}
 
 
 def _controls(sandbox, data_dir, lang: str, verdict: str, limit: int | None) -> None:
@@ -331,3 +331,37 @@ def test_oracle_controls_quick(sandbox, data_dir, lang: str, verdict: str) -> No
 def test_oracle_controls_every_problem(sandbox, data_dir, lang: str, verdict: str) -> None:
     _need(lang)
     _controls(sandbox, data_dir, lang, verdict, None)
+
+
+@pytest.mark.toolchain
+@pytest.mark.parametrize("lang", ["js", "sh"])
+def test_near_misses_fail_and_published_completions_agree_in_both_modes(
+    sandbox, data_dir, lang: str
+) -> None:
+    """Off-by-one and raising oracles fail in both modes on the first 6 problems (bash: a
+    `exit 1` in the command substitution prints nothing, which equals an expected "" -- none of
+    these 6 has one); nuprl's published davinci completions of HumanEval_53 (one right, one
+    broken) get the same verdict in both modes (benchmarks/multiple_controls.py, all problems)."""
+    import importlib.util
+    from pathlib import Path
+
+    from codebench.bench.multiple_controls import run_controls
+
+    _need(lang)
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "multiple_controls.py"
+    spec = importlib.util.spec_from_file_location("multiple_controls_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    extra = [(PROBLEM, "published", c) for c in bench.PUBLISHED[lang]]
+    verdicts = {}
+    for verdict in ("trusted", "upstream"):
+        out = run_controls(
+            lang, verdict, sandbox, 6, data_dir, mutations=("rotated", "raises"), extra=extra
+        )
+        rows = out["rows"]
+        assert [r["outcome"] for r in rows if r["kind"] == "oracle"] == ["passed"] * 6
+        assert [
+            r for r in rows if r["kind"] in ("rotated", "raises") and r["outcome"] == "passed"
+        ] == []
+        verdicts[verdict] = [r["outcome"] == "passed" for r in rows if r["kind"] == "published"]
+    assert verdicts["trusted"] == verdicts["upstream"] == [True, False]

@@ -336,6 +336,30 @@ class JsonlStore:
             self._lines += len(new)
             return len(new)
 
+    def replace(self, records: Iterable[dict]) -> int:
+        """Store `records`, replacing the stored record of each key that is already there
+        (new keys are added); return how many records were written.
+
+        Used to redo units whose stored result was not final (e.g. a sandbox error, our
+        failure rather than the sample's). The file is rewritten atomically under the lock
+        (a crash leaves either the old or the new file, never a torn one).
+        """
+        records = list(records)
+        if not records:
+            return 0
+        with self._locked():
+            self._read_new()
+            merged = dict(self.records)
+            for r in records:
+                merged[self._key(r)] = r
+            _atomic_write(self.path, (dumps_record(r) for r in merged.values()))
+            os.close(self._fd)
+            self._open()
+            self._offset = os.fstat(self._fd).st_size
+            self._lines = len(merged)
+            self.records = merged
+        return len(records)
+
     def __len__(self) -> int:
         return len(self.records)
 

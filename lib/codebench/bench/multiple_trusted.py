@@ -482,7 +482,9 @@ def _strip_signature(prompt: str) -> str:
 
 
 def _java_class(prompt: str) -> str:
-    m = re.search(r"^\s*(?:public\s+)?class\s+(\w+)", prompt, re.M)
+    from codebench.sandbox.languages import java_code_only
+
+    m = re.search(r"^\s*(?:public\s+)?class\s+(\w+)", java_code_only(prompt), re.M)
     return m.group(1) if m else "Problem"
 
 

@@ -317,6 +317,7 @@ def _record(
     detail: str,
     exec_s: float,
     gkey: str,
+    isolation: str | None = None,
 ) -> dict:
     return {
         "task_id": unit.problem.task_id,
@@ -335,8 +336,56 @@ def _record(
         "n_tokens": unit.n_tokens,
         "seed": unit.seed,
         "gen_key": gkey,
+        "isolation": isolation,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
+
+
+def _rerun_sandbox_errors(
+    task: Task,
+    store: JsonlStore,
+    problems: list[Problem],
+    n: int,
+    model: str,
+    sandbox: Any,
+    gkey: str,
+) -> int:
+    """Run again (from the stored raw output, never regenerating) every stored record of this
+    model and protocol whose outcome is `sandbox-error`: our failure, not the sample's, so it
+    is never a final verdict. The records are replaced in place; returns how many."""
+    by_id = {p.task_id: p for p in problems}
+    stale = [
+        r
+        for r in store
+        if r.get("outcome") == "sandbox-error"
+        and r["model"] == model
+        and r["protocol"] == task.protocol
+        and r["task_id"] in by_id
+        and r["sample"] < n
+    ]
+    if not stale:
+        return 0
+    units = [
+        _Unit(
+            by_id[r["task_id"]],
+            r["sample"],
+            r.get("raw", ""),
+            r.get("finish_reason", ""),
+            int(r.get("n_tokens") or 0),
+            None,
+            float(r.get("gen_s") or 0.0),
+            int(r.get("seed") or 0),
+        )
+        for r in stale
+    ]
+    iso = getattr(sandbox, "isolation_label", None)
+    fresh = [
+        {**old, **_record(task, model, u, prog, oc, det, ex, old.get("gen_key", gkey), iso)}
+        for old, (u, prog, oc, det, ex) in zip(
+            stale, _score_units(task, units, sandbox), strict=True
+        )
+    ]
+    return store.replace(fresh)
 
 
 # ---------------------------------------------------------------------- scoring
@@ -552,6 +601,7 @@ def _run_samples(
     stats = {"generated": 0, "generate_s": 0.0, "execute_s": 0.0, "generation_errors": 0}
     with JsonlStore(out / "samples.jsonl", KEY) as store:
         _check_settings(store, model, task.protocol, gkey, out / "samples.jsonl")
+        _rerun_sandbox_errors(task, store, problems, cfg.n, model, sandbox, gkey)
         todo = []
         for p in problems:
             missing = [
@@ -582,8 +632,9 @@ def _run_samples(
                 scored = _score_units(task, good, sandbox)
                 stats["execute_s"] += time.perf_counter() - t1
                 stats["generate_s"] += t1 - t0
+                iso = getattr(sandbox, "isolation_label", None)
                 store.extend(
-                    _record(task, model, u, prog, oc, det, ex, gkey)
+                    _record(task, model, u, prog, oc, det, ex, gkey, iso)
                     for u, prog, oc, det, ex in scored
                 )
                 stats["generated"] += len(good)

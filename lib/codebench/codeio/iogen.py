@@ -398,6 +398,13 @@ def generate_chunk(
                     gen_reason,
                     f"input_generator failed: {gen_detail}"[:300],
                 )
+        ra, rb = by_fid_a.get(r["fid"]), by_fid_b.get(r["fid"])
+        rec["isolation"] = getattr(ra, "isolation", None)
+        broken = [x for x in (ra, rb) if x is not None and str(x.outcome) == "sandbox-error"]
+        if broken or gen_reason == "sandbox-error":
+            # our failure, not the function's: never a final verdict (rerun on resume)
+            rec.update(kept=False, reason="sandbox-error", pairs=[])
+            rec["detail"] = (broken[0].detail if broken else f"input_generator: {gen_detail}")[:300]
         out.append(rec)
     return out
 

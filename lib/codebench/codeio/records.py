@@ -42,7 +42,15 @@ DROP_REASONS: tuple[str, ...] = (
 )
 
 # Verification statuses (verified.jsonl `status`).
-STATUSES: tuple[str, ...] = ("success", "wrong", "no-answer", "exception", "timeout", "truncated")
+STATUSES: tuple[str, ...] = (
+    "success",
+    "wrong",
+    "no-answer",
+    "exception",
+    "timeout",
+    "truncated",
+    "sandbox-error",  # the sandbox failed, not the prediction: rerun on resume, never final
+)
 
 
 class NotPlain(ValueError):

@@ -165,17 +165,31 @@ def run_iogen(
 ) -> list[dict]:
     """ios.jsonl records for `unified` (resumable: functions already in the file are skipped)."""
     with JsonlStore(out / "ios.jsonl", "fid") as store:
-        todo = [u for u in unified if not store.has((u["fid"],))]
+        # a stored sandbox error is our failure, not the function's: run it again
+        todo = [u for u in unified if not _final(store, (u["fid"],), "reason")]
         bar = progress_bar(len(todo), "I/O generation")
 
         def save(part: list[dict]) -> None:
-            store.extend(part)
+            _store(store, part)
             bar.update(len(part))
 
         iogen.generate_all(todo, cfg, executor, check_executor, on_chunk=save)
         bar.close()
         by_fid = {r["fid"]: r for r in store}
     return [by_fid[u["fid"]] for u in unified if u["fid"] in by_fid]
+
+
+def _final(store: JsonlStore, key: tuple, field: str) -> bool:
+    """Whether `key` is stored with a final result (a sandbox error is not final)."""
+    rec = store.records.get(key)
+    return rec is not None and rec.get(field) != "sandbox-error"
+
+
+def _store(store: JsonlStore, part: list[dict]) -> None:
+    """Append new records; replace stored ones (reruns of sandbox errors)."""
+    redo = [r for r in part if store.has(store.key_of(r))]
+    store.extend(r for r in part if not store.has(store.key_of(r)))
+    store.replace(redo)
 
 
 def split_of(fid: str, heldout_fraction: float, seed: int) -> str:
@@ -299,11 +313,11 @@ def run_verify(
     chunk: int = 64,
 ) -> dict[str, dict]:
     with JsonlStore(path, "id") as store:
-        todo = [(p, q) for p, q in pairs if not store.has((p["id"],))]
+        todo = [(p, q) for p, q in pairs if not _final(store, (p["id"],), "status")]
         bar = progress_bar(len(todo), desc)
         for s in range(0, len(todo), chunk):
             part = todo[s : s + chunk]
-            store.extend(verify.verify_batch(part, unified_by_fid, executor, vcfg))
+            _store(store, verify.verify_batch(part, unified_by_fid, executor, vcfg))
             bar.update(len(part))
         bar.close()
         return {r["id"]: r for r in store}

@@ -329,10 +329,23 @@ def verify_batch(
 
 
 def _judge_run(prompt: dict, v: Any, job: Any, cfg: VerifyConfig) -> dict:
+    iso = {"isolation": getattr(job, "isolation", None)}
+    if str(getattr(job, "outcome", "")) == "sandbox-error" or (
+        v is not None and str(v.outcome) == "sandbox-error"
+    ):  # our failure, not the prediction's: not a verdict (rerun on resume)
+        return {"status": "sandbox-error", "reason": str(job.detail)[:300], **iso}
+    if v is None:
+        return {
+            "status": "exception",
+            "reason": f"program failed to load: {job.detail}"[:300],
+            **iso,
+        }
+    return {**_judge_value(prompt, v, cfg), **iso}
+
+
+def _judge_value(prompt: dict, v: Any, cfg: VerifyConfig) -> dict:
     from codebench.codeio.execute import call_reason
 
-    if v is None:
-        return {"status": "exception", "reason": f"program failed to load: {job.detail}"[:300]}
     if not v.ok:
         why = call_reason(v.outcome, v.error)
         status = "timeout" if why == "timeout" else "exception"

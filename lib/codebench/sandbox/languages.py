@@ -107,15 +107,33 @@ def missing_program(tc: Toolchain) -> str | None:
     return None
 
 
+_JAVA_NOISE = re.compile(
+    r'"""[\s\S]*?"""'  # text block
+    r'|"(?:[^"\\\n]|\\.)*"'  # string literal
+    r"|'(?:[^'\\\n]|\\.)*'"  # char literal
+    r"|//[^\n]*"  # line comment
+    r"|/\*[\s\S]*?(?:\*/|\Z)"  # block comment (an unclosed one runs to the end)
+)
+
+
+def java_code_only(program: str) -> str:
+    """`program` with comments and string/char literals blanked (same length, newlines kept),
+    so that searches for `class X` or `main(` see only code: a prompt's comment such as
+    "the class and an array" (MultiPL-E HumanEval_153) or a string holding "class Foo" must not
+    choose the main class or the source file name."""
+    return _JAVA_NOISE.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), program)
+
+
 def _java_classes(program: str) -> tuple[str, str]:
     """(source file name, class with main) for a Java program."""
-    public = re.search(r"\bpublic\s+(?:final\s+|abstract\s+)*class\s+(\w+)", program)
+    code = java_code_only(program)
+    public = re.search(r"\bpublic\s+(?:final\s+|abstract\s+)*class\s+(\w+)", code)
     source = f"{public.group(1)}.java" if public else "Problem.java"
-    mains = list(re.finditer(r"public\s+static\s+void\s+main\s*\(", program))
+    mains = list(re.finditer(r"\bpublic\s+static\s+void\s+main\s*\(", code))
     owner = "Problem"
     if mains:
         classes = [
-            m for m in re.finditer(r"\bclass\s+(\w+)", program) if m.start() < mains[-1].start()
+            m for m in re.finditer(r"\bclass\s+(\w+)", code) if m.start() < mains[-1].start()
         ]
         owner = classes[-1].group(1) if classes else owner
     return source, owner
@@ -151,7 +169,7 @@ def add_nonce(lang: str, program: str, nonce: str, main_class: str = "") -> tupl
         return program + trailer, main_class
     if lang == "java":
         pat = r"public\s+static\s+void\s+main\s*\(\s*String\s*(?:\[\]\s*\w+|\w+\s*\[\]|\.\.\.\s*\w+)\s*\)"
-        mains = list(re.finditer(pat, program))
+        mains = list(re.finditer(pat, java_code_only(program)))  # same offsets as program
         if not mains:
             raise ValueError(
                 "cannot add the nonce trailer: no `public static void main(String[] args)`"

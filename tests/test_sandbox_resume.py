@@ -137,6 +137,68 @@ def test_evaluate_reruns_sandbox_errors_on_resume_without_regenerating(
     assert third.jobs == 0 and len(prompts) == 4  # final verdicts are kept
 
 
+class _KilledDuringRetry:
+    """Runs each job for real; job 0 'times out starved of CPU' on its first attempt, so its
+    first verdict goes to `first_pass`, and the run is killed while that retry would run."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.isolation_label = inner.isolation_label
+
+    def imap(self, jobs, first_pass=None, retry_only=()):
+        jobs = list(jobs)
+        assert not list(retry_only)
+        first_pass(0, Result(Outcome.TIMEOUT, detail="starved of CPU"))
+        yield from enumerate(self.inner.map(jobs[1:]), 1)
+        raise KeyboardInterrupt  # killed while job 0's retry runs
+
+
+class _RetryOnly:
+    """Records which jobs a resumed run asks to retry only."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.jobs, self.retry_only = inner, 0, []
+        self.isolation_label = inner.isolation_label
+
+    def imap(self, jobs, first_pass=None, retry_only=()):
+        jobs = list(jobs)
+        self.jobs += len(jobs)
+        self.retry_only.extend(retry_only)
+        yield from enumerate(self.inner.map(jobs))
+
+
+def test_evaluate_stores_a_first_verdict_before_its_retry_and_resumes_only_the_retry(
+    tmp_path: Path, sandbox
+) -> None:
+    task = bench.get_task("humaneval")
+    by_prompt = {p.prompt: p for p in task.problems(3)}
+    prompts: list[str] = []
+
+    class Backend:
+        tokenizer = None
+
+        def generate(self, ps, cfg, progress=None):
+            prompts.extend(ps)
+            return [[Completion(by_prompt[p].reference, "stop", 5)] for p in ps]
+
+    cfg = EvalConfig(limit=3, max_new_tokens=64, canaries=False, batch_size=3)
+    out = tmp_path / "eval"
+    kw = dict(model="m", config=cfg, progress=False, log=lambda *_: None)
+    with pytest.raises(KeyboardInterrupt):
+        bench.evaluate(Backend(), "humaneval", out, sandbox=_KilledDuringRetry(sandbox), **kw)
+    stored = {r["task_id"]: r for r in read_jsonl(out / "samples.jsonl")}
+    assert list(stored) == ["HumanEval/0"]  # the first verdict, written before the retry
+    assert stored["HumanEval/0"]["retry_pending"] and stored["HumanEval/0"]["outcome"] == "timeout"
+    resumed = _RetryOnly(sandbox)
+    res = bench.evaluate(Backend(), "humaneval", out, sandbox=resumed, **kw)
+    assert resumed.retry_only == [0]  # the stored first pass: only its retry runs
+    assert res["outcomes"] == {"passed": 3}
+    after = list(read_jsonl(out / "samples.jsonl"))
+    assert len(after) == 3 and not any(r.get("retry_pending") for r in after)
+    p0 = next(p for p, prob in by_prompt.items() if prob.task_id == "HumanEval/0")
+    assert prompts.count(p0) == 1 and len(prompts) == 5  # /0 never regenerated; /1, /2 were lost
+
+
 # --------------------------------------------------------------------------- 01_build_data
 def _unified(code: str) -> dict:
     return unified_record(

@@ -22,6 +22,7 @@ import re
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -280,9 +281,18 @@ def _generate_multi(
 
 
 def _score_units(
-    task: Task, units: list[_Unit], sandbox: Any
+    task: Task,
+    units: list[_Unit],
+    sandbox: Any,
+    on_first: Callable[[_Unit, str, str, str], None] | None = None,
+    retry_only: Collection[int] = (),
 ) -> list[tuple[_Unit, str, str, str, float]]:
-    """(unit, program, outcome, detail, exec seconds) for every generated unit."""
+    """(unit, program, outcome, detail, exec seconds) for every generated unit.
+
+    on_first(unit, program, outcome, detail): the first attempt's verdict of a unit whose run
+    is retried (starved of CPU), called before the retry runs so the caller can store it;
+    retry_only: positions in `units` whose first attempt was stored earlier (run the retry only).
+    """
     programs, jobs, slots = [], [], []
     for u in units:
         try:
@@ -296,7 +306,22 @@ def _score_units(
         slots.append(len(jobs) if job is not None else -1)
         if job is not None:
             jobs.append(job)
-    results = sandbox.map(jobs) if jobs else []
+    unit_of = {slot: k for k, slot in enumerate(slots) if slot is not None and slot >= 0}
+    imap = getattr(sandbox, "imap", None)
+    if imap is None or not jobs:
+        results = sandbox.map(jobs) if jobs else []
+    else:
+
+        def first(slot: int, res: Any) -> None:
+            if on_first is not None:
+                k = unit_of[slot]
+                program = programs[k][0]
+                on_first(units[k], program, *task.verdict(units[k].problem, program, res))
+
+        results = [None] * len(jobs)
+        again = [slots[k] for k in retry_only if slots[k] is not None and slots[k] >= 0]
+        for slot, res in imap(jobs, first_pass=first, retry_only=again):
+            results[slot] = res
     out = []
     for u, (program, outcome, detail), slot in zip(units, programs, slots, strict=True):
         if slot is None:
@@ -351,13 +376,14 @@ def _rerun_sandbox_errors(
     gkey: str,
 ) -> int:
     """Run again (from the stored raw output, never regenerating) every stored record of this
-    model and protocol whose outcome is `sandbox-error`: our failure, not the sample's, so it
-    is never a final verdict. The records are replaced in place; returns how many."""
+    model and protocol whose outcome is `sandbox-error` (our failure, not the sample's, so
+    never a final verdict) or that holds a first attempt whose retry a kill interrupted
+    (`retry_pending`: only the retry runs). The records are replaced in place; returns how many."""
     by_id = {p.task_id: p for p in problems}
     stale = [
         r
         for r in store
-        if r.get("outcome") == "sandbox-error"
+        if (r.get("outcome") == "sandbox-error" or r.get("retry_pending"))
         and r["model"] == model
         and r["protocol"] == task.protocol
         and r["task_id"] in by_id
@@ -379,12 +405,14 @@ def _rerun_sandbox_errors(
         for r in stale
     ]
     iso = getattr(sandbox, "isolation_label", None)
-    fresh = [
-        {**old, **_record(task, model, u, prog, oc, det, ex, old.get("gen_key", gkey), iso)}
-        for old, (u, prog, oc, det, ex) in zip(
-            stale, _score_units(task, units, sandbox), strict=True
-        )
-    ]
+    again = [k for k, r in enumerate(stale) if r.get("retry_pending")]
+    fresh = []
+    for old, (u, prog, oc, det, ex) in zip(
+        stale, _score_units(task, units, sandbox, retry_only=again), strict=True
+    ):
+        rec = {**old, **_record(task, model, u, prog, oc, det, ex, old.get("gen_key", gkey), iso)}
+        rec.pop("retry_pending", None)
+        fresh.append(rec)
     return store.replace(fresh)
 
 
@@ -617,6 +645,15 @@ def _run_samples(
             if task.multi_turn
             else max(1, cfg.batch_size // max(1, min(cfg.n, cfg.batch_size))),
         )
+        iso = getattr(sandbox, "isolation_label", None)
+        provisional: set[tuple] = set()
+
+        def keep_first(u: _Unit, prog: str, oc: str, det: str) -> None:
+            # a first verdict stored before its retry: a kill then redoes only the retry
+            rec = _record(task, model, u, prog, oc, det, 0.0, gkey, iso)
+            store.append({**rec, "retry_pending": True})
+            provisional.add((u.problem.task_id, u.sample))
+
         try:
             for start in range(0, len(todo), step):
                 batch = todo[start : start + step]
@@ -629,14 +666,15 @@ def _run_samples(
                 t1 = time.perf_counter()
                 good = [u for u in units if u.finish_reason != "error"]
                 stats["generation_errors"] += len(units) - len(good)
-                scored = _score_units(task, good, sandbox)
+                scored = _score_units(task, good, sandbox, on_first=keep_first)
                 stats["execute_s"] += time.perf_counter() - t1
                 stats["generate_s"] += t1 - t0
-                iso = getattr(sandbox, "isolation_label", None)
-                store.extend(
+                final = [
                     _record(task, model, u, prog, oc, det, ex, gkey, iso)
                     for u, prog, oc, det, ex in scored
-                )
+                ]
+                store.extend(r for r in final if (r["task_id"], r["sample"]) not in provisional)
+                store.replace(r for r in final if (r["task_id"], r["sample"]) in provisional)
                 stats["generated"] += len(good)
                 bar.update(len(units))
         finally:

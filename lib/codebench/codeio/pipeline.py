@@ -21,6 +21,7 @@ first (they would otherwise be reused under the same ids). Returns the summary w
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -320,6 +321,23 @@ def prediction_backend(cfg: Any, run: Any, device: str = "cpu") -> tuple[Any, st
     target = str(folder) if folder is not None and folder.is_dir() else spec
     model, tok = models.load(target, device, run=run)
     options = {"batch_size": cfg.batch_size, **cfg.backend_options}
-    return generate.make_backend(
-        "hf", model, tokenizer=tok, **options
-    ), f"hf:{models.resolve(target, run)}"
+    resolved = models.resolve(target, run)
+    local = Path(resolved)
+    # a local model is named by its content, not its path: a retrained base in the same
+    # folder changes the id, so the build's fingerprint drops the old model's predictions
+    name = f"{spec}@{model_content_key(local)}" if local.is_dir() else resolved
+    return generate.make_backend("hf", model, tokenizer=tok, **options), f"hf:{name}"
+
+
+def model_content_key(folder: str | os.PathLike) -> str:
+    """SHA-256 (16 hex digits) of a model folder's files: relative paths and contents
+    (weights, config, tokenizer), so two folders with the same files get the same key
+    wherever they live, and any change to a file changes it."""
+    from codebench.runs import file_sha256
+
+    root = Path(folder)
+    h = hashlib.sha256()
+    for f in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(f.relative_to(root).as_posix().encode() + b"\0")
+        h.update(file_sha256(f).encode())
+    return h.hexdigest()[:16]

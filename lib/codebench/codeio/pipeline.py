@@ -222,9 +222,7 @@ def _stages(cfg, out: Path, ddir, seed, backend, gen_cfg, executor, check_execut
     if backend is None:
         log("[data] no prediction backend: stopping after the prompts")
         return summary
-    summary_more = _model_stages(
-        cfg, out, train, kept, backend, gen_cfg, executor, vcfg, seed
-    )
+    summary_more = _model_stages(cfg, out, train, kept, backend, gen_cfg, executor, vcfg, seed)
     summary["funnel"].update(summary_more.pop("funnel_predictions"))
     summary["counts"].update(summary_more.pop("counts_predictions"))
     summary.update(summary_more)

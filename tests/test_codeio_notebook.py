@@ -95,3 +95,32 @@ def test_notebook_runs_headless(tmp_path, tiny_model_dir, data_dir) -> None:
         "heldout",
     ):
         assert (run.data / f"{name}.jsonl").exists(), name
+
+
+def test_prediction_id_follows_the_model_content(tmp_path, tiny_model_dir) -> None:
+    """A base model retrained in the same folder gets a new prediction id, so the build's
+    fingerprint changes and the old model's predictions.jsonl is not reused."""
+    import shutil
+
+    run = RunLayout(tmp_path / "run", tmp_path / "figures")
+    shutil.copytree(tiny_model_dir, run.model_dir("base"))
+    cfg = DataSection(**SMALL)
+    _, first = pipeline.prediction_backend(cfg, run, "cpu")
+    assert first.startswith("hf:base@") and str(tmp_path) not in first  # content, not path
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(run.model_dir("base"), moved)
+    assert pipeline.model_content_key(moved) == pipeline.model_content_key(run.model_dir("base"))
+    weights = next(run.model_dir("base").glob("*.safetensors"))
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1  # "retrained": same path, other weights
+    weights.write_bytes(bytes(data))
+    _, second = pipeline.prediction_backend(cfg, run, "cpu")
+    assert second != first
+
+    (run.data).mkdir(parents=True)
+    (run.data / "predictions.jsonl").write_text('{"id": "old"}\n')
+    fp = {"data": cfg.model_dump(mode="json"), "seed": 0}
+    pipeline._reset_if_changed(run.data, {**fp, "model": first}, lambda m: None)
+    (run.data / "predictions.jsonl").write_text('{"id": "old"}\n')
+    pipeline._reset_if_changed(run.data, {**fp, "model": second}, lambda m: None)
+    assert not (run.data / "predictions.jsonl").exists()

@@ -43,3 +43,36 @@ def test_filters_drop_only_their_exact_message() -> None:
     )
     assert f.filter(rec("Failed to load config.json"))
     assert quiet._unusable_torchao_extension("/x/torchao/_C_mxfp8.cpython-310-x86_64-linux-gnu.so")
+
+
+def test_stage_kernels_talk_over_ipc_and_log_no_warning(tmp_path, request) -> None:
+    """The runner's stage kernels use IPC sockets in the run's .kernels folder, so ipykernel
+    has no "running over TCP without encryption" warning to print; the kernel log stays empty."""
+    import json
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    import nbformat
+    import papermill as pm
+
+    from codebench.pipeline import KERNEL_NAME, _kernel_manager, ensure_kernel
+
+    ensure_kernel()
+    kernels = Path(tempfile.mkdtemp(prefix="cbk"))  # short: pytest's tmp_path can be deep
+    request.addfinalizer(lambda: shutil.rmtree(kernels, ignore_errors=True))
+    src, out, log = tmp_path / "in.ipynb", tmp_path / "out.ipynb", tmp_path / "k.log"
+    cell = "import glob, json\nprint(json.load(open(glob.glob(%r)[0]))['transport'])"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell % f"{kernels}/*.json")])
+    nbformat.write(nb, src)
+    pm.execute_notebook(
+        str(src),
+        str(out),
+        kernel_name=KERNEL_NAME,
+        progress_bar=False,
+        kernel_manager_class=_kernel_manager(log, kernels),
+    )
+    outputs = json.loads(Path(out).read_text())["cells"][0]["outputs"]
+    assert "".join(outputs[0]["text"]).strip() == "ipc"
+    assert "WARNING" not in log.read_text(), log.read_text()
+    assert not list(kernels.glob("*-ipc-*"))  # sockets removed with the kernel

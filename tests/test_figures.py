@@ -327,3 +327,18 @@ def test_report_leads_with_findings_canaries_and_skips(tmp_path: Path) -> None:
         "with_io | functions | 26 | 41% of raw" in md
         and "sft | samples | 32 | 17% of prompts" in md
     )
+
+
+def test_funnel_says_why_predictions_failed_and_names_the_family_records() -> None:
+    summary = {
+        "funnel": {"raw": 64, "with_io": 26, "prompts": 184, "predicted": 32, "sft": 32},
+        "assembly": {"sft:revised-gold": 32},
+        "statuses": {
+            "turn1": {"output": {"no-answer": 14, "truncated": 2}, "input": {"no-answer": 16}}
+        },
+        "family_sft": {"kept": 999, "removed": 1},
+    }
+    text = " ".join(t.get_text() for t in dplots.funnel(summary).texts)
+    assert "turn 1 answers: 30 no ```json answer block, 2 cut at max_new_tokens" in text
+    assert "+ 999 pyfamilies training functions as instruct-format SFT records" in text
+    assert "turn 1 answers" not in dplots.sft_mix({"funnel": {"sft": 0}})

@@ -172,8 +172,10 @@ def test_smoke_profile_fits_the_tiny_model_and_evaluates_pyfamilies_in_full():
     assert p.model.tiny.family_examples > 0
     assert "pyfamilies" in p.evaluate.benchmarks and "pyfamilies" in p.data.decontam_sets
     cfg = EvalConfig(limit=p.evaluate.limit)
-    assert cfg.limit_for("pyfamilies") is None
-    assert all(cfg.limit_for(b) <= 10 for b in p.evaluate.benchmarks if b != "pyfamilies")
+    assert cfg.limit_for("pyfamilies") is None and cfg.limit_for("pyfamilies:instruct") is None
+    others = [b for b in p.evaluate.benchmarks if b.split(":")[0] != "pyfamilies"]
+    assert others and all(cfg.limit_for(b) <= 10 for b in others)
+    assert p.data.family_sft > 0  # the SFT mix holds family functions (codeio.families)
     assert p.evaluate.temperature == 0 and p.evaluate.n == 1
     # byte-level BPE: a prompt has at most as many tokens as bytes, so every pyfamilies
     # prompt plus its generation budget fits the window

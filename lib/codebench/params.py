@@ -197,6 +197,11 @@ class DataSection(Section):
         "multi-turn",
         description="CodeI/O++ records as four chat messages, or one assistant message joined by connector phrases",
     )
+    family_sft: int = Field(
+        0,
+        ge=0,
+        description="pyfamilies training functions (training name/family pairs only, decontaminated against the smoke benchmark) added to the SFT files as instruct-protocol chat records (codebench.codeio.families); 0 = CodeI/O records only",
+    )
 
 
 # --------------------------------------------------------------------------- 02 finetune

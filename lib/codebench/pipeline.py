@@ -319,6 +319,9 @@ class Runner:
         return out
 
 
+_MAX_SOCKET_PATH = 107  # bytes in a Unix socket path (sun_path, with its NUL)
+
+
 def _kernel_manager(log_path: Path, kernels_dir: Path) -> type:
     """A kernel manager whose connection file lives in `kernels_dir` (jupyter_client would
     put it in /tmp, where a killed run leaves it), and whose kernel process writes its own
@@ -331,6 +334,12 @@ def _kernel_manager(log_path: Path, kernels_dir: Path) -> type:
         async def _async_start_kernel(self, **kw: Any) -> None:
             if not self.connection_file:
                 self.connection_file = str(kernels_dir / f"kernel-{uuid.uuid4().hex[:12]}.json")
+            # IPC sockets beside the connection file, not TCP ports on localhost: nothing to
+            # eavesdrop on (ipykernel's "running over TCP without encryption" warning names
+            # the cause). A socket path has at most 107 bytes; a deeper run folder keeps TCP.
+            ipc = str(Path(self.connection_file).with_suffix("")) + "-ipc"
+            if len(os.fsencode(ipc)) + 4 <= _MAX_SOCKET_PATH:
+                self.transport, self.ip = "ipc", ipc
             with open(log_path, "ab") as fh:  # the kernel holds its own copy of the descriptor
                 kw.setdefault("stdout", fh)
                 kw.setdefault("stderr", fh)

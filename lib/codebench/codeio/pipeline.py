@@ -21,6 +21,7 @@ first (they would otherwise be reused under the same ids). Returns the summary w
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -29,7 +30,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from codebench.codeio import assemble, decontam, iogen, revise, stages, verify
+from codebench.codeio import assemble, decontam, families, iogen, revise, stages, verify
 from codebench.codeio import summary as summaries
 from codebench.codeio.records import stable_fraction
 from codebench.records import read_jsonl, write_json, write_jsonl
@@ -221,7 +222,7 @@ def _stages(cfg, out: Path, ddir, seed, backend, gen_cfg, executor, check_execut
     if backend is None:
         log("[data] no prediction backend: stopping after the prompts")
         return summary
-    summary_more = _model_stages(cfg, out, train, kept, backend, gen_cfg, executor, vcfg)
+    summary_more = _model_stages(cfg, out, train, kept, backend, gen_cfg, executor, vcfg, seed)
     summary["funnel"].update(summary_more.pop("funnel_predictions"))
     summary["counts"].update(summary_more.pop("counts_predictions"))
     summary.update(summary_more)
@@ -229,7 +230,7 @@ def _stages(cfg, out: Path, ddir, seed, backend, gen_cfg, executor, check_execut
 
 
 def _model_stages(
-    cfg, out: Path, train: list[dict], kept: list[dict], backend, gen_cfg, executor, vcfg
+    cfg, out: Path, train: list[dict], kept: list[dict], backend, gen_cfg, executor, vcfg, seed
 ) -> dict:
     """predict -> verify -> revise -> verify -> assemble; returns the prediction summary."""
     by_fid = {u["fid"]: u for u in kept}
@@ -279,9 +280,24 @@ def _model_stages(
         gold_fallback=cfg.gold_fallback,
         revision_format=cfg.revision_format,
     )
-    write_jsonl(out / "sft.jsonl", sft)
-    write_jsonl(out / "sft_plain.jsonl", plain)
-    return summaries.predictions(train, first, v1, v2, sft, plain, acounts)
+    summary = summaries.predictions(train, first, v1, v2, sft, plain, acounts)
+    n_family = getattr(cfg, "family_sft", 0)
+    fam, fam_record = families.family_records(
+        n_family, seed, cfg.decontam_n, cfg.decontam_threshold
+    )
+    if n_family:
+        summary["family_sft"] = fam_record
+        summary["counts_predictions"]["sft_records"] = len(sft) + len(fam)
+    write_jsonl(out / "sft.jsonl", _mix(sft, fam, seed))
+    write_jsonl(out / "sft_plain.jsonl", _mix(plain, fam, seed))
+    return summary
+
+
+def _mix(records: list[dict], extra: list[dict], seed: int) -> list[dict]:
+    """CodeI/O records and family records in one seeded order (by stable id hash)."""
+    if not extra:
+        return records
+    return sorted([*records, *extra], key=lambda r: stable_fraction(r["id"], f"sft-mix-{seed}"))
 
 
 def _maybe_data(ddir):
@@ -320,6 +336,23 @@ def prediction_backend(cfg: Any, run: Any, device: str = "cpu") -> tuple[Any, st
     target = str(folder) if folder is not None and folder.is_dir() else spec
     model, tok = models.load(target, device, run=run)
     options = {"batch_size": cfg.batch_size, **cfg.backend_options}
-    return generate.make_backend(
-        "hf", model, tokenizer=tok, **options
-    ), f"hf:{models.resolve(target, run)}"
+    resolved = models.resolve(target, run)
+    local = Path(resolved)
+    # a local model is named by its content, not its path: a retrained base in the same
+    # folder changes the id, so the build's fingerprint drops the old model's predictions
+    name = f"{spec}@{model_content_key(local)}" if local.is_dir() else resolved
+    return generate.make_backend("hf", model, tokenizer=tok, **options), f"hf:{name}"
+
+
+def model_content_key(folder: str | os.PathLike) -> str:
+    """SHA-256 (16 hex digits) of a model folder's files: relative paths and contents
+    (weights, config, tokenizer), so two folders with the same files get the same key
+    wherever they live, and any change to a file changes it."""
+    from codebench.runs import file_sha256
+
+    root = Path(folder)
+    h = hashlib.sha256()
+    for f in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(f.relative_to(root).as_posix().encode() + b"\0")
+        h.update(file_sha256(f).encode())
+    return h.hexdigest()[:16]

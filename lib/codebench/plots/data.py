@@ -65,7 +65,38 @@ def sft_mix(summary: dict) -> str:
     ]
     if sft:
         parts.append(f"{gold} gold fallback (the executed answer, as never solved)")
-    return f"{int(f['sft'])} SFT records: " + ", ".join(parts)
+    text = f"{int(f['sft'])} SFT records: " + ", ".join(parts)
+    why = turn1_failures(summary)
+    if why:
+        text += f"\nturn 1 answers: {why}"
+    fam = summary.get("family_sft") or {}
+    if fam.get("kept"):
+        text += (
+            f"\n+ {int(fam['kept']):,} pyfamilies training functions as instruct-format SFT records "
+            f"({int(fam.get('removed', 0))} removed by decontamination; no evaluation pair)"
+        )
+    return text
+
+
+STATUS_WHY = {
+    "no-answer": "no ```json answer block",
+    "truncated": "cut at max_new_tokens",
+    "wrong": "a wrong value",
+    "exception": "an input that raised",
+    "timeout": "an input that timed out",
+}
+
+
+def turn1_failures(summary: dict) -> str:
+    """Why turn-1 answers failed, from the summary's statuses, e.g. '30 with no ```json
+    answer block, 2 wrong'."""
+    counts: dict[str, int] = {}
+    for by in ((summary.get("statuses") or {}).get("turn1") or {}).values():
+        for status, n in by.items():
+            if status != "success":
+                counts[status] = counts.get(status, 0) + int(n)
+    order = sorted(counts, key=lambda s: -counts[s])
+    return ", ".join(f"{counts[s]} {STATUS_WHY.get(s, s)}" for s in order if counts[s])
 
 
 def funnel(summary: dict) -> plt.Figure | None:

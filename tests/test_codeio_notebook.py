@@ -10,7 +10,7 @@ import pytest
 from codebench.codeio import pipeline
 from codebench.params import DataSection
 from codebench.records import read_jsonl
-from codebench.runs import RunLayout
+from codebench.runs import RunLayout, model_content_key
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "01_build_data.ipynb"
 SMALL = dict(
@@ -109,7 +109,7 @@ def test_prediction_id_follows_the_model_content(tmp_path, tiny_model_dir) -> No
     assert first.startswith("hf:base@") and str(tmp_path) not in first  # content, not path
     moved = tmp_path / "elsewhere"
     shutil.copytree(run.model_dir("base"), moved)
-    assert pipeline.model_content_key(moved) == pipeline.model_content_key(run.model_dir("base"))
+    assert model_content_key(moved) == model_content_key(run.model_dir("base"))
     weights = next(run.model_dir("base").glob("*.safetensors"))
     data = bytearray(weights.read_bytes())
     data[-1] ^= 1  # "retrained": same path, other weights

@@ -75,3 +75,27 @@ def test_finetune_resumes_past_a_torn_checkpoint(tmp_path: Path) -> None:
     resumed = finetune(_job(tmp_path / "b", llama, data, **over))
     assert resumed["resumed_from"].endswith("checkpoint-2")
     assert _losses(resumed) == pytest.approx(_losses(full), rel=1e-5)
+
+
+def test_checkpoint_key_follows_the_base_content_not_its_path(tmp_path: Path) -> None:
+    """A base retrained in the same folder never resumes the old run's checkpoints; a copied
+    base (a moved run) keeps them."""
+    import shutil
+
+    from helpers.train import save_tiny_model
+    from test_train_trainer import _job
+
+    from codebench.train.trainer import checkpoint_dir
+
+    llama = save_tiny_model(tmp_path / "llama", "llama")
+    data = tmp_path / "sft.jsonl"
+    data.write_text('{"prompt": "a", "completion": "b"}\n')
+    before = checkpoint_dir(_job(tmp_path / "r", llama, data))
+    moved = tmp_path / "moved"
+    shutil.copytree(llama, moved)
+    assert checkpoint_dir(_job(tmp_path / "r", moved, data)) == before
+    weights = next(Path(llama).glob("*.safetensors"))
+    raw = bytearray(weights.read_bytes())
+    raw[-1] ^= 1  # retrained: other weights, same folder
+    weights.write_bytes(bytes(raw))
+    assert checkpoint_dir(_job(tmp_path / "r", llama, data)) != before

@@ -202,6 +202,18 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def model_content_key(folder: str | os.PathLike) -> str:
+    """SHA-256 (16 hex digits) of a model folder's files: relative paths and contents
+    (weights, config, tokenizer), so two folders with the same files get the same key
+    wherever they live, and any change to a file changes it."""
+    root = Path(folder)
+    h = hashlib.sha256()
+    for f in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(f.relative_to(root).as_posix().encode() + b"\0")
+        h.update(file_sha256(f).encode())
+    return h.hexdigest()[:16]
+
+
 class RunLocked(RuntimeError):
     """Another live process is writing this run folder (the message names it)."""
 

@@ -21,7 +21,6 @@ first (they would otherwise be reused under the same ids). Returns the summary w
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -34,6 +33,7 @@ from codebench.codeio import assemble, decontam, families, iogen, revise, stages
 from codebench.codeio import summary as summaries
 from codebench.codeio.records import stable_fraction
 from codebench.records import read_jsonl, write_json, write_jsonl
+from codebench.runs import model_content_key
 
 STAGE_FILES = (
     "transform.jsonl",
@@ -342,17 +342,3 @@ def prediction_backend(cfg: Any, run: Any, device: str = "cpu") -> tuple[Any, st
     # folder changes the id, so the build's fingerprint drops the old model's predictions
     name = f"{spec}@{model_content_key(local)}" if local.is_dir() else resolved
     return generate.make_backend("hf", model, tokenizer=tok, **options), f"hf:{name}"
-
-
-def model_content_key(folder: str | os.PathLike) -> str:
-    """SHA-256 (16 hex digits) of a model folder's files: relative paths and contents
-    (weights, config, tokenizer), so two folders with the same files get the same key
-    wherever they live, and any change to a file changes it."""
-    from codebench.runs import file_sha256
-
-    root = Path(folder)
-    h = hashlib.sha256()
-    for f in sorted(p for p in root.rglob("*") if p.is_file()):
-        h.update(f.relative_to(root).as_posix().encode() + b"\0")
-        h.update(file_sha256(f).encode())
-    return h.hexdigest()[:16]

@@ -47,7 +47,14 @@ from trl.data_utils import pack_dataset
 from codebench.models import context_window, resolve_dtype
 from codebench.params import FinetuneSection, resolve_device, seed_everything
 from codebench.records import write_json
-from codebench.runs import VARIANT_INFO, RunLayout, file_sha256, provenance, run_relative
+from codebench.runs import (
+    VARIANT_INFO,
+    RunLayout,
+    file_sha256,
+    model_content_key,
+    provenance,
+    run_relative,
+)
 from codebench.train import _models
 from codebench.train import data as D
 from codebench.train.attention import packed_attention, resolve_packed_attention, verify_packing
@@ -323,7 +330,13 @@ def checkpoint_dir(job: FinetuneJob) -> Path:
     key = json.dumps(
         {
             "cfg": keep,
-            "base": run_relative(job.base_path, job.run_dir),  # a moved run keeps its checkpoints
+            # the base by content (a retrained base in the same folder never resumes the old
+            # run's checkpoints), a hub id as is; a moved run keeps its checkpoints
+            "base": (
+                model_content_key(job.base_path)
+                if Path(job.base_path).is_dir()
+                else run_relative(job.base_path, job.run_dir)
+            ),
             "data": file_sha256(job.data_path),
             "seed": job.seed,
             "code": code,

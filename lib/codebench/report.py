@@ -77,6 +77,7 @@ class ReportData:
     skipped_variants: dict[str, str] = field(default_factory=dict)  # compress: variant -> why
     data_summary: dict = field(default_factory=dict)  # results/build_data.json as written
     compress_source: str | None = None  # the model 03 compressed (compress.json source.name)
+    grpo: dict = field(default_factory=dict)  # variant -> results/<variant>.json of GRPO runs
 
     def stage(self, name: str) -> StageSummary:
         return next(s for s in self.stages if s.stage == name)
@@ -473,7 +474,21 @@ def collect(run: RunLayout, profile: str | None = None) -> ReportData:
         skipped,
         data_obj if isinstance(data_obj, dict) else {},
         compress_source,
+        _grpo_results(run, warnings),
     )
+
+
+def _grpo_results(run: RunLayout, warnings: list[str]) -> dict:
+    """results/<variant>.json of every GRPO variant in models/ (docs/grpo.md)."""
+    out = {}
+    for v in run.variants() if run.models.is_dir() else []:
+        info = read_variant_info(run.model_dir(v)) or {}
+        name = v.removesuffix("-lora") if info.get("kind") == "lora" else v
+        if info.get("method") == "grpo" and name not in out:
+            obj = _read_json(run.result_file(name), warnings)
+            if isinstance(obj, dict):
+                out[name] = obj
+    return out
 
 
 def _stage_note(stage: str, status: str, evals, models, funnel, training, entry: dict) -> str:
@@ -513,7 +528,7 @@ def ordered_variants(data: ReportData, variants: list[str] | None = None) -> lis
     if variants:
         return list(variants)
     found = set(data.evals.variant) | set(data.models.variant) | {v for v, _ in data.eval_status}
-    head = [v for v in ("base", "lora", "finetuned") if v in found]
+    head = [v for v in ("base", "lora", "finetuned", "grpo") if v in found]
     return head + sorted(found - set(head))
 
 
@@ -718,6 +733,10 @@ def highlights(data: ReportData, metric: str = "pass@1") -> list[str]:
                 if diffs
                 else f"- fine-tuned vs base: no benchmark's {metric} differs beyond the 95% intervals."
             )
+    if data.grpo:
+        from codebench.plots.grpo import report_lines
+
+        out += report_lines(data, metric)
     out += _compression_lines(data)
     if not data.canaries.empty:
         ok = data.canaries.groupby("benchmark").ok.all()
@@ -891,6 +910,10 @@ def write_report(
         "data funnel": plots.data_funnel(data.funnel, run.figures, data.data_summary),
         "training curves": plots.training_curves(data.training, run.figures),
     }
+    if data.grpo:
+        from codebench.plots.grpo import report_figures
+
+        figures |= report_figures(data.grpo, run.figures)
     from codebench.records import write_json
 
     path = run.root / "report.md"

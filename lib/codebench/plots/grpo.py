@@ -1,0 +1,130 @@
+"""Figures of a GRPO run (stage 02 with `finetune.method: grpo`), from `result["curve"]`.
+
+`curve` is results/<variant>.json's per-step list (`codebench.rewards.SandboxReward.history`,
+or `codebench.rewards.step_curve` over the rewards log): step, completions, mean_reward,
+pass_rate, outcomes, reward_seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+
+from codebench.plots import message_figure
+
+
+def _rate(c: Mapping[str, Any], outcome: str) -> float | None:
+    n = c.get("completions") or 0
+    return (c.get("outcomes") or {}).get(outcome, 0) / n if n else None
+
+
+def reward_curve(curve: Sequence[Mapping[str, Any]], *, title: str = "") -> plt.Figure:
+    """Mean reward, pass rate and malformed share of the sampled completions, per GRPO step."""
+    title = title or "GRPO: sandbox reward of the sampled completions per step"
+    pts = [c for c in curve if c.get("completions")]
+    if not pts:
+        return message_figure(title, "no scored completions in this run")
+    steps = [c["step"] for c in pts]
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    ax.plot(steps, [c["mean_reward"] for c in pts], marker=".", label="mean reward")
+    ax.plot(steps, [c["pass_rate"] for c in pts], marker="o", ms=3, label="pass rate")
+    ax.plot(steps, [_rate(c, "malformed") for c in pts], ls=":", label="malformed share")
+    ax.axhline(0.0, color="grey", lw=0.6)
+    ax.set(xlabel="GRPO step", ylabel="per-step value", title=title)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def reward_throughput(curve: Sequence[Mapping[str, Any]], *, title: str = "") -> plt.Figure:
+    """Completions scored per second in the reward call (the sandbox batch), per GRPO step."""
+    title = title or "GRPO: reward-call throughput (sandbox, completions/s)"
+    pts = [c for c in curve if c.get("completions") and c.get("reward_seconds")]
+    if not pts:
+        return message_figure(title, "no reward timings in this run (a curve rebuilt from the log)")
+    steps = [c["step"] for c in pts]
+    rate = [c["completions"] / c["reward_seconds"] for c in pts]
+    fig, ax = plt.subplots(figsize=(6.4, 3.2))
+    ax.plot(steps, rate, marker=".")
+    total = sum(c["completions"] for c in pts) / sum(c["reward_seconds"] for c in pts)
+    ax.axhline(total, color="grey", ls="--", lw=0.8, label=f"whole run: {total:.0f}/s")
+    ax.set(xlabel="GRPO step", ylabel="completions / s", title=title, ylim=(0, None))
+    ax.legend(fontsize=8)
+    return fig
+
+
+# --------------------------------------------------------------------------- report hook
+def report_lines(data: Any, metric: str = "pass@1") -> list[str]:
+    """Bullets for report.md's "What this run shows": each GRPO variant's training (tasks,
+    decontamination, reward per step, reward throughput) and its `metric` against base and
+    SFT ('finetuned'), with whether the 95% intervals are apart."""
+    from codebench.report import _ci_of, _fmt_ci
+
+    out = []
+    for v, res in data.grpo.items():
+        tasks, train = res.get("tasks") or {}, res.get("train") or {}
+        curve = [c for c in res.get("curve") or [] if c.get("completions")]
+        settings = res.get("settings") or {}
+        bits = [
+            f"{train.get('steps', '?')} steps from '{settings.get('base', '?')}' on "
+            f"{tasks.get('used', '?')} '{settings.get('tasks', '?')}' tasks "
+            f"({len(tasks.get('contaminated') or [])} dropped by decontamination against every "
+            f"evaluated set, {len(tasks.get('reference_failed') or [])} whose reference fails)"
+        ]
+        if curve:
+            k = max(1, len(curve) // 10)
+            first, last = curve[:k], curve[-k:]
+
+            def mean(xs: Sequence[Mapping[str, Any]], key: str) -> float:
+                return sum(c[key] for c in xs) / len(xs)
+
+            bits.append(
+                f"sampled pass rate {mean(first, 'pass_rate'):.2f} -> {mean(last, 'pass_rate'):.2f}"
+                f", mean reward {mean(first, 'mean_reward'):.2f} -> {mean(last, 'mean_reward'):.2f}"
+                f" (first / last {k} steps)"
+            )
+            secs = sum(c.get("reward_seconds") or 0 for c in curve)
+            n = sum(c["completions"] for c in curve)
+            if secs:
+                bits.append(f"{n} completions scored in the sandbox at {n / secs:.0f}/s")
+        out.append(f"- GRPO '{v}': " + "; ".join(bits) + ".")
+        for b in sorted(set(data.evals.benchmark)):
+            g = _ci_of(data, v, b, metric)
+            if g is None:
+                continue
+            cmp = []
+            for ref in ("base", "finetuned"):
+                r = _ci_of(data, ref, b, metric)
+                if r is None:
+                    continue
+                apart = (
+                    "intervals apart"
+                    if r.ci_low is not None
+                    and g.ci_low is not None
+                    and (g.ci_low > r.ci_high or r.ci_low > g.ci_high)
+                    else "intervals overlap"
+                )
+                cmp.append(f"{ref} {_fmt_ci(r)} ({apart})")
+            if cmp:
+                out.append(f"- {b} {metric}: {v} {_fmt_ci(g)} vs " + ", ".join(cmp) + ".")
+    return out
+
+
+def report_figures(grpo: Mapping[str, Mapping[str, Any]], figures_dir: Any) -> dict[str, Any]:
+    """report_grpo_<variant>_reward.png and ..._throughput.png for each GRPO variant."""
+    from codebench.plots import savefig
+
+    out = {}
+    for v, res in grpo.items():
+        curve = res.get("curve") or []
+        title = f"GRPO '{v}': sandbox reward of the sampled completions per step"
+        out[f"GRPO {v}: reward per step"] = savefig(
+            reward_curve(curve, title=title), figures_dir, f"report_grpo_{v}_reward"
+        )
+        plt.close("all")
+        out[f"GRPO {v}: reward-call throughput"] = savefig(
+            reward_throughput(curve), figures_dir, f"report_grpo_{v}_throughput"
+        )
+        plt.close("all")
+    return out

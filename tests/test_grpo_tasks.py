@@ -174,8 +174,10 @@ def test_pyfamilies_tasks_pass_their_checks_and_the_heldout_set_is_indexed(sb):
     rows = grpo.load_task_rows("pyfamilies-train", count=40)
     texts = grpo.evaluation_texts(None)
     assert len(texts["pyfamilies"]) == 150 and len(texts["humaneval"]) == 164
-    kept, dropped = grpo.decontaminate(validate_tasks(rows), texts)
+    stats: dict = {}
+    kept, dropped = grpo.decontaminate(validate_tasks(rows), texts, stats=stats)
     assert not dropped and len(kept) == len(rows)
+    assert stats["sets"]["pyfamilies"] == 150 and 0 <= stats["max_overlap_kept"] < 0.2
     reward = SandboxReward(sandbox=sb)
     kept, failed = grpo.check_references(reward, kept, [r["canonical_solution"] for r in rows])
     assert not failed and len(kept) == len(rows)

@@ -179,11 +179,15 @@ def decontaminate(
     *,
     n: int = 10,
     threshold: float = 0.2,
+    stats: dict[str, Any] | None = None,
 ) -> tuple[list[RewardTask], list[dict[str, Any]]]:
     """(kept, dropped): tasks whose prompt + tests share >= `threshold` of their word n-grams
-    with one evaluation set are dropped (codebench.codeio.decontam's measure)."""
+    with one evaluation set, or whose prompt appears word for word in an evaluated text, are
+    dropped (codebench.codeio.decontam's measure). `stats` (a dict) receives the sets checked
+    (texts per set), n, threshold and the largest overlap among the kept tasks."""
     from codebench.codeio.decontam import Decontaminator, ngrams
 
+    texts = {name: list(items) for name, items in texts.items()}
     d = Decontaminator(n=n, threshold=threshold)
     for name, items in texts.items():
         grams: set[int] = set()
@@ -191,7 +195,7 @@ def decontaminate(
             grams |= ngrams(t, n)
         d.index[name] = grams
     exact = {name: {x.strip() for x in items} for name, items in texts.items()}
-    kept, dropped = [], []
+    kept, dropped, top = [], [], 0.0
     for t in tasks:
         bad, share, where = d.is_contaminated(t.prompt + "\n" + t.tests)
         same = [name for name, xs in exact.items() if any(t.prompt.strip() in x for x in xs)]
@@ -201,6 +205,14 @@ def decontaminate(
             dropped.append({"task_id": t.task_id, "overlap": round(share, 3), "set": where})
         else:
             kept.append(t)
+            top = max(top, share)
+    if stats is not None:
+        stats.update(
+            sets={name: len(exact[name]) for name in texts},
+            n=n,
+            threshold=threshold,
+            max_overlap_kept=round(top, 4),
+        )
     return kept, dropped
 
 
@@ -237,8 +249,10 @@ def prepare_tasks(
         raise ValueError("training tasks: task_id values must be unique")
     report: dict[str, Any] = {"rows": len(tasks)}
     if settings.decontaminate:
-        tasks, dropped = decontaminate(tasks, evaluation_texts(data_dir, eval_extra))
+        check: dict[str, Any] = {}
+        tasks, dropped = decontaminate(tasks, evaluation_texts(data_dir, eval_extra), stats=check)
         report["contaminated"] = dropped
+        report["decontamination"] = check
     if settings.check_references:
         tasks, dropped = check_references(reward, tasks, [refs.get(t.task_id) for t in tasks])
         report["reference_failed"] = dropped

@@ -28,9 +28,21 @@ def reward_curve(curve: Sequence[Mapping[str, Any]], *, title: str = "") -> plt.
         return message_figure(title, "no scored completions in this run")
     steps = [c["step"] for c in pts]
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
-    ax.plot(steps, [c["mean_reward"] for c in pts], marker=".", label="mean reward")
-    ax.plot(steps, [c["pass_rate"] for c in pts], marker="o", ms=3, label="pass rate")
-    ax.plot(steps, [_rate(c, "malformed") for c in pts], ls=":", label="malformed share")
+    w = max(1, len(pts) // 10)  # each step samples other prompts: a running mean shows the trend
+    for key, label, color in (
+        ("mean_reward", "mean reward", "C0"),
+        ("pass_rate", "pass rate", "C1"),
+    ):
+        ys = [c[key] for c in pts]
+        ax.plot(steps, ys, color=color, lw=0.8, alpha=0.35 if w > 1 else 1.0, marker=".")
+        avg = [
+            sum(ys[max(0, i - w + 1) : i + 1]) / len(ys[max(0, i - w + 1) : i + 1])
+            for i in range(len(ys))
+        ]
+        ax.plot(steps, avg, color=color, lw=2, label=label + (f" ({w}-step mean)" if w > 1 else ""))
+    ax.plot(
+        steps, [_rate(c, "malformed") for c in pts], ls=":", color="C2", label="malformed share"
+    )
     ax.axhline(0.0, color="grey", lw=0.6)
     ax.set(xlabel="GRPO step", ylabel="per-step value", title=title)
     ax.legend(fontsize=8)

@@ -17,11 +17,12 @@ TORCH_VERSION   := 2.13.0
 TORCH           ?= auto
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 
-.PHONY: help setup check-system reproduce test test-slow lab kernel bench lint format clean
+.PHONY: help setup check-system reproduce grpo test test-slow lab kernel bench lint format clean
 
 help:
 	@echo "make setup [TORCH=auto|cpu|cuda]             .venv with the torch build for this machine; checks system packages"
 	@echo "make reproduce [PROFILE=params/smoke.yaml]  run every stage, write figures/<profile>/"
+	@echo "make grpo                                    GRPO smoke run (params/grpo-smoke.yaml): base / SFT / GRPO on pyfamilies"
 	@echo "make test                                    run the test suite (sets up .venv)"
 	@echo "make test-slow                               also run tests marked slow"
 	@echo "make lab                                     JupyterLab at the project root (runs/, figures/, notebooks/)"
@@ -72,6 +73,11 @@ check-system:
 
 reproduce: $(STAMP)
 	$(BIN)/codebench reproduce $(PROFILE)
+
+# GRPO with sandbox rewards on the tiny model (CPU): base, SFT and GRPO scored on held-out
+# pyfamilies (docs/grpo.md). Same as `make reproduce PROFILE=params/grpo-smoke.yaml`.
+grpo: $(STAMP)
+	$(BIN)/codebench reproduce params/grpo-smoke.yaml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

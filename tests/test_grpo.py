@@ -167,3 +167,73 @@ def test_command_line_run_with_a_tasks_file(tiny_run, tmp_path, capsys):
     assert out["train"]["steps"] == 1 and out["tasks_used"] == 2
     assert (run_dir / "models" / "grpo-cli-lora" / "adapter_config.json").is_file()
     assert not (run_dir / "models" / "grpo-cli").exists()
+
+
+def test_report_shows_the_grpo_variant(grpo_run):
+    from codebench.report import ordered_variants, write_report
+
+    run, result = grpo_run
+    out = write_report(run, profile="grpo-test")
+    assert set(out.data.grpo) == {"grpo"}
+    assert ordered_variants(out.data)[:2] == ["base", "grpo"]
+    text = out.path.read_text(encoding="utf-8")
+    assert "- GRPO 'grpo': 3 steps from 'base' on 6 " in text
+    assert "completions scored in the sandbox at" in text
+    for name in ("GRPO grpo: reward per step", "GRPO grpo: reward-call throughput"):
+        assert out.figures[name].stat().st_size > 1000
+        assert f"![{name}]" in text
+
+
+def test_figures_from_the_rewards_log(grpo_run, tmp_path):
+    from codebench.plots import grpo as gplots
+    from codebench.rewards import read_reward_log, step_curve
+
+    run, result = grpo_run
+    curve = step_curve(read_reward_log(result["rewards_log"]))
+    assert [c["completions"] for c in curve] == [c["completions"] for c in result["curve"]]
+    fig = gplots.reward_curve(curve)
+    assert len(fig.axes[0].lines) >= 3
+    # the log holds no timings: the throughput figure says so instead of drawing empty axes
+    assert "no reward timings" in gplots.reward_throughput(curve).axes[0].texts[0].get_text()
+    assert len(gplots.reward_throughput(result["curve"]).axes[0].lines) == 2
+
+
+def test_stage_02_entry_point_runs_grpo_from_the_profile_section(tiny_run, tmp_path):
+    """finetune.method: grpo -> run_stage: the section's settings, the stage's seed and
+    device; variant, results, rewards log and the two figures."""
+    from codebench.params import FinetuneSection, StageContext
+    from codebench.records import write_jsonl
+    from codebench.train import grpo
+
+    run_dir = tmp_path / "run"
+    (run_dir / "models").mkdir(parents=True)
+    (run_dir / "models" / "base").symlink_to(tiny_run.model_dir("base"))
+    write_jsonl(tmp_path / "tasks.jsonl", small_tasks(2))
+    cfg = FinetuneSection(
+        method="grpo",
+        grpo={
+            "tasks": str(tmp_path / "tasks.jsonl"),
+            "steps": 2,
+            "num_generations": 2,
+            "prompts_per_step": 1,
+            "max_completion_length": 8,
+            "reward_workers": 2,
+            "variant": "grpo-stage",
+            "malformed_reward": -1.0,
+        },
+    )
+    ctx = StageContext("t", 0, "cpu", None, run_dir, tmp_path / "figures")
+    result = grpo.run_stage(ctx, cfg)
+    assert result["train"]["steps"] == 2 and result["settings"]["malformed_reward"] == -1.0
+    assert (run_dir / "models" / "grpo-stage" / "codebench_variant.json").is_file()
+    assert (run_dir / "results" / "grpo-stage.json").is_file()
+    assert (run_dir / "results" / "grpo-stage_rewards.jsonl").is_file()
+    assert [p.rsplit("/", 1)[-1] for p in result["figures"]] == [
+        "grpo_reward.png",
+        "grpo_throughput.png",
+    ]
+    # malformed completions got the profile's penalty
+    from codebench.rewards import read_reward_log
+
+    bad = [r for r in read_reward_log(result["rewards_log"]) if r["outcome"] == "malformed"]
+    assert all(r["reward"] == -1.0 for r in bad)

@@ -155,3 +155,80 @@ def test_command_line_rejects_bad_settings(capsys):
     assert "invalid GRPO settings" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         grpo.main(["--run-dir", "/x", "--set", "steps"])
+
+
+# --------------------------------------------------------------------------- pyfamilies, profile
+def test_pyfamilies_tasks_are_training_pairs_only():
+    from codebench.bench import pyfamilies
+
+    rows = grpo.load_task_rows("pyfamilies-train", count=300, seed=1)
+    assert 250 <= len(rows) <= 300  # a function drawn twice is one task
+    assert not any(pyfamilies.is_eval_pair(r["entry_point"], r["family"]) for r in rows)
+    eval_prompts = {i.prompt for i in pyfamilies.eval_instances()}
+    assert not eval_prompts & {r["prompt"] for r in rows}
+    assert len({r["task_id"] for r in rows}) == len(rows)
+    validate_tasks(rows)
+
+
+def test_pyfamilies_tasks_pass_their_checks_and_the_heldout_set_is_indexed(sb):
+    rows = grpo.load_task_rows("pyfamilies-train", count=40)
+    texts = grpo.evaluation_texts(None)
+    assert len(texts["pyfamilies"]) == 150 and len(texts["humaneval"]) == 164
+    stats: dict = {}
+    kept, dropped = grpo.decontaminate(validate_tasks(rows), texts, stats=stats)
+    assert not dropped and len(kept) == len(rows)
+    assert stats["sets"]["pyfamilies"] == 150 and 0 <= stats["max_overlap_kept"] < 0.2
+    reward = SandboxReward(sandbox=sb)
+    kept, failed = grpo.check_references(reward, kept, [r["canonical_solution"] for r in rows])
+    assert not failed and len(kept) == len(rows)
+
+
+def test_an_evaluated_pyfamilies_prompt_is_dropped():
+    from codebench.bench import pyfamilies
+
+    inst = pyfamilies.eval_instances()[7]
+    rows = [
+        {"task_id": "leak", "prompt": inst.prompt, "test": inst.tests, "entry_point": inst.name},
+        *grpo.load_task_rows("pyfamilies-train", count=5),
+    ]
+    kept, dropped = grpo.decontaminate(validate_tasks(rows), grpo.evaluation_texts(None))
+    assert [(d["task_id"], d["set"]) for d in dropped] == [("leak", "pyfamilies")]
+    assert "leak" not in {t.task_id for t in kept}
+
+
+def test_profile_section_is_validated_and_mirrored(tmp_path):
+    from codebench.params import FinetuneSection, GRPOSection, ProfileError, load_profile
+
+    assert set(grpo.GRPOSettings.model_fields) == set(GRPOSection.model_fields)
+    f = FinetuneSection(method="grpo", grpo={"steps": 3, "tasks": "pyfamilies-train"})
+    assert f.grpo.steps == 3 and grpo.sft_section(f).method == "lora"
+    p = tmp_path / "p.yaml"
+    p.write_text("name: p\nfinetune:\n  method: grpo\n  grpo:\n    stepz: 3\n")
+    with pytest.raises(ProfileError, match=r"finetune\.grpo\.stepz: unknown key"):
+        load_profile(p)
+    p.write_text("name: p\nfinetune:\n  method: grpo\n  grpo:\n    variant: finetuned\n")
+    with pytest.raises(ProfileError, match="finetune.grpo.*overwrite"):
+        load_profile(p)
+    p.write_text("name: p\nfinetune:\n  grpo:\n    malformed_reward: 0.5\n")
+    with pytest.raises(ProfileError, match="malformed_reward"):
+        load_profile(p)
+
+
+def test_grpo_profiles_validate():
+    from pathlib import Path
+
+    from codebench.params import load_profile
+
+    root = Path(__file__).resolve().parent.parent / "params"
+    smoke = load_profile(root / "grpo-smoke.yaml")
+    assert smoke.finetune.method == "grpo" and smoke.finetune.grpo.tasks == "pyfamilies-train"
+    assert "grpo" in smoke.evaluate.variants and "pyfamilies" in smoke.evaluate.benchmarks
+    gpu = load_profile(root / "grpo-deepseek-coder-1.3b.yaml")
+    assert gpu.finetune.method == "grpo" and gpu.finetune.grpo.use_vllm
+
+
+def test_run_stage_needs_method_grpo():
+    from codebench.params import FinetuneSection
+
+    with pytest.raises(ValueError, match="not 'grpo'"):
+        grpo.run_stage(None, FinetuneSection(method="lora"))

@@ -221,3 +221,17 @@ def test_trl_sees_a_named_callable():
     r = SandboxReward(mode="binary")
     assert get_callable_name(r) == "sandbox_binary"
     r.close()
+
+
+def test_entry_point_from_the_prompt_when_the_row_has_none():
+    from codebench.rewards import task_from_row
+
+    helper = 'def double(x):\n    return 2 * x\n\n\ndef solve(x):\n    """Return x + 1."""\n'
+    t = task_from_row({"prompt": helper, "tests": "assert double(solve(3)) == 8\n"})
+    assert t.entry_point == "solve"  # the last def the tests name, not the first call
+    t = task_from_row(
+        {"prompt": "def is_even(n):\n", "tests": "assert all(map(is_even, [2, 4]))\n"}
+    )
+    assert t.entry_point == "is_even"  # named without a call
+    t = task_from_row({"prompt": "Write add.", "tests": "assert add(1, 2) == 3\n"})
+    assert t.entry_point == "add"

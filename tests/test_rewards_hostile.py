@@ -266,3 +266,146 @@ def test_the_common_subprocess_pattern_is_forged_where_the_sandbox_is_not(sb, tm
     assert subprocess.run([sys.executable, str(path)], capture_output=True).returncode == 0
     with SandboxReward(mode="binary", sandbox=sb) as r:
         assert r([prompt], [attack], tests=[TESTS], entry_point=["add"]) == [FAIL]
+
+
+# ------------------------------------------------------- the other hostile suites, as completions
+def _other_suites() -> dict[str, object]:
+    """Every attack table of tests/test_sandbox_attacks.py and tests/test_hostile_bench_python.py
+    that targets a Python function verdict (the reward's task kind)."""
+    import test_hostile_bench_python as bench
+    import test_sandbox_attacks as attacks
+
+    return {"attacks": attacks, "bench": bench}
+
+
+def _sandbox_attack_rows(attacks) -> tuple[list[dict], list[str], list[str]]:
+    """(rows, completions, names): the attack suite's tables as reward tasks + completions,
+    each table with its honest counterpart (names starting 'honest')."""
+    from codebench.sandbox.problems import load_humaneval
+
+    rows, comps, names = [], [], []
+
+    def add(row: dict, comp: str, name: str) -> None:
+        rows.append(row)
+        comps.append(comp)
+        names.append(name)
+
+    plain = {"task_id": "add", "prompt": STATEMENT, "tests": attacks.TESTS, "entry_point": "add"}
+    for cls, name, prog in attacks.PLAIN:  # process-level attacks (rlimits, signals, fork, ...)
+        add(plain, prog, f"plain:{cls}:{name}")
+    add(plain, HONEST, "honest:add")
+    for name, prog in attacks.SLEEPERS.items():
+        add(plain, prog, f"sleeper:{name}")
+    # without the assert that the constant [0, 1] answers correctly (catch_all_getattr earns
+    # that one honestly: 1/5 in fraction mode), so any credit would be a forged one
+    tests = "".join(
+        t for t in attacks.SOLUTION_TESTS.splitlines(keepends=True) if "== [0, 1]" not in t
+    )
+    sol = {
+        "task_id": "solution",
+        "prompt": "Write class Solution with twoSum and isValid.",
+        "tests": tests,
+        "entry_point": "Solution",
+    }
+    for name, prog in attacks.FORGED_SOLUTIONS.items():  # class handles forged
+        add(sol, prog, f"forged_solution:{name}")
+    add(sol, attacks.SOLUTION, "honest:solution")
+    he = load_humaneval()
+    for tid in list(he)[:2]:  # the score CLI's attacks, as HumanEval completions
+        row = {k: he[tid][k] for k in ("task_id", "prompt", "test", "entry_point")}
+        for name, body in attacks.SCORE_ATTACKS.items():
+            add(row, attacks._completion(body), f"score:{tid}:{name}")
+        add(row, he[tid]["canonical_solution"], f"honest:{tid}")
+    return rows, comps, names
+
+
+def _bench_rows(bench) -> tuple[list[dict], list[str], list[str]]:
+    """tests/test_hostile_bench_python.py's custom-task attacks (StopIteration ending the
+    tests' map(), redefining the prompt's helper) and the tasks' references."""
+    rows, comps, names = [], [], []
+    for r in bench.CUSTOM:
+        row = {k: r[k] for k in ("task_id", "prompt", "tests") if k in r}
+        if "entry_point" in r:
+            row["entry_point"] = r["entry_point"]
+        rows += [row, row]
+        comps += [bench.CUSTOM_ATTACKS[r["task_id"]], r["reference"]]
+        names += [f"custom:{r['task_id']}", f"honest:{r['task_id']}"]
+    return rows, comps, names
+
+
+def test_other_hostile_suites_are_covered_by_name():
+    """Every attack of the two suites that aims at a Python function verdict is fed to the
+    reward below (a new attack added there is picked up here, by its table)."""
+    s = _other_suites()
+    _, _, names = _sandbox_attack_rows(s["attacks"])
+    _, _, bnames = _bench_rows(s["bench"])
+    got = set(names) | set(bnames)
+    a = s["attacks"]
+    assert {f"plain:{c}:{n}" for c, n, _ in a.PLAIN} <= got
+    assert {f"forged_solution:{n}" for n in a.FORGED_SOLUTIONS} <= got
+    assert {f"sleeper:{n}" for n in a.SLEEPERS} <= got
+    assert {n.split(":")[-1] for n in got if n.startswith("score:")} == set(a.SCORE_ATTACKS)
+    assert {f"custom:{t}" for t in s["bench"].CUSTOM_ATTACKS} <= got
+    assert len(a.PLAIN) >= 30
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["fraction", "binary"])
+def test_sandbox_attack_suite_scores_the_failure_reward(mode):
+    """tests/test_sandbox_attacks.py's attacks (process, rlimit, signal, fork, keyring, proc,
+    protocol attacks, sleepers, forged class handles, the score CLI's attackers) as completions:
+    each at most the failure reward; the honest probe, Solution class and canonical solutions
+    the top reward, in the same batch (~40-60 s on a loaded 2-core VM)."""
+    rows, comps, names = _sandbox_attack_rows(_other_suites()["attacks"])
+    with (
+        Sandbox(workers=2, timeout=1.0, memory_mb=768, retry_timeouts=False) as sb,
+        SandboxReward(mode=mode, sandbox=sb, timeout=1.0) as r,
+    ):
+        scored = r.score(rows, comps)
+    _check_named(names, scored)
+
+
+@pytest.mark.parametrize("mode", ["fraction", "binary"])
+def test_bench_suite_attacks_score_the_failure_reward(sb, mode):
+    rows, comps, names = _bench_rows(_other_suites()["bench"])
+    with SandboxReward(mode=mode, sandbox=sb, timeout=1.0) as r:
+        scored = r.score(rows, comps)
+    _check_named(names, scored)
+
+
+def test_quick_sample_of_the_sandbox_attack_suite(sb):
+    """The default (fast) run: one attack of each class of tests/test_sandbox_attacks.py, the
+    forged class handles and the score CLI's quick attackers, in fraction mode."""
+    rows, comps, names = _sandbox_attack_rows(_other_suites()["attacks"])
+    first, keep = set(), []
+    for i, n in enumerate(names):
+        kind = n.split(":")[0] if not n.startswith("plain:") else ":".join(n.split(":")[:2])
+        quick = n.startswith(("honest", "forged_solution")) or (
+            n.startswith("score:") and n.split(":")[-1] in ("surrogate_message", "collision")
+        )
+        if quick or (kind.startswith("plain") and kind not in first):
+            first.add(kind)
+            keep.append(i)
+    with SandboxReward(mode="fraction", sandbox=sb, timeout=1.0) as r:
+        scored = r.score([rows[i] for i in keep], [comps[i] for i in keep])
+    _check_named([names[i] for i in keep], scored)
+    assert sum(n.startswith("plain:") for n in (names[i] for i in keep)) >= 8
+
+
+def _check_named(names, scored) -> None:
+    forged = {
+        n: (s.reward, s.outcome, s.detail[:120])
+        for n, s in zip(names, scored, strict=True)
+        if not n.startswith("honest") and (s.reward > FAIL or s.outcome == "passed")
+    }
+    assert not forged, f"attacks scored above the failure reward: {forged}"
+    honest = {
+        n: (s.reward, s.outcome, s.detail[:200])
+        for n, s in zip(names, scored, strict=True)
+        if n.startswith("honest") and s.reward != PASS
+    }
+    assert not honest, f"honest completions below the top reward: {honest}"
+    partial = [
+        n for n, s in zip(names, scored, strict=True) if not n.startswith("honest") and s.reward > 0
+    ]
+    assert not partial

@@ -205,12 +205,99 @@ class DataSection(Section):
 
 
 # --------------------------------------------------------------------------- 02 finetune
+class GRPOSection(Section):
+    """finetune.grpo: GRPO with sandbox execution rewards (trl's GRPOTrainer + LoRA), used when
+    finetune.method is grpo. Fields owned by codebench.train.grpo (docs/grpo.md), whose
+    `GRPOSettings` is this class."""
+
+    base: str = Field(
+        "base",
+        description="policy to start from: a run variant ('base', or 'finetuned' = the SFT result this stage trains first), a path or a hub id",
+    )
+    variant: str = Field(
+        "grpo",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="output variant name (models/<variant>, models/<variant>-lora)",
+    )
+    tasks: str = Field(
+        "mbpp-train",
+        description="training tasks: pyfamilies-train (the built-in benchmark's training name-family pairs only), mbpp-train (MBPP task ids 601-974), or a JSONL of HumanEval-format rows",
+    )
+    max_tasks: int | None = Field(
+        None,
+        ge=1,
+        description="use at most this many tasks (pyfamilies-train: generate this many; None = 256)",
+    )
+    task_seed: int = Field(
+        1, ge=0, description="seed of the generated tasks (pyfamilies-train; stage 00 mixes seed 0)"
+    )
+    protocol: Literal["base", "instruct"] = Field(
+        "base",
+        description="base: the model continues the task prompt; instruct: the prompt goes into a chat message (the model's chat template) and the answer's fenced block is the program",
+    )
+    steps: int = Field(20, ge=1, description="optimizer steps")
+    num_generations: int = Field(4, ge=2, description="completions per prompt (the GRPO group)")
+    prompts_per_step: int = Field(2, ge=1, description="prompts per optimizer step")
+    max_completion_length: int = Field(64, ge=1, description="tokens per completion")
+    temperature: float = Field(1.0, gt=0, description="sampling temperature (GRPO needs > 0)")
+    top_p: float = Field(0.95, gt=0, le=1.0, description="nucleus sampling")
+    lr: float = Field(1e-4, gt=0, description="learning rate (constant, AdamW)")
+    beta: float = Field(0.0, ge=0, description="KL coefficient against the starting policy")
+    num_iterations: int = Field(1, ge=1, description="optimisation passes per generation batch")
+    reward: Literal["fraction", "binary"] = Field(
+        "fraction",
+        description="fraction: share of asserts passed (1.0 = all); binary: 1 when every test passes",
+    )
+    malformed_reward: float = Field(
+        -0.5,
+        le=0.0,
+        description="reward of a completion with no code or code that does not compile (timeouts and crashes get it too)",
+    )
+    reward_timeout: float = Field(3.0, gt=0, description="sandbox CPU seconds per completion")
+    reward_workers: int | None = Field(
+        None, ge=1, description="sandbox pool size (None: usable cores + 1)"
+    )
+    lora_r: int = Field(16, ge=1, description="LoRA rank of the GRPO adapters")
+    lora_alpha: float = Field(32.0, gt=0, description="LoRA scaling numerator")
+    lora_dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the adapter input")
+    target_modules: str | list[str] = Field(
+        "all-linear", description="'all-linear' or module names"
+    )
+    use_vllm: bool = Field(False, description="generate with vLLM (CUDA GPU; trl's use_vllm)")
+    vllm_mode: Literal["colocate", "server"] = Field(
+        "colocate",
+        description="colocate: vLLM inside the training process; server: a separate `trl vllm-serve`",
+    )
+    vllm_gpu_memory_utilization: float = Field(
+        0.3, gt=0, le=1.0, description="share of GPU memory vLLM may take (colocate mode)"
+    )
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="auto: bf16 on a GPU, fp32 on CPU"
+    )
+    threads: int = Field(1, ge=0, description="torch CPU threads (0: torch's default)")
+    gradient_checkpointing: bool = Field(
+        False, description="recompute activations (trl's default is on; off suits small models)"
+    )
+    decontaminate: bool = Field(True, description="drop tasks overlapping evaluation sets")
+    check_references: bool = Field(True, description="drop tasks whose reference fails")
+    merge: bool = Field(True, description="also save the merged model at models/<variant>")
+    logging_steps: int = Field(1, ge=1, description="trl logging interval (steps)")
+
+    @model_validator(mode="after")
+    def _variant_is_new(self) -> GRPOSection:
+        if self.variant in ("base", "lora", "finetuned") or self.variant == self.base:
+            raise ValueError(
+                f"variant {self.variant!r} would overwrite an existing variant: use e.g. 'grpo'"
+            )
+        return self
+
+
 class FinetuneSection(Section):
     """Stage 02_finetune: LoRA / QLoRA / full SFT. Fields owned by codebench.train (docs/finetune.md)."""
 
-    method: Literal["lora", "qlora", "full"] = Field(
+    method: Literal["lora", "qlora", "full", "grpo"] = Field(
         "lora",
-        description="lora: adapters on a frozen base; qlora: adapters on a 4-bit NF4 base (CUDA + bitsandbytes); full: every weight trains",
+        description="lora: adapters on a frozen base; qlora: adapters on a 4-bit NF4 base (CUDA + bitsandbytes); full: every weight trains; grpo: the LoRA SFT of this section (models/finetuned), then GRPO with sandbox rewards per the `grpo` section (models/grpo; docs/grpo.md)",
     )
     base: str = Field(
         "base",
@@ -316,6 +403,10 @@ class FinetuneSection(Section):
         1,
         ge=0,
         description="torch CPU threads for training: 1 suits the tiny model (128 wide) and busy machines, where spinning OpenMP threads made it 5x slower; 0 = torch's default (all cores) for larger models on CPU",
+    )
+    grpo: GRPOSection = Field(
+        default_factory=GRPOSection,
+        description="GRPO settings, used when method is grpo (docs/grpo.md)",
     )
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,7 @@ class ReportData:
     skipped_variants: dict[str, str] = field(default_factory=dict)  # compress: variant -> why
     data_summary: dict = field(default_factory=dict)  # results/build_data.json as written
     compress_source: str | None = None  # the model 03 compressed (compress.json source.name)
+    grpo: dict = field(default_factory=dict)  # variant -> results/<variant>.json of GRPO runs
 
     def stage(self, name: str) -> StageSummary:
         return next(s for s in self.stages if s.stage == name)
@@ -473,7 +475,75 @@ def collect(run: RunLayout, profile: str | None = None) -> ReportData:
         skipped,
         data_obj if isinstance(data_obj, dict) else {},
         compress_source,
+        _grpo_results(run, warnings),
     )
+
+
+def _grpo_lines(data: Any, metric: str = "pass@1") -> list[str]:
+    """Bullets for report.md's "What this run shows": each GRPO variant's training (tasks,
+    decontamination, reward per step, reward throughput) and its `metric` against base and
+    SFT ('finetuned'), with whether the 95% intervals are apart."""
+    out = []
+    for v, res in data.grpo.items():
+        tasks, train = res.get("tasks") or {}, res.get("train") or {}
+        curve = [c for c in res.get("curve") or [] if c.get("completions")]
+        settings = res.get("settings") or {}
+        bits = [
+            f"{train.get('steps', '?')} steps from '{settings.get('base', '?')}' on "
+            f"{tasks.get('used', '?')} '{settings.get('tasks', '?')}' tasks "
+            f"({len(tasks.get('contaminated') or [])} dropped by decontamination against every "
+            f"evaluated set, {len(tasks.get('reference_failed') or [])} whose reference fails)"
+        ]
+        if curve:
+            k = max(1, len(curve) // 10)
+            first, last = curve[:k], curve[-k:]
+
+            def mean(xs: Sequence[Mapping[str, Any]], key: str) -> float:
+                return sum(c[key] for c in xs) / len(xs)
+
+            bits.append(
+                f"sampled pass rate {mean(first, 'pass_rate'):.2f} -> {mean(last, 'pass_rate'):.2f}"
+                f", mean reward {mean(first, 'mean_reward'):.2f} -> {mean(last, 'mean_reward'):.2f}"
+                f" (first / last {k} steps)"
+            )
+            secs = sum(c.get("reward_seconds") or 0 for c in curve)
+            n = sum(c["completions"] for c in curve)
+            if secs:
+                bits.append(f"{n} completions scored in the sandbox at {n / secs:.0f}/s")
+        out.append(f"- GRPO '{v}': " + "; ".join(bits) + ".")
+        for b in sorted(set(data.evals.benchmark)):
+            g = _ci_of(data, v, b, metric)
+            if g is None:
+                continue
+            cmp = []
+            for ref in ("base", "finetuned"):
+                r = _ci_of(data, ref, b, metric)
+                if r is None:
+                    continue
+                apart = (
+                    "intervals apart"
+                    if r.ci_low is not None
+                    and g.ci_low is not None
+                    and (g.ci_low > r.ci_high or r.ci_low > g.ci_high)
+                    else "intervals overlap"
+                )
+                cmp.append(f"{ref} {_fmt_ci(r)} ({apart})")
+            if cmp:
+                out.append(f"- {b} {metric}: {v} {_fmt_ci(g)} vs " + ", ".join(cmp) + ".")
+    return out
+
+
+def _grpo_results(run: RunLayout, warnings: list[str]) -> dict:
+    """results/<variant>.json of every GRPO variant in models/ (docs/grpo.md)."""
+    out = {}
+    for v in run.variants() if run.models.is_dir() else []:
+        info = read_variant_info(run.model_dir(v)) or {}
+        name = v.removesuffix("-lora") if info.get("kind") == "lora" else v
+        if info.get("method") == "grpo" and name not in out:
+            obj = _read_json(run.result_file(name), warnings)
+            if isinstance(obj, dict):
+                out[name] = obj
+    return out
 
 
 def _stage_note(stage: str, status: str, evals, models, funnel, training, entry: dict) -> str:
@@ -513,7 +583,7 @@ def ordered_variants(data: ReportData, variants: list[str] | None = None) -> lis
     if variants:
         return list(variants)
     found = set(data.evals.variant) | set(data.models.variant) | {v for v, _ in data.eval_status}
-    head = [v for v in ("base", "lora", "finetuned") if v in found]
+    head = [v for v in ("base", "lora", "finetuned", "grpo") if v in found]
     return head + sorted(found - set(head))
 
 
@@ -718,6 +788,8 @@ def highlights(data: ReportData, metric: str = "pass@1") -> list[str]:
                 if diffs
                 else f"- fine-tuned vs base: no benchmark's {metric} differs beyond the 95% intervals."
             )
+    if data.grpo:
+        out += _grpo_lines(data, metric)
     out += _compression_lines(data)
     if not data.canaries.empty:
         ok = data.canaries.groupby("benchmark").ok.all()
@@ -891,6 +963,10 @@ def write_report(
         "data funnel": plots.data_funnel(data.funnel, run.figures, data.data_summary),
         "training curves": plots.training_curves(data.training, run.figures),
     }
+    if data.grpo:
+        from codebench.plots.grpo import report_figures
+
+        figures |= report_figures(data.grpo, run.figures)
     from codebench.records import write_json
 
     path = run.root / "report.md"

@@ -125,6 +125,15 @@ def entry_point_of(tests: str, code: str | None = None) -> str | None:
     return next((n for n in called if n not in _NOT_ENTRY), None)
 
 
+def _prompt_entry(prompt: str, tests: str) -> str | None:
+    """The last function a code prompt defines that the tests name (HumanEval-style prompts
+    put helpers first and the function to complete last)."""
+    for name in reversed(re.findall(r"^def\s+([A-Za-z_]\w*)\s*\(", prompt, re.M)):
+        if re.search(rf"(?<![.\w]){re.escape(name)}(?!\w)", tests):
+            return name
+    return None
+
+
 @functools.lru_cache(maxsize=4096)
 def _test_shape(tests: str) -> tuple[bool, bool]:
     """(defines check(), holds an assert) for test code (cached: rows repeat every step)."""
@@ -151,7 +160,11 @@ def task_from_row(row: Mapping[str, Any], where: str = "row") -> RewardTask:
         check_style, has_assert = _test_shape(tests)
     except SyntaxError as e:
         raise RewardError(f"{where}: tests do not parse: {e.msg} (line {e.lineno})") from None
-    entry = row.get("entry_point") or entry_point_of(tests, reference_code(row))
+    entry = (
+        row.get("entry_point")
+        or _prompt_entry(prompt, tests)
+        or entry_point_of(tests, reference_code(row))
+    )
     if not isinstance(entry, str) or not entry.isidentifier():
         raise RewardError(f"{where}: missing 'entry_point' (the function the tests call)")
     if not check_style and not has_assert:

@@ -273,6 +273,9 @@ def _produced_variants(c: _Check) -> set[str]:
         out.add("lora")
         if c.prof.finetune.merge:
             out.add("finetuned")
+        if c.prof.finetune.method == "grpo":  # GRPO after the SFT (codebench.train.grpo)
+            g = c.prof.finetune.grpo
+            out |= {f"{g.variant}-lora"} | ({g.variant} if g.merge else set())
     if "compress" in c.stages:
         out |= _compress_names(c.prof.compress.variants)
     models = c.run_dir / "models"
@@ -331,6 +334,8 @@ def _finetune_section(c: _Check) -> None:
     f = c.prof.finetune
     if f.base not in ("base", "tiny"):
         _model_spec(c, "finetune.base", f.base, variants=_produced_variants(c))
+    if f.method == "grpo" and f.grpo.base not in ("base", "tiny"):
+        _model_spec(c, "finetune.grpo.base", f.grpo.base, variants=_produced_variants(c))
     if f.resume not in ("auto", "never"):
         r = Path(f.resume).expanduser()
         if not r.is_dir():

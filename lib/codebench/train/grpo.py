@@ -34,11 +34,12 @@ import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
+from codebench.models import resolve_dtype
+from codebench.params import GRPOSection
 from codebench.records import write_json
 from codebench.rewards import RewardTask, SandboxReward, reference_code, validate_tasks
 from codebench.runs import RunLayout, provenance, write_variant_info
@@ -46,53 +47,9 @@ from codebench.runs import RunLayout, provenance, write_variant_info
 log = logging.getLogger(__name__)
 
 
-class GRPOSettings(BaseModel):
-    """Settings of one GRPO run (the profile's `grpo:` section; see docs/grpo.md)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    base: str = Field("base", description="policy to start from: a run variant, path or hub id")
-    variant: str = Field("grpo", description="output variant name (models/<variant>)")
-    tasks: str = Field(
-        "mbpp-train",
-        description="training tasks: mbpp-train (MBPP task ids 601-974), a JSONL of "
-        "HumanEval-format rows, or rows passed in code",
-    )
-    max_tasks: int | None = Field(None, ge=1, description="use at most this many tasks")
-    protocol: Literal["base", "instruct"] = Field(
-        "base",
-        description="base: the model continues the task prompt; instruct: the prompt goes into a "
-        "chat message (the model's chat template) and the answer's fenced block is the program",
-    )
-    steps: int = Field(20, ge=1, description="optimizer steps")
-    num_generations: int = Field(4, ge=2, description="completions per prompt (the GRPO group)")
-    prompts_per_step: int = Field(2, ge=1, description="prompts per optimizer step")
-    max_completion_length: int = Field(64, ge=1, description="tokens per completion")
-    temperature: float = Field(1.0, gt=0, description="sampling temperature (GRPO needs > 0)")
-    top_p: float = Field(0.95, gt=0, le=1.0, description="nucleus sampling")
-    lr: float = Field(1e-4, gt=0, description="learning rate (constant, AdamW)")
-    beta: float = Field(0.0, ge=0, description="KL coefficient against the starting policy")
-    num_iterations: int = Field(1, ge=1, description="optimisation passes per generation batch")
-    reward: Literal["fraction", "binary"] = Field("fraction", description="reward mode")
-    reward_timeout: float = Field(3.0, gt=0, description="sandbox CPU seconds per completion")
-    reward_workers: int | None = Field(
-        None, ge=1, description="sandbox pool size (None: usable cores + 1)"
-    )
-    lora_r: int = Field(16, ge=1)
-    lora_alpha: float = Field(32.0, gt=0)
-    lora_dropout: float = Field(0.0, ge=0, lt=1)
-    target_modules: str | list[str] = Field("all-linear")
-    use_vllm: bool = Field(False, description="generate with vLLM (GPU; trl's use_vllm)")
-    vllm_mode: Literal["colocate", "server"] = Field("colocate")
-    precision: Literal["auto", "fp32", "bf16"] = Field("auto")
-    threads: int = Field(1, ge=0, description="torch CPU threads (0: torch's default)")
-    gradient_checkpointing: bool = Field(
-        False, description="recompute activations (trl's default is on; off suits small models)"
-    )
-    decontaminate: bool = Field(True, description="drop tasks overlapping evaluation sets")
-    check_references: bool = Field(True, description="drop tasks whose reference fails")
-    merge: bool = Field(True, description="also save the merged model at models/<variant>")
-    logging_steps: int = Field(1, ge=1)
+class GRPOSettings(GRPOSection):
+    """Settings of one GRPO run: the profile's `finetune.grpo` section (`params.GRPOSection`,
+    one home for the fields and their checks; see docs/grpo.md)."""
 
 
 # --------------------------------------------------------------------------- tasks
@@ -128,14 +85,58 @@ def mbpp_train_tasks(data_dir: str | Path | None = None) -> list[dict[str, Any]]
     return rows
 
 
-def load_task_rows(spec: str, data_dir: str | Path | None = None) -> list[dict[str, Any]]:
-    """Rows for `GRPOSettings.tasks`: 'mbpp-train' or a JSONL path of HumanEval-format rows."""
+PYFAMILIES_TASKS = 256
+
+
+def pyfamilies_train_tasks(count: int = PYFAMILIES_TASKS, seed: int = 1) -> list[dict[str, Any]]:
+    """The built-in benchmark's training functions as HumanEval-format rows.
+
+    Only training (function name, family) pairs (`pyfamilies.training_instances`); an
+    evaluation pair here is a bug and raises. Prompt = signature + docstring (the evaluation's
+    base prompt shape), tests = `check(candidate)` with five asserts, reference = the body.
+    Stage 00 mixes `training_instances(..., seed=0)` into the tiny model's corpus; the default
+    seed 1 draws other instances of the same training pairs.
+    """
+    from codebench.bench import pyfamilies
+
+    rows, seen = [], set()
+    for inst in pyfamilies.training_instances(count, seed):
+        if pyfamilies.is_eval_pair(inst.name, inst.family):
+            raise AssertionError(f"{inst.task_id}: evaluation pair {inst.name}/{inst.family}")
+        if inst.prompt in seen:  # the same function drawn twice: one task
+            continue
+        seen.add(inst.prompt)
+        rows.append(
+            {
+                "task_id": inst.task_id,
+                "prompt": inst.prompt,
+                "test": inst.tests,
+                "entry_point": inst.name,
+                "canonical_solution": inst.solution,
+                "family": inst.family,
+            }
+        )
+    return rows
+
+
+def load_task_rows(
+    spec: str,
+    data_dir: str | Path | None = None,
+    *,
+    count: int | None = None,
+    seed: int = 1,
+) -> list[dict[str, Any]]:
+    """Rows for `GRPOSettings.tasks`: 'pyfamilies-train', 'mbpp-train' or a JSONL path of
+    HumanEval-format rows (`count`: how many pyfamilies functions to generate)."""
+    if spec == "pyfamilies-train":
+        return pyfamilies_train_tasks(count or PYFAMILIES_TASKS, seed)
     if spec == "mbpp-train":
         return mbpp_train_tasks(data_dir)
     path = Path(spec).expanduser()
     if not path.is_file():
         raise FileNotFoundError(
-            f"grpo.tasks: {spec!r} is neither 'mbpp-train' nor a JSONL file of HumanEval-format rows"
+            f"grpo.tasks: {spec!r} is neither 'pyfamilies-train', 'mbpp-train' nor a JSONL file "
+            "of HumanEval-format rows"
         )
     from codebench.records import read_jsonl
 
@@ -145,12 +146,15 @@ def load_task_rows(spec: str, data_dir: str | Path | None = None) -> list[dict[s
 def evaluation_texts(
     data_dir: str | Path | None = None, extra: Mapping[str, Iterable[str]] | None = None
 ) -> dict[str, list[str]]:
-    """Texts of every evaluated set: HumanEval (prompt + solution), MBPP's test split and the
-    3-shot prompt's problems (text + code + tests), MTPB prompts, plus `extra` sets
-    (e.g. the built-in benchmark's held-out families)."""
+    """Texts of every evaluated set: HumanEval (prompt + solution), the built-in pyfamilies
+    benchmark's held-out problems (prompt + solution), MBPP's test split and the 3-shot
+    prompt's problems (text + code + tests), MTPB prompts, plus `extra` sets."""
     from codebench.codeio.decontam import eval_texts
 
-    out: dict[str, list[str]] = {"humaneval": list(eval_texts("humaneval", None))}
+    out: dict[str, list[str]] = {
+        "humaneval": list(eval_texts("humaneval", None)),
+        "pyfamilies": list(eval_texts("pyfamilies", None)),
+    }
     if data_dir is not None:
         from codebench.bench.mbpp import SHOT_IDS, TEST_IDS, mbpp_file
         from codebench.records import read_jsonl
@@ -176,24 +180,40 @@ def decontaminate(
     *,
     n: int = 10,
     threshold: float = 0.2,
+    stats: dict[str, Any] | None = None,
 ) -> tuple[list[RewardTask], list[dict[str, Any]]]:
     """(kept, dropped): tasks whose prompt + tests share >= `threshold` of their word n-grams
-    with one evaluation set are dropped (codebench.codeio.decontam's measure)."""
+    with one evaluation set, or whose prompt appears word for word in an evaluated text, are
+    dropped (codebench.codeio.decontam's measure). `stats` (a dict) receives the sets checked
+    (texts per set), n, threshold and the largest overlap among the kept tasks."""
     from codebench.codeio.decontam import Decontaminator, ngrams
 
+    texts = {name: list(items) for name, items in texts.items()}
     d = Decontaminator(n=n, threshold=threshold)
     for name, items in texts.items():
         grams: set[int] = set()
         for t in items:
             grams |= ngrams(t, n)
         d.index[name] = grams
-    kept, dropped = [], []
+    exact = {name: {x.strip() for x in items} for name, items in texts.items()}
+    kept, dropped, top = [], [], 0.0
     for t in tasks:
         bad, share, where = d.is_contaminated(t.prompt + "\n" + t.tests)
+        same = [name for name, xs in exact.items() if any(t.prompt.strip() in x for x in xs)]
+        if same and len(t.prompt.strip()) >= 40:  # an evaluated prompt, word for word
+            bad, share, where = True, 1.0, same[0]
         if bad:
             dropped.append({"task_id": t.task_id, "overlap": round(share, 3), "set": where})
         else:
             kept.append(t)
+            top = max(top, share)
+    if stats is not None:
+        stats.update(
+            sets={name: len(exact[name]) for name in texts},
+            n=n,
+            threshold=threshold,
+            max_overlap_kept=round(top, 4),
+        )
     return kept, dropped
 
 
@@ -230,8 +250,10 @@ def prepare_tasks(
         raise ValueError("training tasks: task_id values must be unique")
     report: dict[str, Any] = {"rows": len(tasks)}
     if settings.decontaminate:
-        tasks, dropped = decontaminate(tasks, evaluation_texts(data_dir, eval_extra))
+        check: dict[str, Any] = {}
+        tasks, dropped = decontaminate(tasks, evaluation_texts(data_dir, eval_extra), stats=check)
         report["contaminated"] = dropped
+        report["decontamination"] = check
     if settings.check_references:
         tasks, dropped = check_references(reward, tasks, [refs.get(t.task_id) for t in tasks])
         report["reference_failed"] = dropped
@@ -301,14 +323,25 @@ def check_context(
         )
 
 
+def _dtype(settings: GRPOSettings, device: str) -> torch.dtype:
+    """The training dtype (`models.resolve_dtype`: bf16 only on a GPU that supports it; fp32
+    on CPU, which has no fast bf16 here)."""
+    if not str(device).startswith("cuda"):
+        return torch.float32
+    named = {"auto": "auto", "bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+    return resolve_dtype(named[settings.precision], device)
+
+
 def grpo_config(settings: GRPOSettings, out_dir: Path, device: str, seed: int) -> Any:
     """trl GRPOConfig for the settings (constant lr, no reporting, no checkpoints)."""
     from trl import GRPOConfig
 
-    bf16 = device == "cuda" and settings.precision in ("auto", "bf16")
+    bf16 = _dtype(settings, device) == torch.bfloat16
     kwargs: dict[str, Any] = {}
     if settings.use_vllm:
         kwargs.update(use_vllm=True, vllm_mode=settings.vllm_mode)
+        if settings.vllm_mode == "colocate":
+            kwargs["vllm_gpu_memory_utilization"] = settings.vllm_gpu_memory_utilization
     return GRPOConfig(
         output_dir=str(out_dir),
         max_steps=settings.steps,
@@ -367,27 +400,31 @@ def grpo_finetune(
     if settings.threads:
         torch.set_num_threads(settings.threads)
     base_path = resolve_base(settings.base, run)
-    rows = list(tasks) if tasks is not None else load_task_rows(settings.tasks, data_dir)
+    rows = (
+        list(tasks)
+        if tasks is not None
+        else load_task_rows(
+            settings.tasks, data_dir, count=settings.max_tasks, seed=settings.task_seed
+        )
+    )
     run.results.mkdir(parents=True, exist_ok=True)
     log_path = run.results / f"{settings.variant}_rewards.jsonl"
     if log_path.exists():
         log_path.unlink()  # a new run: the log describes this run only
+    penalty = settings.malformed_reward
     reward = SandboxReward(
         mode=settings.reward,
         log_path=log_path,
         workers=settings.reward_workers,
         timeout=settings.reward_timeout,
+        rewards={"malformed": penalty, "timeout": penalty, "crash": penalty},
     )
     try:
         t0 = time.perf_counter()
         train_tasks, task_report = prepare_tasks(rows, reward, settings, data_dir, eval_extra)
         check_seconds = time.perf_counter() - t0
         tokenizer = _models.load_tokenizer(base_path)
-        dtype = (
-            torch.bfloat16
-            if device == "cuda" and settings.precision in ("auto", "bf16")
-            else torch.float32
-        )
+        dtype = _dtype(settings, device)
         model = _models.load_causal_lm(base_path, dtype=dtype)
         _models.align(model, tokenizer)
         if settings.protocol == "instruct":
@@ -481,21 +518,47 @@ def save_grpo_outputs(
     return out
 
 
+# --------------------------------------------------------------------------- stage 02
+def run_stage(ctx: Any, cfg: Any, *, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
+    """Stage 02 with `finetune.method: grpo` (the notebook calls this after the SFT cells):
+    GRPO per `cfg.grpo` from `cfg.grpo.base` ('base', or 'finetuned' = the LoRA SFT result
+    this stage just wrote), with the stage's seed, device and data folder. Writes
+    models/<variant>-lora, models/<variant>, results/<variant>.json and the rewards log, and
+    the figures grpo_reward / grpo_throughput under the stage's figures folder."""
+    if cfg.method != "grpo":
+        raise ValueError(f"finetune.method is {cfg.method!r}, not 'grpo'")
+    settings = GRPOSettings(**cfg.grpo.model_dump())
+    result = grpo_finetune(
+        ctx.run,
+        settings,
+        seed=ctx.seed,
+        device=ctx.device,
+        data_dir=ctx.data_dir,
+        callbacks=callbacks,
+    )
+    from codebench.plots import grpo as gplots
+    from codebench.plots import savefig
+
+    result["figures"] = [
+        str(savefig(gplots.reward_curve(result["curve"]), ctx.figures_dir, "grpo_reward")),
+        str(savefig(gplots.reward_throughput(result["curve"]), ctx.figures_dir, "grpo_throughput")),
+    ]
+    return result
+
+
+def sft_section(cfg: Any) -> Any:
+    """The finetune section as the SFT cells of stage 02 use it: method grpo trains the
+    section's LoRA SFT first (the 'finetuned' variant, the SFT row of the report)."""
+    return cfg.model_copy(update={"method": "lora"}) if cfg.method == "grpo" else cfg
+
+
 # --------------------------------------------------------------------------- figures
 def plot_curve(curve: Sequence[Mapping[str, Any]], path: str | Path | None = None) -> Any:
-    """Mean reward and pass rate per step (from `result['curve']`); saved when `path` is given."""
-    import matplotlib
+    """Mean reward and pass rate per step (`codebench.plots.grpo.reward_curve`); saved when
+    `path` is given."""
+    from codebench.plots import grpo as gplots
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    steps = [c["step"] for c in curve]
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    ax.plot(steps, [c["mean_reward"] for c in curve], marker=".", label="mean reward")
-    ax.plot(steps, [c["pass_rate"] for c in curve], marker="o", label="pass rate")
-    ax.set(xlabel="GRPO step", ylabel="per-step value", title="GRPO: sandbox reward per step")
-    ax.legend()
-    fig.tight_layout()
+    fig = gplots.reward_curve(curve)
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=120)

@@ -302,3 +302,36 @@ def test_custom_jsonl_attacks_fail_and_references_pass(
 ) -> None:
     attacks = {k: ATTACKS[k] for k in QUICK}
     _run(f"{custom_spec}:{protocol}", attacks, 4, data_dir, sandbox)
+
+
+# --------------------------------------------------------------------------- the playground
+@pytest.mark.parametrize("bench_name", ["humaneval", "mbpp"])
+def test_playground_run_tests_attacks_fail_and_references_pass(
+    bench_name, data_dir, sandbox
+) -> None:
+    """The playground's "Run tests" (ProblemRunner.run_tests, its own entry point into the
+    sandbox) on the quick attacks; each verdict shown in the widget is escaped HTML."""
+    from codebench.playground import Playground, ProblemRunner
+
+    runner = ProblemRunner(data_dir, sandbox_factory=lambda: sandbox)
+    task = runner.task(bench_name)
+    problem = task.problems(1)[0]
+    pid = problem.task_id
+    for name in QUICK:
+        raw = _attack_raw(task, problem, ATTACKS[name])
+        v = runner.run_tests(bench_name, pid, raw, "complete")
+        assert v["outcome"] != "passed", (name, v)
+        json.dumps(v, ensure_ascii=False).encode("utf-8", "surrogatepass")
+        honest = runner.run_tests(bench_name, pid, task.reference(problem), "complete")
+        assert honest["outcome"] == "passed", (name, honest)
+    # odd bytes and markup in a verdict reach the widget escaped, without an exception
+    pg = Playground(problems=runner)
+    pg.bench.value = bench_name
+    pg.problem.value = pid
+    pg.mode.value = "complete"
+    pg.last_output = _attack_raw(
+        task, problem, "raise ValueError('<script>alert(1)</script> \\ud800 \\x00')"
+    )
+    v = pg.on_run_tests()
+    assert v is not None and v["outcome"] != "passed"
+    assert "<script>" not in pg.verdict.value and "&lt;script&gt;" in pg.verdict.value

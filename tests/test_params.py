@@ -149,3 +149,13 @@ def test_relative_paths_become_absolute_against_the_current_folder(
     ]
     plain = resolve_relative_paths(load_profile(REPO / "params" / "smoke.yaml"))
     assert plain.model_dump() == load_profile(REPO / "params" / "smoke.yaml").model_dump()
+
+
+def test_evaluate_name_names_an_evaluation_folder_safely() -> None:
+    from codebench.params import EvaluateSection
+
+    assert EvaluateSection(name="greedy-96").name == "greedy-96"
+    assert EvaluateSection().name is None
+    for bad in ("../x", "a/b", "", " sp"):
+        with pytest.raises(ValueError, match="name"):
+            EvaluateSection(name=bad)

@@ -535,6 +535,11 @@ class EvaluateSection(Section):
         description="pass@k values to report; the default reports those <= n, and `codebench validate` rejects a k > n written in the profile",
     )
     batch_size: int = Field(8, ge=1, description="prompts per backend call and per records flush")
+    name: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="a named evaluation: its outputs go to eval/<variant>@<name>/, beside other settings of the same variant (docs/benchmarks.md); null = eval/<variant>/",
+    )
     timeout: float = Field(10.0, gt=0, description="sandbox seconds per program")
     canaries: bool = Field(
         True,

@@ -276,3 +276,22 @@ def test_unreadable_checkpoint_is_ignored(tmp_path):
     tiny.save_checkpoint(path, {"step": 3})
     assert tiny.load_checkpoint(path) == {"step": 3}
     assert [p.name for p in tmp_path.iterdir()] == ["base-x.pt"]
+
+
+def test_busy_cores_sees_a_spinning_process_at_once() -> None:
+    """auto_threads reads the CPUs busy now (/proc/stat), not the lagging load average."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    cores = os.cpu_count() or 1
+    assert 0.0 <= tiny.busy_cores(0.2) <= cores + 0.01
+    spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        assert tiny.busy_cores(0.5) >= 0.6
+        assert 1 <= tiny.auto_threads() <= cores
+    finally:
+        spin.kill()
+        spin.wait()

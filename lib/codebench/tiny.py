@@ -365,8 +365,33 @@ def save_atomic(model, tokenizer, dest: Path, variant_info: dict) -> None:
 
 
 # --------------------------------------------------------------------------- stage
+def busy_cores(sample_s: float = 0.5) -> float:
+    """CPUs busy right now: the non-idle share of /proc/stat's CPU time over `sample_s`
+    seconds, times the core count. The 1-minute load average lags by a minute: right after
+    `make setup`'s pip install it still reads ~1 on an idle machine. Falls back to the load
+    average where /proc/stat is missing."""
+
+    def read() -> tuple[int, int]:
+        with open("/proc/stat") as fh:
+            v = [int(x) for x in fh.readline().split()[1:]]
+        idle = v[3] + (v[4] if len(v) > 4 else 0)  # idle + iowait
+        return sum(v), idle
+
+    try:
+        t0, i0 = read()
+        time.sleep(sample_s)
+        t1, i1 = read()
+    except (OSError, ValueError, IndexError):
+        try:
+            return os.getloadavg()[0]
+        except OSError:
+            return 0.0
+    total = max(1, t1 - t0)
+    return (1 - (i1 - i0) / total) * (os.cpu_count() or 1)
+
+
 def auto_threads() -> int:
-    """CPU threads worth using now: the cores not already busy (1-minute load average), at least 1.
+    """CPU threads worth using now: the cores not busy at this moment, at least 1.
 
     On a shared machine more torch threads than idle cores make every op spin-wait: a small
     model then trains 10-20x slower with 2 threads than with 1.
@@ -374,10 +399,7 @@ def auto_threads() -> int:
     cores = (
         len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     )
-    try:
-        busy = round(os.getloadavg()[0])
-    except OSError:
-        busy = 0
+    busy = round(busy_cores())
     return max(1, min(cores, cores - busy))
 
 

@@ -672,3 +672,36 @@ def test_evaluate_section_validates_greedy_and_sampling() -> None:
     }
     with pytest.raises(ProfileError, match="greedy"):
         stage_config("evaluate", ns)
+
+
+def test_samples_of_other_weights_are_never_resumed(tmp_path: Path, sandbox) -> None:
+    """A variant retrained (or recompressed) in the same folder: its old samples are set
+    aside and generated again, not scored as the new model's (found in a fresh-clone rerun)."""
+    from codebench.runs import RunLayout, write_variant_info
+
+    run = RunLayout(tmp_path / "run", tmp_path / "figs")
+    run.model_dir("base").mkdir(parents=True)
+    write_variant_info(run.model_dir("base"), kind="base", parent=None)
+    weights = run.model_dir("base") / "model.safetensors"
+    weights.write_bytes(b"old weights")
+    cfg = EvalConfig(limit=2, canaries=False)
+    kw = dict(config=cfg, progress=False, log=lambda *_: None)
+    old = FakeBackend(_humaneval_answers({0, 1}))
+    first = bench.evaluate_variants(run, ["base"], ["humaneval"], backends={"base": old}, **kw)
+    assert first["results"][0]["metrics"]["pass@1"]["value"] == 1.0
+    again = FakeBackend(_humaneval_answers(set()))
+    bench.evaluate_variants(run, ["base"], ["humaneval"], backends={"base": again}, **kw)
+    assert again.prompts == []  # same weights: resumed, nothing generated
+    weights.write_bytes(b"retrained weights")
+    logs: list[str] = []
+    new = FakeBackend(_humaneval_answers(set()))
+    res = bench.evaluate_variants(
+        run, ["base"], ["humaneval"], backends={"base": new}, **{**kw, "log": logs.append}
+    )
+    assert len(new.prompts) == 2  # regenerated with the new weights
+    assert res["results"][0]["metrics"]["pass@1"]["value"] == 0.0
+    folder = run.eval_dir("base", "humaneval")
+    assert len(list(folder.glob("samples.other-weights-*.jsonl"))) == 1  # kept, not read
+    assert any("other weights" in m for m in logs)
+    keys = {r["model_key"] for r in read_jsonl(folder / "samples.jsonl")}
+    assert len(keys) == 1 and None not in keys

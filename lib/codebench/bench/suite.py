@@ -29,6 +29,7 @@ from codebench.bench.runner import (
     settings_key,
     settings_tag,
 )
+from codebench.runs import model_content_key
 
 LANGUAGE_OF = {
     "humaneval": "python",
@@ -128,6 +129,8 @@ def evaluate_variants(
         be = backends.get(variant) or make_backend(
             variant, run, kind=backend, device=device, options=backend_options
         )
+        folder = run.model_dir(variant)  # its content key: samples of other weights never resume
+        model_key = model_content_key(folder) if variant in present and folder.is_dir() else None
         for spec in benchmarks:
             name, protocol, path = parse_spec(spec)
             options = dict(config.options)
@@ -153,6 +156,7 @@ def evaluate_variants(
                     data_dir=data_dir,
                     progress=progress,
                     log=log,
+                    model_key=model_key,
                 )
             except CanaryError as e:
                 log(f"[evaluate] {e}")

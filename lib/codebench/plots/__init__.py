@@ -87,12 +87,14 @@ def label_points(
     *,
     fontsize: float = 8,
     merge_px: float = 8.0,
+    avoid: Sequence[tuple[float, float, float, float]] = (),
 ) -> list:
     """Label (x, y, text) points in `ax` without overlaps; returns the annotations.
 
     Points closer than `merge_px` on screen share one label (their names joined, one per
-    line). Each label takes the first offset whose box overlaps no placed label, no point and
-    stays inside the axes; labels placed away from their point get a leader line.
+    line). Each label takes the first offset whose box overlaps no placed label, no point, no
+    `avoid` box (x0, y0, x1, y1 in data coordinates, e.g. error bars) and stays inside the
+    axes; labels placed away from their point get a leader line.
     """
     fig = ax.figure
     fig.canvas.draw()  # fixes the limits and the transforms
@@ -111,6 +113,9 @@ def label_points(
     from matplotlib.transforms import Bbox
 
     dots = [Bbox.from_extents(gx - 4, gy - 4, gx + 4, gy + 4) for (gx, gy), _ in groups]
+    for x0, y0, x1, y1 in avoid:
+        (a, b), (c, d) = to_px((x0, y0)), to_px((x1, y1))
+        dots.append(Bbox.from_extents(min(a, c) - 3, min(b, d) - 2, max(a, c) + 3, max(b, d) + 2))
     axbox = ax.get_window_extent(renderer)
     placed: list = []
     out = []

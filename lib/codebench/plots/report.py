@@ -110,12 +110,16 @@ def quality_vs_size(
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     benches = list(df.groupby("benchmark"))
     dodge = 0.012 * float(sizes.max() or 1)  # benchmarks side by side at one size
+    bars = []  # error bars, kept clear of the variant labels
     for j, (bench, sub) in enumerate(benches):
         shift = (j - (len(benches) - 1) / 2) * dodge
         xs = [float(sizes[v]) + shift for v in sub.variant]
         lo = [(r.value - r.ci_low) if pd.notna(r.ci_low) else 0.0 for r in sub.itertuples()]
         hi = [(r.ci_high - r.value) if pd.notna(r.ci_high) else 0.0 for r in sub.itertuples()]
         ax.errorbar(xs, sub.value, yerr=[lo, hi], fmt="o", ms=4, capsize=2, label=str(bench))
+        bars += [
+            (x, v - a, x, v + b) for x, v, a, b in zip(xs, sub.value, lo, hi, strict=True) if a or b
+        ]
     ax.set_xlabel("model size on disk (MB)")
     ax.set_ylabel(metric)
     ax.set_ylim(-0.05, 1.05)
@@ -123,7 +127,9 @@ def quality_vs_size(
     ax.set_xlim(0, xmax * 1.25)
     # one label per variant, above its highest point; coincident variants share a label
     tops = df.groupby("variant").value.max()
-    label_points(ax, [(float(sizes[v]), float(tops[v]), v) for v in tops.index], merge_px=14)
+    label_points(
+        ax, [(float(sizes[v]), float(tops[v]), v) for v in tops.index], merge_px=14, avoid=bars
+    )
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), title="benchmark")
     ax.set_title(title)
     path = savefig(fig, figures_dir, "report_quality_vs_size")

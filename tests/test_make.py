@@ -76,11 +76,18 @@ def test_make_kernel_installs_for_the_user_jupyter(tmp_path: Path) -> None:
     import shlex
     import sys
 
+    # run as a top-level make even under `make test` (no "make[1]: Entering directory" lines)
+    clean = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
     out = subprocess.run(
-        [MAKE, "-n", "kernel"], cwd=REPO, capture_output=True, text=True, timeout=60
+        [MAKE, "-n", "--no-print-directory", "kernel"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean,
     ).stdout
-    # the last line (the lines before it set up .venv when it is out of date)
-    line = out.strip().splitlines()[-1]
+    # the last recipe line (the lines before it set up .venv when it is out of date)
+    line = [ln for ln in out.strip().splitlines() if not ln.startswith("make")][-1]
     argv = shlex.split(line)
     assert argv[0] == ".venv/bin/python" and argv[1:4] == ["-m", "ipykernel", "install"]
     assert "--user" in argv and "--sys-prefix" not in argv

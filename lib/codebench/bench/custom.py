@@ -32,7 +32,6 @@ A reference for such a problem is the method body, indented for the class.
 from __future__ import annotations
 
 import ast
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,15 @@ from codebench.bench import multiple_trusted as trusted
 from codebench.bench.extract import extract_fenced, truncate_at_stops
 from codebench.bench.humaneval import BASE_STOPS, python_program
 from codebench.bench.multiple import LANGUAGES, function_body, java_offline
-from codebench.bench.tasks import BenchError, Problem, Task, fenced, python_header, register
+from codebench.bench.tasks import (
+    BenchError,
+    Problem,
+    Task,
+    fenced,
+    python_header,
+    read_problem_lines,
+    register,
+)
 
 LANGS = ("python", *LANGUAGES)
 CLOSING = {"python": "", "js": "", "cpp": "}\n", "java": "    }\n}\n", "sh": "}\n"}
@@ -166,23 +173,7 @@ def read_custom(path: str | Path) -> list[Problem]:
     p = Path(path)
     if not p.is_file():
         raise BenchError(f"custom benchmark file not found: {p}")
-    out, seen = [], set()
-    for lineno, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{p}:{lineno}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise BenchError(f"{where}: malformed JSONL line: {e}") from None
-        prob = _problem(obj, where, p.stem, lineno)
-        if prob.task_id in seen:
-            raise BenchError(f"{where}: duplicate task_id {prob.task_id!r}")
-        seen.add(prob.task_id)
-        out.append(prob)
-    if not out:
-        raise BenchError(f"{p}: no problems")
-    return out
+    return read_problem_lines(p, lambda row, where, lineno: _problem(row, where, p.stem, lineno))
 
 
 @register("custom")

@@ -43,13 +43,12 @@ own code, for the task ids below), which must pass, and wrong answers, which mus
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
 from codebench.bench.humaneval import BASE_STOPS
-from codebench.bench.tasks import BenchError, Problem, Task, fenced, register
+from codebench.bench.tasks import BenchError, Problem, Task, fenced, read_problem_lines, register
 
 VERSION = "20240121-Jul"
 DATA_FILE = f"leetcode/{VERSION}.jsonl"
@@ -225,23 +224,7 @@ def read_leetcode(path: str | Path) -> list[Problem]:
     p = Path(path)
     if not p.is_file():
         raise BenchError(f"leetcode: {missing_data([p])}")
-    out, seen = [], set()
-    for lineno, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{p}:{lineno}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise BenchError(f"{where}: malformed JSONL line: {e}") from None
-        prob = problem_from_row(row, where)
-        if prob.task_id in seen:
-            raise BenchError(f"{where}: duplicate task_id {prob.task_id!r}")
-        seen.add(prob.task_id)
-        out.append(prob)
-    if not out:
-        raise BenchError(f"{p}: no problems")
-    return out
+    return read_problem_lines(p, lambda row, where, _: problem_from_row(row, where))
 
 
 @register("leetcode")

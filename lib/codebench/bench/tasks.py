@@ -20,6 +20,7 @@ prompt. Benchmarks are named by spec strings `name[:protocol]` (`humaneval`, `mb
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -194,3 +195,25 @@ def register(name: str) -> Callable:
         return factory
 
     return deco
+
+
+def read_problem_lines(path: Path, make: Callable[[dict, str, int], Problem]) -> list[Problem]:
+    """Problems of a JSONL file, one per non-blank line through `make(row, where, lineno)`;
+    malformed lines, duplicate task ids and an empty file are BenchErrors naming file and line."""
+    out, seen = [], set()
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise BenchError(f"{where}: malformed JSONL line: {e}") from None
+        prob = make(row, where, lineno)
+        if prob.task_id in seen:
+            raise BenchError(f"{where}: duplicate task_id {prob.task_id!r}")
+        seen.add(prob.task_id)
+        out.append(prob)
+    if not out:
+        raise BenchError(f"{path}: no problems")
+    return out

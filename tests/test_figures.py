@@ -340,5 +340,5 @@ def test_funnel_says_why_predictions_failed_and_names_the_family_records() -> No
     }
     text = " ".join(t.get_text() for t in dplots.funnel(summary).texts)
     assert "turn 1 answers: 30 no ```json answer block, 2 cut at max_new_tokens" in text
-    assert "+ 999 pyfamilies training functions as instruct-format SFT records" in text
+    assert "+ 999 pyfamilies training functions as prompt-completion SFT records" in text
     assert "turn 1 answers" not in dplots.sft_mix({"funnel": {"sft": 0}})

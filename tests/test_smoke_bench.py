@@ -23,13 +23,19 @@ def test_registered_and_deterministic():
     ]
     assert len({p.task_id for p in a}) == len(a) and len({p.prompt for p in a}) == len(a)
     families = {p.meta["family"] for p in a}
-    assert families == set(pyfamilies.FAMILY_BY_KEY)  # every family is evaluated
+    assert families == {f.key for f in pyfamilies.FAMILIES}  # every family is evaluated
+    sft = get_task("pyfamilies-sft").problems()
+    assert len(sft) >= 100 and {p.meta["family"] for p in sft} == {
+        f.key for f in pyfamilies.SFT_FAMILIES
+    }
+    assert not {p.prompt for p in sft} & {p.prompt for p in a}
     assert get_task("pyfamilies").info()["smoke"] is True
     assert get_task("pyfamilies:instruct").protocol == "instruct"
 
 
-def test_humaneval_format_and_reference_solutions_pass():
-    for p in get_task("pyfamilies").problems():
+@pytest.mark.parametrize("name", ["pyfamilies", "pyfamilies-sft"])
+def test_humaneval_format_and_reference_solutions_pass(name):
+    for p in get_task(name).problems():
         assert p.prompt.startswith(f"def {p.entry_point}(") and p.prompt.rstrip().endswith('"""')
         assert p.reference.startswith("    return ") and p.tests.startswith("def check(candidate):")
         assert p.tests.count("assert candidate(") == 5
@@ -122,6 +128,7 @@ def test_per_benchmark_limit():
 
     cfg = EvalConfig(limit={"default": 8, "pyfamilies": None, "mbpp:instruct": 3})
     assert cfg.limit_for("pyfamilies") is None and cfg.limit_for("pyfamilies:instruct") is None
+    assert cfg.limit_for("pyfamilies-sft") == 8  # its own name, not a prefix match
     assert cfg.limit_for("humaneval") == 8 and cfg.limit_for("mbpp:instruct") == 3
     assert cfg.limit_for("mbpp") == 8
     assert EvalConfig(limit={"mbpp": 2}).limit_for("humaneval") is None
@@ -171,14 +178,20 @@ def test_smoke_profile_fits_the_tiny_model_and_evaluates_pyfamilies_in_full():
     assert p.model.base == "tiny" and p.finetune.max_length <= window
     assert p.model.tiny.family_examples > 0
     assert "pyfamilies" in p.evaluate.benchmarks and "pyfamilies" in p.data.decontam_sets
+    assert "pyfamilies-sft" in p.evaluate.benchmarks and "pyfamilies-sft" in p.data.decontam_sets
     cfg = EvalConfig(limit=p.evaluate.limit)
     assert cfg.limit_for("pyfamilies") is None and cfg.limit_for("pyfamilies:instruct") is None
-    others = [b for b in p.evaluate.benchmarks if b.split(":")[0] != "pyfamilies"]
+    assert cfg.limit_for("pyfamilies-sft") is None
+    others = [b for b in p.evaluate.benchmarks if not b.split(":")[0].startswith("pyfamilies")]
     assert others and all(cfg.limit_for(b) <= 10 for b in others)
     assert p.data.family_sft > 0  # the SFT mix holds family functions (codeio.families)
     assert p.evaluate.temperature == 0 and p.evaluate.n == 1
     # byte-level BPE: a prompt has at most as many tokens as bytes, so every pyfamilies
     # prompt plus its generation budget fits the window
-    longest = max(len(q.prompt.encode()) for q in get_task("pyfamilies").problems())
+    longest = max(
+        len(q.prompt.encode())
+        for name in ("pyfamilies", "pyfamilies-sft")
+        for q in get_task(name).problems()
+    )
     assert longest + p.evaluate.max_new_tokens <= window
     assert p.data.max_new_tokens >= 256

@@ -49,7 +49,7 @@ def _loss_text(t: D.Tokenized, tok) -> str:
 
 
 # --------------------------------------------------------------------------- formats
-def test_every_format_normalises_to_chat(tmp_path: Path) -> None:
+def test_every_format_is_read(tmp_path: Path) -> None:
     recs = [
         {"instruction": "Add.", "input": "a=1, b=2", "output": "3", "system": "Be brief."},
         {"prompt": "P1", "response": "R1"},
@@ -61,7 +61,7 @@ def test_every_format_normalises_to_chat(tmp_path: Path) -> None:
     assert [e.fmt for e in ex] == [
         "instruction",
         "prompt-response",
-        "prompt-completion",
+        "completion",
         "chat",
         "text",
     ]
@@ -70,7 +70,11 @@ def test_every_format_normalises_to_chat(tmp_path: Path) -> None:
         {"role": "user", "content": "Add.\n\na=1, b=2"},
         {"role": "assistant", "content": "3"},
     ]
-    assert ex[2].messages[-1] == {"role": "assistant", "content": "R2"}
+    assert ex[1].messages[-1] == {"role": "assistant", "content": "R1"}
+    assert ex[2].messages == [  # trl's standard prompt-completion: a continuation, no template
+        {"role": "prompt", "content": "P2"},
+        {"role": "completion", "content": "R2"},
+    ]
     assert ex[1].source.endswith("sft.jsonl:2")
 
 
@@ -209,6 +213,62 @@ def test_fallback_template_gives_bos_where_the_tokenizer_adds_it() -> None:
     prompt = encode_prompt(t, apply_chat(t, ex.messages[:1]))
     assert ids[:1] == [t.bos_token_id] and ids[1:2] != [t.bos_token_id]  # one BOS
     assert ids[: len(prompt)] == prompt  # generation sees the ids training saw
+
+
+def test_completion_records_train_on_the_prompt_tokens_generation_sees(tok) -> None:
+    """A HumanEval-style prompt and its body: the prompt is encoded alone, exactly as the base
+    protocol's generation encodes it (joint tokenization would merge the docstring's last
+    newline with the body's indent into tokens the model never sees at inference)."""
+    from codebench.models import encode_prompt
+
+    prompt = 'def add(a, b):\n    """Add."""\n'
+    body = "    return a + b\n"
+    assert tok(prompt + body)["input_ids"] != encode_prompt(tok, prompt) + list(
+        tok(body, add_special_tokens=False)["input_ids"]
+    ), "the fixture must have a BPE merge across the joint, or this test proves nothing"
+    ex = D.record_to_example({"prompt": prompt, "completion": body}, "x:1")
+    t = D.tokenize_example(ex, tok)
+    head = encode_prompt(tok, prompt)
+    assert t.input_ids[: len(head)] == head
+    assert all(lab == D.IGNORE_INDEX for lab in t.labels[: len(head)])
+    assert _loss_text(t, tok) == body + tok.eos_token
+    assert D.trl_record(ex, tok) == {"prompt": prompt, "completion": body}
+
+
+def test_chat_rendering_equals_trls_own(tmp_path: Path, tok, chat_tok) -> None:
+    """Training hands trl the tokens `tokenize_example` renders; for chat records they must
+    be exactly what trl's SFTTrainer renders itself (guards a trl or template change)."""
+    from helpers.train import random_llama
+    from trl import SFTConfig, SFTTrainer
+
+    recs = [
+        {"prompt": "Add two numbers.", "response": "def add(a, b):\n    return a + b\n"},
+        *[json.loads(line) for line in (FIX / "multi_turn_chat.jsonl").read_text().splitlines()],
+    ]
+    for t in (tok, chat_tok):
+        examples = [D.record_to_example(r, f"x:{i}") for i, r in enumerate(recs)]
+        mine = [D.tokenize_example(e, t) for e in examples]
+        import datasets
+
+        ds = datasets.Dataset.from_list([D.trl_record(e, t) for e in examples])
+        trainer = SFTTrainer(
+            model=random_llama(len(t)),
+            args=SFTConfig(
+                output_dir=str(tmp_path / "trl"),
+                assistant_only_loss=True,
+                report_to=[],
+                use_cpu=True,
+                max_length=None,
+                activation_checkpointing=False,
+            ),
+            processing_class=t,
+            train_dataset=ds,
+        )
+        theirs = trainer.train_dataset
+        assert any(-100 in labels for labels in theirs["labels"])  # trl masked the prompts
+        for m, ids, labels in zip(mine, theirs["input_ids"], theirs["labels"], strict=True):
+            assert m.input_ids == ids
+            assert m.labels[1:] == labels[1:]  # the first token is never a target in ours
 
 
 def test_text_records_learn_every_token(tok) -> None:

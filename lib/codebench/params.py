@@ -200,7 +200,7 @@ class DataSection(Section):
     family_sft: int = Field(
         0,
         ge=0,
-        description="pyfamilies training functions (training name/family pairs only, decontaminated against the smoke benchmark) added to the SFT files as instruct-protocol chat records (codebench.codeio.families); 0 = CodeI/O records only",
+        description="pyfamilies training functions (training name/family pairs only, decontaminated against both smoke benchmarks) added to the SFT files as prompt-completion records: 60% of families stage 00 never trains on (measured by the pyfamilies-sft benchmark), 40% of its own families (codebench.codeio.families); 0 = CodeI/O records only",
     )
 
 

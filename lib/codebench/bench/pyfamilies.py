@@ -242,7 +242,57 @@ FAMILIES: tuple[Family, ...] = (
         _LETTERS,
     ),
 )
-FAMILY_BY_KEY = {f.key: f for f in FAMILIES}
+
+# Families the tiny model never pretrains on: stage 00's corpus draws from FAMILIES only, and
+# 01_build_data puts training functions of these (training pairs only) into the SFT mix
+# (`codebench.codeio.families`). Their held-out problems are the `pyfamilies-sft` benchmark:
+# the base model is near 0 there by construction, so it measures what fine-tuning on the 01
+# data teaches. Same generator, same disjoint (name, family) split, same protocols and tests.
+SFT_NAME = "pyfamilies-sft"
+SFT_EVAL_SEED = 20240602
+SFT_FAMILIES: tuple[Family, ...] = (
+    Family(
+        "power",
+        "int",
+        "Return {a} to the power {k}.",
+        "{a} ** {k}",
+        lambda x, k: x**k,
+        (2, 3, 4),
+    ),
+    Family(
+        "distance",
+        "int",
+        "Return the distance between {a} and {k}.",
+        "abs({a} - {k})",
+        lambda x, k: abs(x - k),
+        _SMALL,
+    ),
+    Family(
+        "sum_plus",
+        "list",
+        "Return the sum of {a} plus {k}.",
+        "sum({a}) + {k}",
+        lambda x, k: sum(x) + k,
+        _SMALL,
+    ),
+    Family(
+        "without",
+        "list",
+        "Return {a} without the items equal to {k}.",
+        "[v for v in {a} if v != {k}]",
+        lambda x, k: [v for v in x if v != k],
+        _SMALL,
+    ),
+    Family(
+        "suffix",
+        "str",
+        "Return the last {k} characters of {a}.",
+        "{a}[-{k}:]",
+        lambda x, k: x[-k:],
+        _SLICE,
+    ),
+)
+FAMILY_BY_KEY = {f.key: f for f in FAMILIES + SFT_FAMILIES}
 
 
 def _unit(*parts: str) -> float:
@@ -258,7 +308,7 @@ def _eval_names(family: str) -> frozenset[str]:
     return frozenset(ranked[:EVAL_NAMES_PER_FAMILY])
 
 
-_EVAL_NAMES = {f.key: _eval_names(f.key) for f in FAMILIES}
+_EVAL_NAMES = {f.key: _eval_names(f.key) for f in FAMILIES + SFT_FAMILIES}
 
 
 def is_eval_pair(name: str, family: str) -> bool:
@@ -267,9 +317,9 @@ def is_eval_pair(name: str, family: str) -> bool:
     return name in _EVAL_NAMES[family]
 
 
-def pairs(evaluation: bool) -> list[tuple[str, Family]]:
+def pairs(evaluation: bool, families: tuple[Family, ...] = FAMILIES) -> list[tuple[str, Family]]:
     """The (name, family) pairs of one side, in a fixed order."""
-    return [(n, f) for f in FAMILIES for n in FUNC_NAMES if is_eval_pair(n, f.key) == evaluation]
+    return [(n, f) for f in families for n in FUNC_NAMES if is_eval_pair(n, f.key) == evaluation]
 
 
 # --------------------------------------------------------------------------- inputs
@@ -354,21 +404,23 @@ def make_instance(task_id: str, name: str, family: Family, rng: random.Random) -
     return Instance(task_id, family.key, name, arg, k, prompt, solution, tests)
 
 
-def eval_instances(count: int = EVAL_PROBLEMS) -> list[Instance]:
-    """The benchmark's problems: evaluation pairs only, round robin so every pair appears."""
-    rng = random.Random(EVAL_SEED)
-    side = pairs(evaluation=True)  # family-major order: round robin gives every family its share
+def eval_instances(count: int = EVAL_PROBLEMS, *, sft: bool = False) -> list[Instance]:
+    """The benchmark's problems: evaluation pairs only, round robin so every pair appears
+    (`sft`: the `pyfamilies-sft` problems, of SFT_FAMILIES)."""
+    families, name = (SFT_FAMILIES, SFT_NAME) if sft else (FAMILIES, NAME)
+    rng = random.Random(SFT_EVAL_SEED if sft else EVAL_SEED)
+    side = pairs(True, families)  # family-major order: round robin gives every family its share
     order = [
         side[j * EVAL_NAMES_PER_FAMILY + i]
         for i in range(EVAL_NAMES_PER_FAMILY)
-        for j in range(len(FAMILIES))
+        for j in range(len(families))
     ]
     out, seen = [], set()
     i = 0
     while len(out) < count:
-        name, fam = order[i % len(order)]
+        pair_name, fam = order[i % len(order)]
         i += 1
-        inst = make_instance(f"{NAME}/{len(out)}", name, fam, rng)
+        inst = make_instance(f"{name}/{len(out)}", pair_name, fam, rng)
         key = (inst.prompt, inst.solution)
         if key in seen:  # the same name, family, argument, constant and example: draw again
             continue
@@ -377,16 +429,18 @@ def eval_instances(count: int = EVAL_PROBLEMS) -> list[Instance]:
     return out
 
 
-def training_instances(count: int, seed: int = 0) -> list[Instance]:
-    """`count` training functions from the training pairs only (never an evaluation pair)."""
-    rng = random.Random(f"pyfamilies-train:{seed}")
-    side = pairs(evaluation=False)
-    return [make_instance(f"{NAME}-train/{i}", *rng.choice(side), rng=rng) for i in range(count)]
+def training_instances(count: int, seed: int = 0, *, sft: bool = False) -> list[Instance]:
+    """`count` training functions from the training pairs only (never an evaluation pair);
+    `sft`: of SFT_FAMILIES (what the 01 SFT mix adds; stage 00 never sees them)."""
+    families, name = (SFT_FAMILIES, SFT_NAME) if sft else (FAMILIES, NAME)
+    rng = random.Random(f"{name}-train:{seed}")
+    side = pairs(False, families)
+    return [make_instance(f"{name}-train/{i}", *rng.choice(side), rng=rng) for i in range(count)]
 
 
-def eval_texts() -> list[str]:
+def eval_texts(*, sft: bool = False) -> list[str]:
     """Prompt + canonical solution of every evaluation problem (for decontamination)."""
-    return [p.prompt + p.solution for p in eval_instances()]
+    return [p.prompt + p.solution for p in eval_instances(sft=sft)]
 
 
 def problem_of(inst: Instance) -> Problem:
@@ -422,4 +476,24 @@ class PyFamilies(HumanEval):
             "note": "built-in smoke benchmark: shows the machinery works, not that a model is good",
             "families": len(FAMILIES),
             "eval_pairs": len(pairs(evaluation=True)),
+        }
+
+
+@register(SFT_NAME)
+class PyFamiliesSFT(PyFamilies):
+    """Built-in smoke benchmark, SFT side: held-out functions of families that only the 01
+    SFT data teaches (the base model never trains on them)."""
+
+    name = SFT_NAME
+
+    def load(self) -> list[Problem]:
+        return [problem_of(i) for i in eval_instances(sft=True)]
+
+    def info(self) -> dict[str, Any]:
+        return {
+            **super().info(),
+            "note": "built-in smoke benchmark (families only the SFT data teaches): shows the "
+            "fine-tuning stage changes a model, not that a model is good",
+            "families": len(SFT_FAMILIES),
+            "eval_pairs": len(pairs(True, SFT_FAMILIES)),
         }

@@ -26,6 +26,7 @@ Measured on planted renamed HumanEval solutions and the CodeI/O demo functions: 
   pyfamilies the built-in smoke benchmark's prompts + canonical solutions (generated in code,
              `codebench.bench.pyfamilies`); stage 00 also checks the tiny model's family
              training instances against it
+  pyfamilies-sft  the same for the families only the SFT mix teaches
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+")
-EVAL_SETS = ("humaneval", "mbpp", "mtpb", "pyfamilies")
+EVAL_SETS = ("humaneval", "mbpp", "mtpb", "pyfamilies", "pyfamilies-sft")
 
 
 # --------------------------------------------------------------------------- code shape
@@ -163,10 +164,10 @@ def eval_texts(name: str, data_dir: Path | None) -> Iterable[str]:
     check_set_name(name)
     if name == "humaneval":
         return _humaneval()
-    if name == "pyfamilies":
+    if name in ("pyfamilies", "pyfamilies-sft"):
         from codebench.bench.pyfamilies import eval_texts as pyfamilies_texts
 
-        return pyfamilies_texts()
+        return pyfamilies_texts(sft=name == "pyfamilies-sft")
     if data_dir is None:
         raise FileNotFoundError(f"{name}: no data folder")
     if name == "mbpp":

@@ -72,7 +72,7 @@ def sft_mix(summary: dict) -> str:
     fam = summary.get("family_sft") or {}
     if fam.get("kept"):
         text += (
-            f"\n+ {int(fam['kept']):,} pyfamilies training functions as instruct-format SFT records "
+            f"\n+ {int(fam['kept']):,} pyfamilies training functions as prompt-completion SFT records "
             f"({int(fam.get('removed', 0))} removed by decontamination; no evaluation pair)"
         )
     return text

@@ -5,7 +5,14 @@ Accepted line formats (one JSON object per line; the format is decided per line)
 - chat:         ``{"messages": [{"role": "system"|"user"|"assistant", "content": str}, ...]}``
                 (CodeI/O's ``sft.jsonl``); loss on every assistant turn.
 - instruction:  ``{"instruction": str, "output": str}`` (optional ``"input"``, ``"system"``)
-- prompt/resp.: ``{"prompt": str, "response": str}`` or ``{"prompt": str, "completion": str}``
+- prompt/resp.: ``{"prompt": str, "response": str}``: one user turn and one assistant reply.
+- completion:   ``{"prompt": str, "completion": str}`` (trl's standard prompt-completion): the
+                completion *continues* the prompt, no chat template; prompt and completion are
+                tokenized separately (``encode_prompt(prompt) + completion + eos``) so training
+                sees the prompt's tokens exactly as generation does (BPE merges across the joint,
+                e.g. a docstring's last newline with the body's indent, would otherwise teach a
+                context the model never gets); loss on the completion and eos. This is the
+                base-protocol form of a HumanEval-style task (prompt = signature + docstring).
 - plain text:   ``{"text": str}``: language-model loss on every token (no prompt to mask).
 
 Templating and masking are the tokenizer's chat template (`codebench.models.use_chat_template`:
@@ -30,7 +37,7 @@ from typing import Any, Literal
 from trl.chat_template_utils import get_training_chat_template, has_generation_markers
 from trl.data_utils import common_prefix_length
 
-from codebench.models import use_chat_template
+from codebench.models import encode_prompt, use_chat_template
 from codebench.records import read_jsonl
 
 log = logging.getLogger(__name__)
@@ -58,7 +65,7 @@ class Example:
 
     messages: list[dict[str, str]]
     source: str  # "file:line", for error messages and the mask inspector
-    fmt: str  # chat | instruction | prompt-response | prompt-completion | text
+    fmt: str  # chat | instruction | prompt-response | completion | text
 
 
 @dataclass
@@ -137,9 +144,17 @@ def record_to_example(rec: dict, where: str) -> Example:
         if rec.get("input"):
             user += "\n\n" + _text(rec, "input", where)
         pair, fmt = (user, _text(rec, "output", where)), "instruction"
-    elif "prompt" in rec and ("response" in rec or "completion" in rec):
-        key = "response" if "response" in rec else "completion"
-        pair, fmt = (_text(rec, "prompt", where), _text(rec, key, where)), f"prompt-{key}"
+    elif "prompt" in rec and "response" in rec:
+        pair, fmt = (_text(rec, "prompt", where), _text(rec, "response", where)), "prompt-response"
+    elif "prompt" in rec and "completion" in rec:
+        prompt, completion = _text(rec, "prompt", where), _text(rec, "completion", where)
+        if not completion:
+            raise DataFormatError(f"{where}: empty completion")
+        return Example(
+            [{"role": "prompt", "content": prompt}, {"role": "completion", "content": completion}],
+            where,
+            "completion",
+        )
     elif "text" in rec:
         return Example([{"role": "text", "content": _text(rec, "text", where)}], where, "text")
     else:
@@ -246,11 +261,18 @@ def _last_turn(messages: list[dict]) -> tuple[list[dict], list[dict]]:
 
 
 def trl_record(example: Example, tokenizer: Any) -> dict[str, Any]:
-    """The example as trl takes it: conversational ``messages`` (assistant-only loss), a
-    conversational ``prompt``/``completion`` pair (template without assistant markers), or
-    language-modeling ``text``."""
+    """The example as trl would render it itself: conversational ``messages`` (assistant-only
+    loss), a conversational ``prompt``/``completion`` pair (template without assistant markers),
+    a standard ``prompt``/``completion`` pair, or language-modeling ``text``. Training passes
+    trl the tokens `tokenize_example` renders (input_ids + labels, which trl keeps as they
+    are); tests check that both renderings agree where trl's joint tokenization is exact."""
     if example.fmt == "text":
         return {"text": example.messages[0]["content"]}
+    if example.fmt == "completion":
+        return {
+            "prompt": example.messages[0]["content"],
+            "completion": example.messages[1]["content"],
+        }
     if marks_assistant(tokenizer):
         return {"messages": example.messages}
     prompt, completion = _last_turn(example.messages)
@@ -270,6 +292,15 @@ def tokenize_example(example: Example, tokenizer: Any) -> Tokenized:
         eos = tokenizer.eos_token or ""
         ids = list(tokenizer(text if text.endswith(eos) else text + eos)["input_ids"])
         labels = list(ids)
+    elif example.fmt == "completion":
+        head = encode_prompt(tokenizer, example.messages[0]["content"])
+        tail = list(
+            tokenizer(example.messages[1]["content"], add_special_tokens=False)["input_ids"]
+        )
+        if tokenizer.eos_token_id is not None:
+            tail.append(tokenizer.eos_token_id)
+        ids = head + tail
+        labels = [IGNORE_INDEX] * len(head) + tail
     elif marks_assistant(tokenizer):
         out = _chat_ids(tokenizer, example.messages, return_assistant_tokens_mask=True)
         ids = list(out["input_ids"])

@@ -11,8 +11,9 @@ From a shell, single process or under `accelerate launch` (DeepSpeed / FSDP)::
     python -m codebench.train.trainer --config job.json
     accelerate launch --config_file params/accelerate/zero3.yaml -m codebench.train.trainer --config job.json
 
-Training runs through trl's `SFTTrainer`: the tokenizer's chat template (or the workbench's
-Jinja fallback) with assistant-only loss, best-fit-decreasing packing collated padding-free
+Training runs through trl's `SFTTrainer` on the tokens `prepare_data` renders: the tokenizer's
+chat template (or the workbench's Jinja fallback) with trl's assistant mask for chat records,
+prompt + completion tokenized apart for plain continuations; best-fit-decreasing packing collated padding-free
 (restarting position ids), with the workbench's varlen attention keeping packed samples apart.
 Before that, `prepare_data` drops and counts the examples whose response truncation would cut
 away (trl keeps them silently). Checkpoints every `save_steps`; resumes from the latest
@@ -155,20 +156,18 @@ class PreparedData:
     n_records: int
     packing: bool
 
-    @property
-    def assistant_only(self) -> bool:
-        """Chat data on a template with assistant markers (trl's assistant_only_loss)."""
-        return any(e.fmt != "text" for e in self.train_examples) and D.marks_assistant(
-            self.tokenizer
-        )
-
     def dataset(self, split: str) -> datasets.Dataset | None:
-        """The split as trl takes it (``messages`` or ``text`` records), None when empty."""
-        examples = self.train_examples if split == "train" else self.val_examples
-        return (
-            datasets.Dataset.from_list([D.trl_record(e, self.tokenizer) for e in examples])
-            if examples
-            else None
+        """The split as trl takes it: each kept example's ``input_ids`` and ``labels`` as
+        `tokenize_example` rendered them (trl keeps a ``labels`` column as it is and packs and
+        collates it), None when empty. Chat examples are rendered the way trl renders them
+        itself (its template utilities, assistant-only loss; `tests/test_train_data.py`
+        checks both renderings agree), so one file can mix chat turns with plain
+        prompt-completion continuations, which trl's own rendering cannot."""
+        toks = self.train if split == "train" else self.val
+        if not toks:
+            return None
+        return datasets.Dataset.from_dict(
+            {"input_ids": [t.input_ids for t in toks], "labels": [t.labels for t in toks]}
         )
 
     def rows(self, split: str) -> int:
@@ -384,7 +383,6 @@ def training_arguments(
     device: str,
     dtype: torch.dtype,
     has_val: bool,
-    assistant_only: bool = True,
 ) -> SFTConfig:
     """trl SFTConfig for the job: assistant-only loss on chat data (completion-only loss on
     prompt-completion pairs, every token of plain text), best-fit-decreasing packing when `finetune.packing`; reporting integrations per
@@ -395,7 +393,7 @@ def training_arguments(
         max_length=cfg.max_length,
         packing=cfg.packing,
         packing_strategy="bfd",
-        assistant_only_loss=assistant_only,
+        assistant_only_loss=False,  # the labels come masked (PreparedData.dataset)
         dataset_text_field="text",
         activation_checkpointing=False,  # enabled on the model itself (load_model)
         max_steps=cfg.max_steps or -1,
@@ -532,14 +530,12 @@ def build_trainer(
 ) -> tuple[SFTTrainer, ScheduleGuard]:
     """trl's SFTTrainer over the prepared data, with the schedule guard and log printer.
 
-    Checks that trl tokenized the same tokens `prepare_data` counted (a trl or template change
-    that renders differently would otherwise make the drop-and-count rule silently wrong)."""
+    Checks that trl's packing kept every token `prepare_data` rendered (a trl change that
+    dropped or re-tokenized rows would otherwise make the drop-and-count rule silently wrong)."""
     cfg = job.finetune
     guard = ScheduleGuard(lr=cfg.lr, schedule=cfg.lr_scheduler, warmup=cfg.warmup)
     val = data.dataset("val")
-    args = training_arguments(
-        job, checkpoint_dir(job), device, dtype, val is not None, data.assistant_only
-    )
+    args = training_arguments(job, checkpoint_dir(job), device, dtype, val is not None)
     args.eval_on_start = eval_on_start and val is not None
     datasets.disable_progress_bars()
     trainer = SFTTrainer(
@@ -555,8 +551,8 @@ def build_trainer(
     got = sum(len(ids) for ids in trainer.train_dataset["input_ids"])
     if got != want:
         raise RuntimeError(
-            f"trl tokenized the training data to {got} tokens, prepare_data to {want}: the "
-            "drop-and-count rule no longer sees what trl trains on (trl or template change?)"
+            f"trl prepared the training data as {got} tokens, prepare_data rendered {want}: the "
+            "drop-and-count rule no longer sees what trl trains on (trl change?)"
         )
     return trainer, guard
 

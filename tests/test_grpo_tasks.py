@@ -158,13 +158,17 @@ def test_command_line_rejects_bad_settings(capsys):
 
 
 # --------------------------------------------------------------------------- pyfamilies, profile
-def test_pyfamilies_tasks_are_training_pairs_only():
+@pytest.mark.parametrize("sft", [False, True], ids=["pyfamilies", "pyfamilies-sft"])
+def test_pyfamilies_tasks_are_training_pairs_only(sft):
     from codebench.bench import pyfamilies
 
-    rows = grpo.load_task_rows("pyfamilies-train", count=300, seed=1)
+    spec = "pyfamilies-sft-train" if sft else "pyfamilies-train"
+    rows = grpo.load_task_rows(spec, count=300, seed=1)
     assert 250 <= len(rows) <= 300  # a function drawn twice is one task
+    families = pyfamilies.SFT_FAMILIES if sft else pyfamilies.FAMILIES
+    assert {r["family"] for r in rows} == {f.key for f in families}
     assert not any(pyfamilies.is_eval_pair(r["entry_point"], r["family"]) for r in rows)
-    eval_prompts = {i.prompt for i in pyfamilies.eval_instances()}
+    eval_prompts = {i.prompt for i in pyfamilies.eval_instances(sft=sft)}
     assert not eval_prompts & {r["prompt"] for r in rows}
     assert len({r["task_id"] for r in rows}) == len(rows)
     validate_tasks(rows)

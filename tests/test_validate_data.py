@@ -62,8 +62,8 @@ def test_smoke_profile_data_files_resolve_in_a_fresh_clone(fresh_clone: Path) ->
         for f in task.data_files():
             assert Path(f).is_file(), f"{spec}: {f}"
             checked += 1
-        # codeio reads the run's held-out split (stage 01); pyfamilies is generated in code
-        if spec.split(":")[0] not in ("codeio", "pyfamilies"):
+        # codeio reads the run's held-out split (stage 01); pyfamilies(-sft) is generated in code
+        if spec.split(":")[0] not in ("codeio", "pyfamilies", "pyfamilies-sft"):
             assert task.data_files(), spec
         if spec != "codeio":
             assert task.problems(limit=2), spec

@@ -221,7 +221,7 @@ class GRPOSection(Section):
     )
     tasks: str = Field(
         "mbpp-train",
-        description="training tasks: pyfamilies-train (the built-in benchmark's training name-family pairs only), mbpp-train (MBPP task ids 601-974), or a JSONL of HumanEval-format rows",
+        description="training tasks: pyfamilies-train (the built-in benchmark's training name-family pairs only), pyfamilies-sft-train (the same for the families only the SFT mix teaches, held out by pyfamilies-sft), mbpp-train (MBPP task ids 601-974), or a JSONL of HumanEval-format rows",
     )
     max_tasks: int | None = Field(
         None,

@@ -88,19 +88,22 @@ def mbpp_train_tasks(data_dir: str | Path | None = None) -> list[dict[str, Any]]
 PYFAMILIES_TASKS = 256
 
 
-def pyfamilies_train_tasks(count: int = PYFAMILIES_TASKS, seed: int = 1) -> list[dict[str, Any]]:
+def pyfamilies_train_tasks(
+    count: int = PYFAMILIES_TASKS, seed: int = 1, *, sft: bool = False
+) -> list[dict[str, Any]]:
     """The built-in benchmark's training functions as HumanEval-format rows.
 
     Only training (function name, family) pairs (`pyfamilies.training_instances`); an
     evaluation pair here is a bug and raises. Prompt = signature + docstring (the evaluation's
     base prompt shape), tests = `check(candidate)` with five asserts, reference = the body.
     Stage 00 mixes `training_instances(..., seed=0)` into the tiny model's corpus; the default
-    seed 1 draws other instances of the same training pairs.
+    seed 1 draws other instances of the same training pairs. `sft`: the families only the
+    SFT mix teaches (`pyfamilies.SFT_FAMILIES`, held out by the `pyfamilies-sft` benchmark).
     """
     from codebench.bench import pyfamilies
 
     rows, seen = [], set()
-    for inst in pyfamilies.training_instances(count, seed):
+    for inst in pyfamilies.training_instances(count, seed, sft=sft):
         if pyfamilies.is_eval_pair(inst.name, inst.family):
             raise AssertionError(f"{inst.task_id}: evaluation pair {inst.name}/{inst.family}")
         if inst.prompt in seen:  # the same function drawn twice: one task
@@ -126,16 +129,20 @@ def load_task_rows(
     count: int | None = None,
     seed: int = 1,
 ) -> list[dict[str, Any]]:
-    """Rows for `GRPOSettings.tasks`: 'pyfamilies-train', 'mbpp-train' or a JSONL path of
-    HumanEval-format rows (`count`: how many pyfamilies functions to generate)."""
-    if spec == "pyfamilies-train":
-        return pyfamilies_train_tasks(count or PYFAMILIES_TASKS, seed)
+    """Rows for `GRPOSettings.tasks`: 'pyfamilies-train', 'pyfamilies-sft-train', 'mbpp-train'
+    or a JSONL path of HumanEval-format rows (`count`: how many pyfamilies functions to
+    generate)."""
+    if spec in ("pyfamilies-train", "pyfamilies-sft-train"):
+        return pyfamilies_train_tasks(
+            count or PYFAMILIES_TASKS, seed, sft=spec == "pyfamilies-sft-train"
+        )
     if spec == "mbpp-train":
         return mbpp_train_tasks(data_dir)
     path = Path(spec).expanduser()
     if not path.is_file():
         raise FileNotFoundError(
-            f"grpo.tasks: {spec!r} is neither 'pyfamilies-train', 'mbpp-train' nor a JSONL file "
+            f"grpo.tasks: {spec!r} is neither 'pyfamilies-train', 'pyfamilies-sft-train', "
+            "'mbpp-train' nor a JSONL file "
             "of HumanEval-format rows"
         )
     from codebench.records import read_jsonl
@@ -154,6 +161,7 @@ def evaluation_texts(
     out: dict[str, list[str]] = {
         "humaneval": list(eval_texts("humaneval", None)),
         "pyfamilies": list(eval_texts("pyfamilies", None)),
+        "pyfamilies-sft": list(eval_texts("pyfamilies-sft", None)),
     }
     if data_dir is not None:
         from codebench.bench.mbpp import SHOT_IDS, TEST_IDS, mbpp_file

@@ -16,7 +16,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from codebench import report  # noqa: E402
 from codebench.bench import suite  # noqa: E402
 from codebench.plots import base as base_plots  # noqa: E402
 from codebench.plots import compress as cplots  # noqa: E402
@@ -26,6 +25,7 @@ from codebench.plots import label_points, shorten  # noqa: E402
 from codebench.plots import report as rplots  # noqa: E402
 from codebench.plots import train as tplots  # noqa: E402
 from codebench.runs import RunLayout, write_variant_info  # noqa: E402
+from codebench.stages import report as report_stage  # noqa: E402
 
 VARIANTS = ["base", "finetuned", "int8-dynamic", "magnitude-50"]
 BENCHES = {"humaneval": 8, "mbpp": 8, "mtpb": 40, "multiple-js": 8, "codeio": 8}
@@ -211,7 +211,7 @@ def _all_figures(run: RunLayout) -> dict[str, plt.Figure | Path | None]:
     out["eval_outcomes"] = eplots.outcome_breakdown(outcomes, run.figures)
     out["eval_problems"] = eplots.problem_heatmap(per_problem, run.figures)
     out["eval_languages"] = eplots.language_bars(table, run.figures)
-    res = report.write_report(run)
+    res = report_stage.write_report(run)
     out |= {f"report {k}": v for k, v in res.figures.items()}
     return out
 
@@ -284,7 +284,7 @@ def test_heatmap_is_sized_to_content_with_readable_labels(tmp_path: Path, captur
     assert shorten("HumanEval_12_some_rather_long_function_name", 14) == "HumanE…on_name"
     assert (
         "| 00 base model | ok | — | held-out perplexity 86.90 |"
-        in report.write_report(run).path.read_text()
+        in report_stage.write_report(run).path.read_text()
     )
 
 
@@ -302,7 +302,7 @@ def test_funnel_percentages_use_each_panels_denominator(tmp_path: Path) -> None:
 
 def test_report_leads_with_findings_canaries_and_skips(tmp_path: Path) -> None:
     run = make_run(tmp_path)
-    res = report.write_report(run)
+    res = report_stage.write_report(run)
     md = res.path.read_text()
     heads = [ln for ln in md.splitlines() if ln.startswith("## ")]
     assert heads[:4] == [

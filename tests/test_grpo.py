@@ -170,7 +170,8 @@ def test_command_line_run_with_a_tasks_file(tiny_run, tmp_path, capsys):
 
 
 def test_report_shows_the_grpo_variant(grpo_run):
-    from codebench.report import ordered_variants, write_report
+    from codebench.report import ordered_variants
+    from codebench.stages.report import write_report
 
     run, result = grpo_run
     out = write_report(run, profile="grpo-test")

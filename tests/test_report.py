@@ -11,6 +11,7 @@ import pytest
 
 from codebench import params, report
 from codebench.runs import RunLayout
+from codebench.stages import report as report_stage
 
 FIXTURES = Path(__file__).parent / "fixtures" / "report"
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "05_report.ipynb"
@@ -23,7 +24,7 @@ def _run(tmp_path: Path, name: str) -> RunLayout:
 
 def test_full_run_table_figures_and_markdown(tmp_path: Path) -> None:
     run = _run(tmp_path, "full_run")
-    res = report.write_report(run)
+    res = report_stage.write_report(run)
     assert [s.status for s in res.data.stages] == ["ok"] * 5
     t = res.table.set_index("variant")
     assert list(t.index) == ["base", "finetuned", "int8-dynamic", "magnitude-50"]
@@ -51,7 +52,7 @@ def test_full_run_table_figures_and_markdown(tmp_path: Path) -> None:
 
 
 def test_subset_profile_reports_not_run(tmp_path: Path) -> None:
-    res = report.write_report(_run(tmp_path, "eval_only_run"))
+    res = report_stage.write_report(_run(tmp_path, "eval_only_run"))
     status = {s.stage: s.status for s in res.data.stages}
     assert status == {
         "model": "ok",
@@ -73,14 +74,14 @@ def test_subset_profile_reports_not_run(tmp_path: Path) -> None:
 
 
 def test_empty_and_broken_runs_do_not_raise(tmp_path: Path) -> None:
-    res = report.write_report(_run(tmp_path, "broken_run"))
+    res = report_stage.write_report(_run(tmp_path, "broken_run"))
     status = {s.stage: s.status for s in res.data.stages}
     assert status["data"] == "unreadable" and status["finetune"] == "failed"
     assert "RuntimeError: boom" in res.data.stage("finetune").note
     assert any("build_data.json: unreadable" in w for w in res.data.warnings)
     assert "## Warnings" in res.path.read_text()
     empty = RunLayout(tmp_path / "runs" / "nothing", tmp_path / "figures" / "nothing")
-    res = report.write_report(empty)
+    res = report_stage.write_report(empty)
     assert all(s.status == "not run" for s in res.data.stages)
     assert all(p is None for p in res.figures.values())
     assert res.table.empty

@@ -1,4 +1,4 @@
-"""Stage 05_report: gather every stage's results of one run into tables, figures and report.md.
+"""What stage 05_report shows: every stage's results of one run as tables and report.md text.
 
 Inputs (each optional: a profile may run a subset of stages, and a missing or unreadable
 file becomes a clear "not run" / "unreadable" entry instead of an error):
@@ -13,8 +13,8 @@ file becomes a clear "not run" / "unreadable" entry instead of an error):
 
 The result files' layouts are read tolerantly (`_metrics_of`, `_model_rows`, `_funnel_rows`,
 `_curve_rows` accept the shapes the stage modules write and a few obvious variants), so the
-report keeps working while those formats evolve. Output: `runs/<name>/report.md` and
-`figures/<name>/report_*.png`.
+report keeps working while those formats evolve. `codebench.stages.report.run` writes
+`runs/<name>/report.md` and `figures/<name>/report_*.png` from these tables.
 """
 
 from __future__ import annotations
@@ -927,61 +927,3 @@ def funnel_table(data: ReportData) -> pd.DataFrame:
         share = f"{n / d:.0%} of {denom}" if d and n is not None else "—"
         rows.append({"step": step, "counts": group, "records": _fmt(n, 0), "share": share})
     return pd.DataFrame(rows)
-
-
-@dataclass
-class ReportResult:
-    """What `write_report` produced."""
-
-    path: Path
-    figures: dict[str, Path | None]
-    table: pd.DataFrame
-    data: ReportData
-
-
-def write_report(
-    run: RunLayout,
-    *,
-    title: str = "",
-    primary_metric: str = "pass@1",
-    variants: list[str] | None = None,
-    benchmarks: list[str] | None = None,
-    profile: str | None = None,
-) -> ReportResult:
-    """Collect, plot, and write runs/<name>/report.md and figures/<name>/report_*.png."""
-    from codebench.plots import report as plots
-
-    data = collect(run, profile)
-    table = variant_table(data, primary_metric, variants, benchmarks)
-    order = ordered_variants(data, variants)
-    evals = data.evals if not benchmarks else data.evals[data.evals.benchmark.isin(benchmarks)]
-    figures = {
-        "pass@k by variant": plots.passk_by_variant(evals, run.figures, order),
-        f"{primary_metric} against model size": plots.quality_vs_size(
-            evals, data.models, run.figures, primary_metric, order
-        ),
-        "data funnel": plots.data_funnel(data.funnel, run.figures, data.data_summary),
-        "training curves": plots.training_curves(data.training, run.figures),
-    }
-    if data.grpo:
-        from codebench.plots.grpo import report_figures
-
-        figures |= report_figures(data.grpo, run.figures)
-    from codebench.records import write_json
-
-    path = run.root / "report.md"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = render_markdown(data, table, figures, path, title, primary_metric)
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    write_json(
-        run.result_file("report"),
-        {
-            "report": str(path),
-            "figures": {k: str(v) if v else None for k, v in figures.items()},
-            "stages": [s.__dict__ for s in data.stages],
-            "warnings": data.warnings,
-        },
-    )
-    return ReportResult(path, figures, table, data)

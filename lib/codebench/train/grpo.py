@@ -526,40 +526,6 @@ def save_grpo_outputs(
     return out
 
 
-# --------------------------------------------------------------------------- stage 02
-def run_stage(ctx: Any, cfg: Any, *, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
-    """Stage 02 with `finetune.method: grpo` (the notebook calls this after the SFT cells):
-    GRPO per `cfg.grpo` from `cfg.grpo.base` ('base', or 'finetuned' = the LoRA SFT result
-    this stage just wrote), with the stage's seed, device and data folder. Writes
-    models/<variant>-lora, models/<variant>, results/<variant>.json and the rewards log, and
-    the figures grpo_reward / grpo_throughput under the stage's figures folder."""
-    if cfg.method != "grpo":
-        raise ValueError(f"finetune.method is {cfg.method!r}, not 'grpo'")
-    settings = GRPOSettings(**cfg.grpo.model_dump())
-    result = grpo_finetune(
-        ctx.run,
-        settings,
-        seed=ctx.seed,
-        device=ctx.device,
-        data_dir=ctx.data_dir,
-        callbacks=callbacks,
-    )
-    from codebench.plots import grpo as gplots
-    from codebench.plots import savefig
-
-    result["figures"] = [
-        str(savefig(gplots.reward_curve(result["curve"]), ctx.figures_dir, "grpo_reward")),
-        str(savefig(gplots.reward_throughput(result["curve"]), ctx.figures_dir, "grpo_throughput")),
-    ]
-    return result
-
-
-def sft_section(cfg: Any) -> Any:
-    """The finetune section as the SFT cells of stage 02 use it: method grpo trains the
-    section's LoRA SFT first (the 'finetuned' variant, the SFT row of the report)."""
-    return cfg.model_copy(update={"method": "lora"}) if cfg.method == "grpo" else cfg
-
-
 # --------------------------------------------------------------------------- figures
 def plot_curve(curve: Sequence[Mapping[str, Any]], path: str | Path | None = None) -> Any:
     """Mean reward and pass rate per step (`codebench.plots.grpo.reward_curve`); saved when

@@ -1,6 +1,6 @@
-"""The fine-tuning entry point.
+"""The fine-tuning entry point (stage 02, `codebench.stages.finetune.run`, calls these).
 
-In a notebook::
+In Python::
 
     job = train.make_job(ctx, cfg)        # resolves the base model and data, clear errors
     data = train.prepare_data(job)        # template, masks, truncation stats, packing

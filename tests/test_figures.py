@@ -51,6 +51,7 @@ def make_run(root: Path, *, zero: bool = False) -> RunLayout:
         run.result_file("base_model"),
         {
             "base": "tiny",
+            "model_dir": str(run.model_dir("base")),
             "parameters": 1_115_264,
             "tokens_seen": 1_638_400,
             "history": {
@@ -87,7 +88,7 @@ def make_run(root: Path, *, zero: bool = False) -> RunLayout:
     log += [{"step": 40, "train_loss": 0.777, "train_runtime": 24.0, "total_flos": 1.0}]
     _write(
         run.result_file("finetune"),
-        {"log_history": log, "expected_lr": [1e-3] * 41, "val_ppl_before": 8.1,
+        {"method": "lora", "log_history": log, "expected_lr": [1e-3] * 41, "val_ppl_before": 8.1,
          "val_ppl_after": 1.2, "lengths": [300, 320, 340, 500], "data": {"max_length": 512}},
     )  # fmt: skip
     pruned = lambda spec: {  # noqa: E731
@@ -99,9 +100,10 @@ def make_run(root: Path, *, zero: bool = False) -> RunLayout:
     _write(
         run.result_file("compress"),
         {
-            "source": {"name": "finetuned"},
+            "source": {"name": "finetuned", "path": str(run.model_dir("finetuned"))},
             "device": "cpu",
-            "reference": {"weight_bytes": 4.47e6, "perplexity": 105.6,
+            "reference": {"name": "finetuned", "size_mb": 4.47, "ms_per_token": 1.46,
+                          "weight_bytes": 4.47e6, "perplexity": 105.6,
                           "decode_ms_per_token": 1.46, "prefill_ms": 4.3, "threads": 1},
             "variants": [
                 {"spec": "int8-dynamic", "name": "int8-dynamic", "status": "ok", "size_mb": 1.16,

@@ -14,12 +14,12 @@ evaluations but is raised (`CanaryError`) once they are done.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from codebench import results as schema
 from codebench.bench.canary import CanaryError
 from codebench.bench.registry import get_task, parse_spec
 from codebench.bench.runner import (
@@ -179,7 +179,8 @@ def load_results(run: Any) -> list[dict]:
     out = []
     base = Path(run.root) / "eval"
     for f in sorted(base.glob("*/*/results.json")) if base.is_dir() else []:
-        obj = json.loads(f.read_text())
+        read = schema.read(f, schema.BenchmarkResults)
+        obj = read.model_dump(exclude_unset=True) if read is not None else {}
         obj.setdefault("variant", f.parent.parent.name)
         obj["evaluation"] = f.parent.parent.name  # variant, or variant@name (a configuration)
         obj["dir"] = str(f.parent)

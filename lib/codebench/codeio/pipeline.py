@@ -29,6 +29,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from codebench import results
 from codebench.codeio import assemble, decontam, families, iogen, revise, stages, verify
 from codebench.codeio import summary as summaries
 from codebench.codeio.records import stable_fraction
@@ -151,7 +152,7 @@ def build(
         summary = _stages(cfg, out, ddir, seed, backend, gen_cfg, executor, check_executor, log)
     summary["seconds"] = round(time.time() - t0, 1)
     if result_file is not None:
-        write_json(result_file, summary)
+        summary = results.write(result_file, results.BuildDataResults, summary)
     return summary
 
 

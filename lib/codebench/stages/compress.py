@@ -263,6 +263,7 @@ def build_and_measure(ctx, cfg, log: Callable[[str], None] = print) -> dict:
 
     Raises `CompressError` naming the failed variants after the others ran and the results
     were written."""
+    from codebench import results
     from codebench.compress.measure import (
         MeasureConfig,
         measure,
@@ -270,7 +271,6 @@ def build_and_measure(ctx, cfg, log: Callable[[str], None] = print) -> dict:
         paired_decode,
         paired_decode_isolated,
     )
-    from codebench.records import write_json
     from codebench.runs import provenance
 
     t0 = time.perf_counter()
@@ -349,7 +349,7 @@ def build_and_measure(ctx, cfg, log: Callable[[str], None] = print) -> dict:
         "wall_seconds": round(time.perf_counter() - t0, 2),
         "provenance": provenance(ctx.seed),
     }
-    write_json(run.result_file("compress"), result)
+    result = results.write_stage(run, results.CompressResults, result)
     failed = [r for r in rows if r["status"] == "failed"]
     if failed:
         raise CompressError(

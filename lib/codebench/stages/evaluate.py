@@ -15,10 +15,10 @@ from typing import Any
 
 import pandas as pd
 
+from codebench import results
 from codebench.bench import suite
 from codebench.bench.runner import EvalConfig
 from codebench.params import EvaluateSection, StageContext
-from codebench.records import write_json
 
 
 @dataclass
@@ -81,18 +81,19 @@ def run(ctx: StageContext, cfg: EvaluateSection, log=print) -> EvaluateResult:
         data_dir=ctx.data_dir,
         log=log,
     )
-    results = suite.load_results(run_)  # every results.json of the run, earlier ones too
-    table = suite.results_table(results)
-    outcomes = suite.outcomes_table(results)
-    per_problem = suite.per_problem_table(results)
+    evals = suite.load_results(run_)  # every results.json of the run, earlier ones too
+    table = suite.results_table(evals)
+    outcomes = suite.outcomes_table(evals)
+    per_problem = suite.per_problem_table(evals)
     figures = {
         "pass@k with 95% intervals": eval_plots.passk_intervals(table, ctx.figures_dir),
         "outcome breakdown": eval_plots.outcome_breakdown(outcomes, ctx.figures_dir),
         "per-problem pass rate": eval_plots.problem_heatmap(per_problem, ctx.figures_dir),
         "pass@1 per language": eval_plots.language_bars(table, ctx.figures_dir),
     }
-    write_json(
-        run_.result_file("evaluate"),
+    results.write_stage(
+        run_,
+        results.EvaluateResults,
         {
             "variants": variants,
             "benchmarks": cfg.benchmarks,

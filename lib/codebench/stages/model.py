@@ -110,9 +110,9 @@ def register_base(
     and run.result_file('base_model') with the parameter count and held-out perplexity on
     the standard library's held-out split.
     """
-    from codebench import models
+    from codebench import models, results
     from codebench.corpus import heldout_texts, load_corpus
-    from codebench.records import write_dir_atomic, write_json
+    from codebench.records import write_dir_atomic
     from codebench.runs import provenance, write_variant_info
 
     t0 = time.perf_counter()
@@ -152,7 +152,7 @@ def register_base(
         "config": json.loads(section.model_dump_json()),
         "provenance": provenance(seed),
     }
-    write_json(run.result_file("base_model"), record)
+    record = results.write_stage(run, results.BaseModelResults, record)
     if log:
         log(
             f"base {spec}: {record['parameters']:,} parameters, held-out perplexity {ppl['ppl']:.2f} over {ppl['tokens']} tokens"

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from codebench import report
+from codebench import report, results
 from codebench.params import ReportSection, StageContext
-from codebench.records import write_json
 from codebench.runs import RunLayout
 
 
@@ -73,8 +72,9 @@ def write_report(
     tmp = path.with_suffix(".md.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
-    write_json(
-        run.result_file("report"),
+    results.write_stage(
+        run,
+        results.ReportResults,
         {
             "report": str(path),
             "figures": {k: str(v) if v else None for k, v in figures.items()},

@@ -38,9 +38,9 @@ from typing import Any
 
 import torch
 
+from codebench import results
 from codebench.models import resolve_dtype
 from codebench.params import GRPOSection
-from codebench.records import write_json
 from codebench.rewards import RewardTask, SandboxReward, reference_code, validate_tasks
 from codebench.runs import RunLayout, provenance, write_variant_info
 
@@ -490,7 +490,7 @@ def grpo_finetune(
             "artifacts": artifacts,
             "provenance": provenance(seed),
         }
-        write_json(run.result_file(settings.variant), result)
+        result = results.write(run.result_file(settings.variant), results.GRPOResults, result)
         return result
     finally:
         reward.close()

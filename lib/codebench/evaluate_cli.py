@@ -157,15 +157,15 @@ def stage04_settings(
     """The EvalConfig fields stage 04 (or an earlier `codebench eval`) used for `label` in
     `out` (for a named evaluation: those it used, else the plain ones), from the first
     benchmark's results.json found; ({}, None) when there is none."""
-    import json
-
+    from codebench import results
     from codebench.bench.suite import bench_dirname
 
     for folder in ([f"{label}@{name}"] if name else []) + [label]:
         for spec in benchmarks:
             f = out.eval_dir(folder, bench_dirname(spec)) / "results.json"
-            if f.is_file():
-                cfg = (json.loads(f.read_text()) or {}).get("config") or {}
+            written = results.read(f, results.BenchmarkResults)
+            if written is not None:
+                cfg = written.config
                 if cfg:
                     return {k: cfg[k] for k in (*SETTINGS, "options") if k in cfg}, f
     return {}, None

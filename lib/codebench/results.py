@@ -162,11 +162,14 @@ class Metric(_Open):
 
 
 class BenchmarkResults(StageResults):
-    """eval/<variant>/<bench>/results.json: status (ok / skipped / canary-failed / incomplete),
-    the reason when it is not ok, metrics, canaries, counts."""
+    """eval/<variant>/<bench>/results.json: the benchmark spec, status (ok / skipped /
+    canary-failed / incomplete), the reason when it is not ok, the settings, metrics, canaries,
+    counts."""
 
+    benchmark: str | None = None
     status: str = "ok"
     reason: str | None = None
+    config: dict[str, Any] = {}  # the EvalConfig it ran with
     metrics: dict[str, Metric] = {}
     canary: dict[str, Any] | None = None
     problems: int | None = None

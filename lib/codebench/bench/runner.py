@@ -744,8 +744,9 @@ def rescore(
     if not samples.is_file():
         raise BenchError(f"rescore: no samples file at {samples}")
     res_file = samples.parent / "results.json"
-    prior = json.loads(res_file.read_text()) if res_file.is_file() else {}
-    cfg = prior.get("config", {})
+    read = schema.read(res_file, schema.BenchmarkResults)
+    prior = read.model_dump(exclude_unset=True) if read is not None else {}
+    cfg = read.config if read is not None else {}
     ks = tuple(ks or cfg.get("ks") or (1, 10, 100))
     records = list(read_jsonl(samples))
     if execute:

@@ -12,6 +12,7 @@ from helpers.compress import CODE, save_random_model
 from codebench.compress.build import build_variant
 from codebench.compress.measure import MeasureConfig, measure_isolated
 from codebench.params import CompressSection, StageContext
+from codebench.results import VERSION
 from codebench.runs import read_variant_info
 from codebench.stages import compress as stage
 
@@ -97,7 +98,8 @@ def test_run_writes_table_figures_and_lines(ctx) -> None:
         CompressSection(variants=["int8-weight", "2:4", "nf4"], **FAST),
         log=lambda s: None,
     )
-    data = result.data
+    data = result.data  # results/compress.json, read through its schema
+    assert data.version == VERSION and data.source.name == "base" and data.device == "cpu"
     assert cplots.pareto(data) is not None
     assert cplots.pareto(data, "pass_at_1", lower_is_better=False) is None  # no pass@1 measured
     assert cplots.latency_bars(data) is not None and cplots.sparsity_by_layer(data) is not None

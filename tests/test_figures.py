@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from codebench import results  # noqa: E402
 from codebench.bench import suite  # noqa: E402
 from codebench.plots import base as base_plots  # noqa: E402
 from codebench.plots import compress as cplots  # noqa: E402
@@ -195,13 +196,13 @@ def _check(fig, png: Path | None = None) -> None:
 
 
 def _all_figures(run: RunLayout) -> dict[str, plt.Figure | Path | None]:
-    results = suite.load_results(run)
-    table, outcomes = suite.results_table(results), suite.outcomes_table(results)
-    per_problem = suite.per_problem_table(results)
+    evals = suite.load_results(run)
+    table, outcomes = suite.results_table(evals), suite.outcomes_table(evals)
+    per_problem = suite.per_problem_table(evals)
     base = json.loads(run.result_file("base_model").read_text())
     data = json.loads(run.result_file("build_data").read_text())
     ft = json.loads(run.result_file("finetune").read_text())
-    comp = json.loads(run.result_file("compress").read_text())
+    comp = results.read_stage(run, results.CompressResults)
     out: dict = {"base_loss": base_plots.training_curves(base, run.figures)}
     out |= dplots.save_all(data, run.figures)
     for name, fig in tplots.all_figures(ft).items():
@@ -246,7 +247,7 @@ def _overlaps(texts) -> list[tuple[str, str]]:
 
 def test_point_labels_do_not_overlap(tmp_path: Path, captured) -> None:
     run = make_run(tmp_path)
-    comp = json.loads(run.result_file("compress").read_text())
+    comp = results.read_stage(run, results.CompressResults)
     fig = cplots.pareto(comp, "perplexity")
     texts = [t for t in fig.axes[0].texts if t.get_text()]
     assert not _overlaps(texts), _overlaps(texts)
@@ -263,7 +264,7 @@ def test_point_labels_do_not_overlap(tmp_path: Path, captured) -> None:
 
 
 def test_coinciding_sparsity_lines_stay_visible(tmp_path: Path) -> None:
-    comp = json.loads(make_run(tmp_path).result_file("compress").read_text())
+    comp = results.read_stage(make_run(tmp_path), results.CompressResults)
     fig = cplots.sparsity_by_layer(comp)
     lines = fig.axes[0].lines
     styles = {(ln.get_marker(), ln.get_markersize(), str(ln.get_linestyle())) for ln in lines}

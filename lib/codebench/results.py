@@ -116,6 +116,10 @@ class ModelMeasure(_Open):
     peak_rss_mb: float | None = None
     pass_at_1: float | None = None
 
+    def numbers(self) -> dict[str, Any]:
+        """Every field as written, typed ones and the measurement's own (weight_bytes, ...)."""
+        return self.model_dump(exclude_unset=True)
+
 
 class CompressSource(_Open):
     name: str
@@ -133,6 +137,8 @@ class CompressVariant(ModelMeasure):
     error: str | None = None
     kind: str | None = None
     parent: str | None = None
+    measure: dict[str, Any] = {}  # the full measurement (bytes, latencies, RSS, kernel)
+    info: dict[str, Any] = {}  # codebench_variant.json (sparsity per layer, structure)
 
 
 class CompressReference(ModelMeasure):

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from codebench import results
 from codebench.compress.build import build_variant, fingerprint
 from codebench.compress.variants import (
     VariantSpec,
@@ -38,10 +39,11 @@ class CompressError(RuntimeError):
 
 @dataclass
 class CompressResult:
-    """What stage 03 produced: results/compress.json as written (`data`), the table of the
-    source and every variant, the saved figures (None: nothing to draw) and summary lines."""
+    """What stage 03 produced: results/compress.json as written (`data`, read through its
+    schema), the table of the source and every variant, the saved figures (None: nothing to
+    draw) and summary lines."""
 
-    data: dict
+    data: results.CompressResults
     table: pd.DataFrame
     figures: dict[str, Path | None]
     lines: list[str]
@@ -51,51 +53,39 @@ def run(
     ctx: StageContext, cfg: CompressSection, log: Callable[[str], None] = print
 ) -> CompressResult:
     """What 03_compress.ipynb runs: build and measure, then the table, figures and summary."""
-    data = build_and_measure(ctx, cfg, log)
+    data = results.CompressResults.model_validate(build_and_measure(ctx, cfg, log))
     return CompressResult(
         data, variant_table(data), save_figures(data, ctx.figures_dir), summary_lines(data, ctx)
     )
 
 
-def variant_table(result: dict) -> pd.DataFrame:
+def _row(label: str, status: str, m: results.ModelMeasure, prefill, ratios: dict) -> dict:
+    return {
+        "variant": label,
+        "status": status,
+        "MB": m.size_mb,
+        "x smaller": ratios.get("size_ratio"),
+        "peak RSS MB": m.peak_rss_mb,
+        "prefill ms": prefill,
+        "decode ms/tok": m.ms_per_token,
+        "x faster": ratios.get("decode_speedup"),
+        "ppl": m.perplexity,
+        "ppl change %": None if ratios.get("ppl_change") is None else 100 * ratios["ppl_change"],
+        "pass@1": m.pass_at_1,
+    }
+
+
+def variant_table(result: results.CompressResults) -> pd.DataFrame:
     """One row for the source and one per variant: size, memory, latency, perplexity, pass@1."""
-    ref = result["reference"]
-    rows = [
-        {
-            "variant": f"{ref['name']} (source)",
-            "status": "ok",
-            "MB": ref["size_mb"],
-            "x smaller": 1.0,
-            "peak RSS MB": ref.get("peak_rss_mb"),
-            "prefill ms": ref.get("prefill_ms"),
-            "decode ms/tok": ref.get("ms_per_token"),
-            "x faster": 1.0,
-            "ppl": ref.get("perplexity"),
-            "ppl change %": 0.0,
-            "pass@1": ref.get("pass_at_1"),
-        }
-    ]
-    for v in result["variants"]:
-        m = v.get("measure", {})
-        rows.append(
-            {
-                "variant": v["spec"],
-                "status": v["status"],
-                "MB": v.get("size_mb"),
-                "x smaller": v.get("size_ratio"),
-                "peak RSS MB": v.get("peak_rss_mb"),
-                "prefill ms": m.get("prefill_ms"),
-                "decode ms/tok": v.get("ms_per_token"),
-                "x faster": v.get("decode_speedup"),
-                "ppl": v.get("perplexity"),
-                "ppl change %": None if v.get("ppl_change") is None else 100 * v["ppl_change"],
-                "pass@1": v.get("pass_at_1"),
-            }
-        )
+    ref = result.reference
+    source = {"size_ratio": 1.0, "decode_speedup": 1.0, "ppl_change": 0.0}
+    rows = [_row(f"{ref.name} (source)", "ok", ref, ref.numbers().get("prefill_ms"), source)]
+    for v in result.variants:
+        rows.append(_row(v.spec, v.status, v, v.measure.get("prefill_ms"), v.numbers()))
     return pd.DataFrame(rows).set_index("variant")
 
 
-def save_figures(result: dict, figures_dir: Path) -> dict[str, Path | None]:
+def save_figures(result: results.CompressResults, figures_dir: Path) -> dict[str, Path | None]:
     """figures/<profile>/compress_*.png; None where there is no data to draw."""
     from codebench.plots import compress as cplots
     from codebench.plots import savefig
@@ -116,21 +106,18 @@ def save_figures(result: dict, figures_dir: Path) -> dict[str, Path | None]:
     }
 
 
-def summary_lines(result: dict, ctx: StageContext) -> list[str]:
+def summary_lines(result: results.CompressResults, ctx: StageContext) -> list[str]:
     """Why each variant that is not ok is not, then the source and the counts."""
-    ref, variants = result["reference"], result["variants"]
-    lines = [
-        f"{v['spec']}: {v['status']} - {v.get('reason') or v.get('error')}"
-        for v in variants
-        if v["status"] != "ok"
-    ]
-    ok = [v for v in variants if v["status"] == "ok"]
+    ref, variants = result.reference, result.variants
+    nan = float("nan")
+    lines = [f"{v.spec}: {v.status} - {v.reason or v.error}" for v in variants if v.status != "ok"]
+    ok = [v for v in variants if v.status == "ok"]
     lines.append(
-        f"source {result['source']['name']}: {ref['size_mb']:.2f} MB, ppl {ref.get('perplexity', float('nan')):.3f}, "
-        f"decode {ref.get('ms_per_token', float('nan')):.2f} ms/token on {result['device']}"
+        f"source {result.source.name}: {ref.size_mb:.2f} MB, ppl {nan if ref.perplexity is None else ref.perplexity:.3f}, "
+        f"decode {nan if ref.ms_per_token is None else ref.ms_per_token:.2f} ms/token on {result.device}"
     )
     lines.append(
-        f"{len(ok)} variant(s) measured, {sum(v['status'] == 'skipped' for v in variants)} skipped; "
+        f"{len(ok)} variant(s) measured, {sum(v.status == 'skipped' for v in variants)} skipped; "
         f"results: {ctx.run.result_file('compress')}"
     )
     return lines
@@ -263,7 +250,6 @@ def build_and_measure(ctx, cfg, log: Callable[[str], None] = print) -> dict:
 
     Raises `CompressError` naming the failed variants after the others ran and the results
     were written."""
-    from codebench import results
     from codebench.compress.measure import (
         MeasureConfig,
         measure,

@@ -44,19 +44,19 @@ def test_build_with_the_tiny_model(tmp_path, tiny_model_dir, data_dir) -> None:
     )
     result = data_stage.run(ctx, DataSection(**SMALL))
     assert result.model_id.startswith("hf:")
-    summary = result.summary
-    f = summary["funnel"]
+    summary = result.summary  # results/build_data.json, read through its schema
+    f = summary.funnel
     assert f["predicted"] == 8 and f["sft"] == 8  # the gold fallback keeps every training sample
-    statuses = {s for by in summary["statuses"]["turn1"].values() for s in by}
+    statuses = {s for by in summary.statuses["turn1"].values() for s in by}
     assert statuses <= {"success", "wrong", "no-answer", "truncated", "exception", "timeout"}
     preds = list(read_jsonl(run.data / "predictions.jsonl"))
     assert all(p["finish_reason"] in ("stop", "length") for p in preds)
-    assert summary["truncated_turn1"] == sum(p["truncated"] for p in preds)
+    assert summary.truncated_turn1 == sum(p["truncated"] for p in preds)
     assert json.loads(run.result_file("build_data").read_text())["funnel"] == f
     # what the notebook shows: tables, figures, first records, summary lines
     assert result.funnel.loc["records", "predicted"] == 8
     drops = result.drops
-    assert drops.empty or set(drops.index.get_level_values("stage")) <= set(summary["drop_reasons"])
+    assert drops.empty or set(drops.index.get_level_values("stage")) <= set(summary.drop_reasons)
     assert result.statuses is not None and result.statuses.to_numpy().sum() > 0
     assert all(p.stat().st_size > 1000 for p in result.figures.values() if p)
     assert result.figures["data_funnel"] == run.figures / "data_funnel.png"

@@ -199,8 +199,8 @@ def _all_figures(run: RunLayout) -> dict[str, plt.Figure | Path | None]:
     evals = suite.load_results(run)
     table, outcomes = suite.results_table(evals), suite.outcomes_table(evals)
     per_problem = suite.per_problem_table(evals)
-    base = json.loads(run.result_file("base_model").read_text())
-    data = json.loads(run.result_file("build_data").read_text())
+    base = results.read_stage(run, results.BaseModelResults)
+    data = results.read_stage(run, results.BuildDataResults)
     ft = json.loads(run.result_file("finetune").read_text())
     comp = results.read_stage(run, results.CompressResults)
     out: dict = {"base_loss": base_plots.training_curves(base, run.figures)}
@@ -292,7 +292,7 @@ def test_heatmap_is_sized_to_content_with_readable_labels(tmp_path: Path, captur
 
 
 def test_funnel_percentages_use_each_panels_denominator(tmp_path: Path) -> None:
-    data = json.loads(make_run(tmp_path).result_file("build_data").read_text())
+    data = results.read_stage(make_run(tmp_path), results.BuildDataResults)
     fig = dplots.funnel(data)
     texts = [t.get_text() for ax in fig.axes for t in ax.texts]
     assert "26 (41%)" in texts  # with checked I/O, of 64 source records
@@ -333,15 +333,17 @@ def test_report_leads_with_findings_canaries_and_skips(tmp_path: Path) -> None:
 
 
 def test_funnel_says_why_predictions_failed_and_names_the_family_records() -> None:
-    summary = {
-        "funnel": {"raw": 64, "with_io": 26, "prompts": 184, "predicted": 32, "sft": 32},
-        "assembly": {"sft:revised-gold": 32},
-        "statuses": {
-            "turn1": {"output": {"no-answer": 14, "truncated": 2}, "input": {"no-answer": 16}}
-        },
-        "family_sft": {"kept": 999, "removed": 1},
-    }
+    summary = results.BuildDataResults.model_validate(
+        {
+            "funnel": {"raw": 64, "with_io": 26, "prompts": 184, "predicted": 32, "sft": 32},
+            "assembly": {"sft:revised-gold": 32},
+            "statuses": {
+                "turn1": {"output": {"no-answer": 14, "truncated": 2}, "input": {"no-answer": 16}}
+            },
+            "family_sft": {"kept": 999, "removed": 1},
+        }
+    )
     text = " ".join(t.get_text() for t in dplots.funnel(summary).texts)
     assert "turn 1 answers: 30 no ```json answer block, 2 cut at max_new_tokens" in text
     assert "+ 999 pyfamilies training functions as prompt-completion SFT records" in text
-    assert "turn 1 answers" not in dplots.sft_mix({"funnel": {"sft": 0}})
+    assert "turn 1 answers" not in dplots.sft_mix(results.BuildDataResults(funnel={"sft": 0}))

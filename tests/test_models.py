@@ -447,7 +447,7 @@ def test_stage_00_registers_a_path_as_models_base(tmp_path, deepseek_dir):
     assert info["kind"] == "base" and info["loader"] == "hf" and info["source"] == str(deepseek_dir)
     assert models.resolve("base", run) == str(deepseek_dir)
     saved = json.loads(run.result_file("base_model").read_text())
-    assert saved["parameters"] == rec["parameters"] > 0 and saved["embedding_rows"] == 32256
+    assert saved["parameters"] == rec.parameters > 0 and saved["embedding_rows"] == 32256
     assert (
         math.isfinite(saved["heldout_perplexity"]["ppl"])
         and saved["heldout_perplexity"]["tokens"] > 100
@@ -507,6 +507,7 @@ def test_one_dtype_and_device_rule_for_every_stage(monkeypatch: pytest.MonkeyPat
 
 
 def test_stage_00_summary_lines_of_a_trained_base():
+    from codebench.results import BaseModelResults
     from codebench.stages.model import summary_lines
 
     record = {
@@ -521,7 +522,7 @@ def test_stage_00_summary_lines_of_a_trained_base():
         "final_heldout_loss": 3.1,
         "heldout_perplexity": {"ppl": 22.19, "tokens": 16986},
     }
-    assert summary_lines(record) == [
+    assert summary_lines(BaseModelResults.model_validate(record)) == [
         "base model        tiny  ->  /r/models/base",
         "parameters        1,115,264",
         "tokens seen       1,638,400  (100 s training, 161 s in all)",

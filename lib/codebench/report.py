@@ -78,7 +78,7 @@ class ReportData:
     eval_reasons: dict[tuple[str, str], str] = field(default_factory=dict)
     canaries: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=CANARY_COLUMNS))
     skipped_variants: dict[str, str] = field(default_factory=dict)  # compress: variant -> why
-    data_summary: dict = field(default_factory=dict)  # results/build_data.json as written
+    data_summary: results.BuildDataResults | None = None  # results/build_data.json
     compress_source: str | None = None  # the model 03 compressed (compress.json source.name)
     grpo: dict = field(default_factory=dict)  # variant -> results/<variant>.json of GRPO runs
 
@@ -350,7 +350,7 @@ def collect(run: RunLayout, profile: str | None = None) -> ReportData:
         reasons,
         pd.DataFrame(canary_rows, columns=CANARY_COLUMNS),
         skipped,
-        data_obj.model_dump(exclude_unset=True) if data_obj is not None else {},
+        data_obj,
         comp.source.name if comp is not None else None,
         _grpo_results(run, warnings),
     )
@@ -775,7 +775,7 @@ def render_markdown(
         out += ["## Data funnel (01)", "", to_markdown(funnel_table(data)), ""]
         from codebench.plots.data import sft_mix
 
-        mix = sft_mix(data.data_summary)
+        mix = sft_mix(data.data_summary) if data.data_summary is not None else ""
         if mix:
             out += [mix + ".", ""]
     out += ["## Figures", ""]

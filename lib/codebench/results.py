@@ -67,7 +67,13 @@ class BaseModelResults(StageResults):
     model_dir: str
     parameters: int
     heldout_perplexity: Perplexity
-    history: dict[str, list[Any]] | None = None  # tiny only: step, train_loss, heldout_loss, ...
+    # a base trained here (tiny) only:
+    history: dict[str, list[Any]] | None = None  # step, train_loss, lr, eval_step, heldout_loss
+    tokens_seen: int | None = None
+    train_seconds: float | None = None
+    wall_seconds: float | None = None
+    final_train_loss: float | None = None
+    final_heldout_loss: float | None = None
 
 
 # --------------------------------------------------------------------------- 01
@@ -79,7 +85,12 @@ class BuildDataResults(StageResults):
     funnel: dict[str, int]
     drop_reasons: dict[str, dict[str, int]] = {}
     counts: dict[str, Any] = {}
-    statuses: dict[str, Any] = {}
+    statuses: dict[str, dict[str, dict[str, int]]] = {}  # turn -> direction -> status -> n
+    assembly: dict[str, int] = {}  # how the SFT records were made ("sft:revised-gold": n, ...)
+    family_sft: dict[str, Any] = {}  # pyfamilies records added to the SFT mix (kept, removed)
+    truncated_turn1: int | None = None
+    reproduction: dict[str, Any] = {}
+    seconds: float | None = None
 
 
 # --------------------------------------------------------------------------- 02

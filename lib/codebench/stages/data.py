@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from codebench import results
 from codebench.params import DataSection, StageContext
 from codebench.records import read_jsonl
 from codebench.runs import model_content_key
@@ -29,7 +30,7 @@ class DataResult:
     and reason, statuses by turn and direction: None before any prediction), the saved figures
     (None: nothing to draw), the first record of a few stage files, and summary lines."""
 
-    summary: dict
+    summary: results.BuildDataResults
     model_id: str | None
     funnel: pd.DataFrame
     drops: pd.DataFrame
@@ -46,7 +47,7 @@ def run(ctx: StageContext, cfg: DataSection) -> DataResult:
 
     backend, model_id = prediction_backend(cfg, ctx.run, ctx.device)
     print(f"prediction model: {model_id or 'none (stopping after the prompts)'}")
-    summary = pipeline.build(
+    written = pipeline.build(
         cfg,
         ctx.run.data,
         data_dir=ctx.data_dir,
@@ -55,10 +56,11 @@ def run(ctx: StageContext, cfg: DataSection) -> DataResult:
         model_id=model_id,
         result_file=ctx.run.result_file("build_data"),
     )
+    summary = results.BuildDataResults.model_validate(written)
     return DataResult(
         summary,
         model_id,
-        funnel=pd.DataFrame({"records": summary["funnel"]}).T,
+        funnel=pd.DataFrame({"records": summary.funnel}).T,
         drops=drops_table(summary),
         statuses=statuses_table(summary),
         figures=dplots.save_all(summary, ctx.figures_dir),
@@ -67,12 +69,12 @@ def run(ctx: StageContext, cfg: DataSection) -> DataResult:
     )
 
 
-def drops_table(summary: dict) -> pd.DataFrame:
+def drops_table(summary: results.BuildDataResults) -> pd.DataFrame:
     """Dropped records by stage and reason, most first within a stage."""
     drops = pd.DataFrame(
         [
             {"stage": s, "reason": r, "records": n}
-            for s, by in summary["drop_reasons"].items()
+            for s, by in summary.drop_reasons.items()
             for r, n in by.items()
         ],
         columns=["stage", "reason", "records"],
@@ -84,18 +86,13 @@ def drops_table(summary: dict) -> pd.DataFrame:
     )
 
 
-def statuses_table(summary: dict) -> pd.DataFrame | None:
+def statuses_table(summary: results.BuildDataResults) -> pd.DataFrame | None:
     """Verification statuses (rows) by (turn, direction) columns; None before any prediction."""
-    if not summary.get("statuses"):
+    if not summary.statuses:
         return None
     return (
         pd.DataFrame(
-            {
-                (t, d): c
-                for t, by in summary["statuses"].items()
-                if t != "final"
-                for d, c in by.items()
-            }
+            {(t, d): c for t, by in summary.statuses.items() if t != "final" for d, c in by.items()}
         )
         .fillna(0)
         .astype(int)
@@ -114,9 +111,9 @@ def first_records(data: Path, files: tuple[str, ...] = SAMPLE_FILES, chars: int 
     return out
 
 
-def summary_lines(summary: dict, result_file: Path) -> list[str]:
+def summary_lines(summary: results.BuildDataResults, result_file: Path) -> list[str]:
     """The funnel in three lines: records per step, predictions and revisions, reproduction."""
-    f, counts = summary["funnel"], summary["counts"]
+    f, counts = summary.funnel, summary.counts
     lines = [
         f"{f['raw']} source records -> {f['unified']} unified -> {f['decontaminated']} decontaminated -> {f['with_io']} with checked I/O "
         f"({counts['pairs']} pairs) -> {f['prompts']} training prompts, {counts['heldout_prompts']} held out"
@@ -124,10 +121,10 @@ def summary_lines(summary: dict, result_file: Path) -> list[str]:
     if "predicted" in f:
         lines.append(
             f"{f['predicted']} predicted: {f['verified_turn1']} verified in turn 1, {f['fixed_turn2']} fixed in turn 2, "
-            f"{summary['truncated_turn1']} truncated; {f['sft']} SFT records, {counts['sft_plain']} plain"
+            f"{summary.truncated_turn1} truncated; {f['sft']} SFT records, {counts['sft_plain']} plain"
         )
-    lines.append(f"reproduction of stored CodeI/O outputs: {summary['reproduction']}")
-    lines.append(f"summary: {result_file} ({summary['seconds']} s)")
+    lines.append(f"reproduction of stored CodeI/O outputs: {summary.reproduction}")
+    lines.append(f"summary: {result_file} ({summary.seconds} s)")
     return lines
 
 

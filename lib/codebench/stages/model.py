@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from codebench import results
 from codebench.params import ModelSection, StageContext
 from codebench.runs import RunLayout
 
@@ -26,7 +27,7 @@ class ModelResult:
     (None when the base was loaded, not trained), summary lines and the generated samples
     (prompt + completion; 'fim' only when the tokenizer has FIM tokens)."""
 
-    record: dict
+    record: results.BaseModelResults
     figures: dict[str, Path | None]
     lines: list[str]
     samples: dict[str, str] = field(default_factory=dict)
@@ -41,33 +42,34 @@ def run(ctx: StageContext, cfg: ModelSection) -> ModelResult:
 
     transformers.logging.disable_progress_bar()
     if cfg.base == "tiny":
-        record = tiny.build(
+        written = tiny.build(
             cfg.tiny, ctx.run, seed=ctx.seed, device=ctx.device, eval_chars=cfg.eval_chars
         )
     else:
-        record = register_base(cfg, ctx.run, seed=ctx.seed, device=ctx.device)
+        written = register_base(cfg, ctx.run, seed=ctx.seed, device=ctx.device)
+    record = results.BaseModelResults.model_validate(written)
     figures = {
         "base_loss": base_plots.training_curves(record, ctx.figures_dir)
-        if "history" in record
+        if record.history is not None
         else None
     }
     return ModelResult(record, figures, summary_lines(record), samples(ctx))
 
 
-def summary_lines(record: dict) -> list[str]:
+def summary_lines(record: results.BaseModelResults) -> list[str]:
     """The base model in a few lines: folder, parameters, training, held-out perplexity."""
-    ppl = record["heldout_perplexity"]
+    ppl = record.heldout_perplexity
     lines = [
-        f"base model        {record['base']}  ->  {record['model_dir']}",
-        f"parameters        {record['parameters']:,}",
+        f"base model        {record.base}  ->  {record.model_dir}",
+        f"parameters        {record.parameters:,}",
     ]
-    if "tokens_seen" in record:
-        h = record["history"]
+    h = record.history
+    if record.tokens_seen is not None and h is not None:
         lines += [
-            f"tokens seen       {record['tokens_seen']:,}  ({record['train_seconds']:.0f} s training, {record['wall_seconds']:.0f} s in all)",
-            f"loss              train {h['train_loss'][0]:.2f} -> {record['final_train_loss']:.2f}, held-out {h['heldout_loss'][0]:.2f} -> {record['final_heldout_loss']:.2f}",
+            f"tokens seen       {record.tokens_seen:,}  ({record.train_seconds:.0f} s training, {record.wall_seconds:.0f} s in all)",
+            f"loss              train {h['train_loss'][0]:.2f} -> {record.final_train_loss:.2f}, held-out {h['heldout_loss'][0]:.2f} -> {record.final_heldout_loss:.2f}",
         ]
-    lines.append(f"held-out perplexity {ppl['ppl']:.2f} over {ppl['tokens']:,} tokens")
+    lines.append(f"held-out perplexity {ppl.ppl:.2f} over {ppl.tokens:,} tokens")
     return lines
 
 
@@ -110,7 +112,7 @@ def register_base(
     and run.result_file('base_model') with the parameter count and held-out perplexity on
     the standard library's held-out split.
     """
-    from codebench import models, results
+    from codebench import models
     from codebench.corpus import heldout_texts, load_corpus
     from codebench.records import write_dir_atomic
     from codebench.runs import provenance, write_variant_info

@@ -201,7 +201,7 @@ def _all_figures(run: RunLayout) -> dict[str, plt.Figure | Path | None]:
     per_problem = suite.per_problem_table(evals)
     base = results.read_stage(run, results.BaseModelResults)
     data = results.read_stage(run, results.BuildDataResults)
-    ft = json.loads(run.result_file("finetune").read_text())
+    ft = results.read_stage(run, results.FinetuneResults)
     comp = results.read_stage(run, results.CompressResults)
     out: dict = {"base_loss": base_plots.training_curves(base, run.figures)}
     out |= dplots.save_all(data, run.figures)

@@ -59,9 +59,9 @@ def test_finetune_on_stage01_sft(stage01_run: RunLayout) -> None:
     assert all(p.is_file() for p in out.figures.values())
     assert "carry loss" in out.mask_html and out.grpo is None
     assert out.lines[-1] == f"results: {run.result_file('finetune')}"
-    result = out.train
-    assert result["data"]["formats"] == {"chat": result["data"]["records"]}
-    assert result["train"]["steps"] == 3 and result["packing_check_max_abs_diff"] < 1e-4
+    result = out.train  # results/finetune.json, read through its schema
+    assert result.data["formats"] == {"chat": result.data["records"]}
+    assert result.train["steps"] == 3 and result.packing_check_max_abs_diff < 1e-4
     assert read_variant_info(run.model_dir("lora"))["parent"] == "base"
     model, tok = load("finetuned", run=run)  # the merged model loads like any variant
     assert model.config.model_type == "llama" and tok.eos_token is not None

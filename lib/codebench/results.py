@@ -100,9 +100,19 @@ class FinetuneResults(StageResults):
     FILE: ClassVar[str] = "finetune"
     method: str
     log_history: list[dict[str, Any]] = []
-    train: dict[str, Any] = {}
+    train: dict[str, Any] = {}  # steps, seconds, tokens per second, train loss
     val_ppl_before: float | None = None
     val_ppl_after: float | None = None
+    expected_lr: list[Any] | None = None  # the schedule's lr per step (the lr figure)
+    lengths: list[int] = []  # tokens per kept example (the length figure)
+    data: dict[str, Any] = {}  # data path, sha256, prepared-data summary (max_length, n_dropped)
+    device: str | None = None
+    dtype: str | None = None
+    attention: str | None = None
+    packing_check_max_abs_diff: float | None = None
+    resumed_from: Any = None  # the checkpoint it resumed from
+    schedule: Any = None
+    artifacts: dict[str, Any] | None = None
 
 
 class GRPOResults(StageResults):

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from codebench import results
 from codebench.params import FinetuneSection, StageContext
 
 
@@ -28,7 +29,7 @@ class FinetuneResult:
 
     job: Any
     data: dict
-    train: dict
+    train: results.FinetuneResults
     figures: dict[str, Path]
     mask_html: str
     mask_text: str
@@ -88,15 +89,16 @@ def run(
         train.mask_text(pairs)[-300:],
     )
 
-    result = train.finetune(job, data=data) if sft.distributed == "none" else train.launch(job)
-    log_history = result["log_history"]
+    written = train.finetune(job, data=data) if sft.distributed == "none" else train.launch(job)
+    result = results.FinetuneResults.model_validate(written)  # results/finetune.json
+    log_history = result.log_history
     figures |= {
         "finetune_loss": savefig(tplots.loss_curves(log_history), ctx.figures_dir, "finetune_loss"),
         "finetune_lr": savefig(
-            tplots.lr_curve(log_history, result["expected_lr"]), ctx.figures_dir, "finetune_lr"
+            tplots.lr_curve(log_history, result.expected_lr), ctx.figures_dir, "finetune_lr"
         ),
         "finetune_ppl": savefig(
-            tplots.perplexity_bars(result["val_ppl_before"], result["val_ppl_after"]),
+            tplots.perplexity_bars(result.val_ppl_before, result.val_ppl_after),
             ctx.figures_dir,
             "finetune_ppl",
         ),
@@ -112,22 +114,22 @@ def run(
     return FinetuneResult(job, s, result, figures, mask_html, mask_text, lines, grpo)
 
 
-def train_lines(result: dict, result_file: Path) -> list[str]:
+def train_lines(result: results.FinetuneResults, result_file: Path) -> list[str]:
     """The training run in a few lines: method, device, steps, speed, schedule, perplexity."""
-    t = result["train"]
+    t = result.train
     ppl = [
         f"{p:.3f}" if p is not None else "n/a"
-        for p in (result["val_ppl_before"], result["val_ppl_after"])
+        for p in (result.val_ppl_before, result.val_ppl_after)
     ]
     return [
-        f"method {result['method']} on {result['device']} ({result['dtype']}), attention {result['attention']}, "
-        f"packing check max |diff| {result['packing_check_max_abs_diff']}",
+        f"method {result.method} on {result.device} ({result.dtype}), attention {result.attention}, "
+        f"packing check max |diff| {result.packing_check_max_abs_diff}",
         f"{t['steps']} steps in {t['seconds']:.1f}s ({t['cpu_seconds']:.1f}s CPU), {t['tokens_per_second']} real tokens/s, "
         f"train loss {t['train_loss']:.4f}"
-        + (f", resumed from {result['resumed_from']}" if result["resumed_from"] else ""),
-        f"lr schedule {result['schedule']}",
+        + (f", resumed from {result.resumed_from}" if result.resumed_from else ""),
+        f"lr schedule {result.schedule}",
         f"validation perplexity (response tokens) {ppl[0]} -> {ppl[1]}",
-        f"saved: {result.get('artifacts')}",
+        f"saved: {result.artifacts}",
         f"results: {result_file}",
     ]
 

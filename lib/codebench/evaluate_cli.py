@@ -4,7 +4,7 @@
         --n 10 --temperature 0.2
 
 Generation, sandboxed scoring and the results table in one command, through the very functions
-04_evaluate.ipynb runs (`bench.suite.evaluate_variants` -> `bench.runner.evaluate`), with its
+stage 04 runs (`stages.evaluate.run` -> `bench.suite.evaluate_variants` -> `bench.runner.evaluate`), with its
 defaults (`params.EvaluateSection`) and its output layout: `<out>/eval/<label>/<benchmark>/`
 holding samples.jsonl (one record per sample; a rerun resumes and regenerates nothing already
 there) and results.json.

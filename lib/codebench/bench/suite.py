@@ -1,4 +1,6 @@
-"""Variants x benchmarks: the 04_evaluate stage's loop, and tables over its results.
+"""Variants x benchmarks: the loop of stage 04 (`codebench.stages.evaluate`) and of
+`codebench eval`, and tables over its results (each results.json read through
+`codebench.results.BenchmarkResults`).
 
 `evaluate_variants(run, variants, benchmarks, config)` loads each variant of the run folder with
 `codebench.models.load`, wraps it in a `codebench.generate` backend and evaluates every

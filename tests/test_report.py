@@ -52,6 +52,27 @@ def test_full_run_table_figures_and_markdown(tmp_path: Path) -> None:
     assert summary["warnings"] == []
 
 
+def test_stage_run_uses_the_section_and_writes_report_json(tmp_path: Path) -> None:
+    """`stages.report.run(ctx, cfg)`, what 05_report.ipynb calls: title, variant order and
+    benchmarks from the section; results/report.json through its schema."""
+    run = _run(tmp_path, "full_run")
+    ctx = params.StageContext("full", 0, "cpu", None, run.root, run.figures)
+    cfg = params.ReportSection(
+        title="T", variants=["int8-dynamic", "base"], benchmarks=["humaneval"]
+    )
+    res = report_stage.run(ctx, cfg)
+    assert list(res.table.variant) == ["int8-dynamic", "base"]
+    assert [c for c in res.table.columns if "pass@1" in c or "bertscore" in c] == [
+        "humaneval pass@1"
+    ]
+    assert res.path.read_text().startswith("# T\n")
+    assert list(res.stages.columns) == ["stage", "status", "duration", "summary"]
+    assert len(res.stages) == 5
+    written = results.read_stage(run, results.ReportResults)
+    assert written.version == results.VERSION and written.report == str(res.path)
+    assert written.figures == {k: str(v) if v else None for k, v in res.figures.items()}
+
+
 def test_subset_profile_reports_not_run(tmp_path: Path) -> None:
     res = report_stage.write_report(_run(tmp_path, "eval_only_run"))
     status = {s.stage: s.status for s in res.data.stages}

@@ -224,19 +224,20 @@ def test_stage_02_entry_point_runs_grpo_from_the_profile_section(tiny_run, tmp_p
         },
     )
     ctx = StageContext("t", 0, "cpu", None, run_dir, tmp_path / "figures")
-    result = run_grpo(ctx, cfg)
-    assert result["train"]["steps"] == 2 and result["settings"]["malformed_reward"] == -1.0
+    result, figures = run_grpo(ctx, cfg)  # results/grpo-stage.json, through its schema
+    assert result.train["steps"] == 2 and result.settings["malformed_reward"] == -1.0
+    assert result.variant == "grpo-stage" and result.version == 1
     assert (run_dir / "models" / "grpo-stage" / "codebench_variant.json").is_file()
     assert (run_dir / "results" / "grpo-stage.json").is_file()
     assert (run_dir / "results" / "grpo-stage_rewards.jsonl").is_file()
-    assert [p.rsplit("/", 1)[-1] for p in result["figures"]] == [
-        "grpo_reward.png",
-        "grpo_throughput.png",
-    ]
+    assert {k: p.name for k, p in figures.items()} == {
+        "grpo_reward": "grpo_reward.png",
+        "grpo_throughput": "grpo_throughput.png",
+    }
     lines = grpo_lines(result)
-    assert lines[1].startswith("2 GRPO steps, ") and result["rewards_log"] in lines[2]
+    assert lines[1].startswith("2 GRPO steps, ") and result.rewards_log in lines[2]
     # malformed completions got the profile's penalty
     from codebench.rewards import read_reward_log
 
-    bad = [r for r in read_reward_log(result["rewards_log"]) if r["outcome"] == "malformed"]
+    bad = [r for r in read_reward_log(result.rewards_log) if r["outcome"] == "malformed"]
     assert all(r["reward"] == -1.0 for r in bad)

@@ -80,7 +80,7 @@ class ReportData:
     skipped_variants: dict[str, str] = field(default_factory=dict)  # compress: variant -> why
     data_summary: results.BuildDataResults | None = None  # results/build_data.json
     compress_source: str | None = None  # the model 03 compressed (compress.json source.name)
-    grpo: dict = field(default_factory=dict)  # variant -> results/<variant>.json of GRPO runs
+    grpo: dict[str, results.GRPOResults] = field(default_factory=dict)  # variant -> its results
 
     def stage(self, name: str) -> StageSummary:
         return next(s for s in self.stages if s.stage == name)
@@ -362,9 +362,8 @@ def _grpo_lines(data: Any, metric: str = "pass@1") -> list[str]:
     SFT ('finetuned'), with whether the 95% intervals are apart."""
     out = []
     for v, res in data.grpo.items():
-        tasks, train = res.get("tasks") or {}, res.get("train") or {}
-        curve = [c for c in res.get("curve") or [] if c.get("completions")]
-        settings = res.get("settings") or {}
+        tasks, train, settings = res.tasks, res.train, res.settings
+        curve = [c for c in res.curve if c.get("completions")]
         bits = [
             f"{train.get('steps', '?')} steps from '{settings.get('base', '?')}' on "
             f"{tasks.get('used', '?')} '{settings.get('tasks', '?')}' tasks "
@@ -412,7 +411,7 @@ def _grpo_lines(data: Any, metric: str = "pass@1") -> list[str]:
 
 def _grpo_results(run: RunLayout, warnings: list[str]) -> dict:
     """results/<variant>.json (`results.GRPOResults`) of every GRPO variant in models/
-    (docs/grpo.md), as written."""
+    (docs/grpo.md)."""
     out = {}
     for v in run.variants() if run.models.is_dir() else []:
         info = read_variant_info(run.model_dir(v)) or {}
@@ -420,7 +419,7 @@ def _grpo_results(run: RunLayout, warnings: list[str]) -> dict:
         if info.get("method") == "grpo" and name not in out:
             obj = _read(run.result_file(name), results.GRPOResults, warnings)
             if obj is not None:
-                out[name] = obj.model_dump(exclude_unset=True)
+                out[name] = obj
     return out
 
 

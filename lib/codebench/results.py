@@ -120,10 +120,12 @@ class GRPOResults(StageResults):
 
     variant: str
     method: Literal["grpo"] = "grpo"
-    settings: dict[str, Any] = {}
-    tasks: dict[str, Any] = {}
-    curve: list[dict[str, Any]] = []
-    train: dict[str, Any] = {}
+    settings: dict[str, Any] = {}  # GRPOSettings as run
+    tasks: dict[str, Any] = {}  # rows, used, contaminated, reference_failed
+    curve: list[dict[str, Any]] = []  # per step: mean reward, pass rate, outcomes, timings
+    train: dict[str, Any] = {}  # steps, seconds, completions
+    rewards_log: str | None = None
+    artifacts: dict[str, Any] | None = None
 
 
 # --------------------------------------------------------------------------- 03

@@ -34,7 +34,7 @@ class FinetuneResult:
     mask_html: str
     mask_text: str
     lines: list[str] = field(default_factory=list)
-    grpo: dict | None = None
+    grpo: results.GRPOResults | None = None
 
 
 def sft_section(cfg: FinetuneSection) -> FinetuneSection:
@@ -107,8 +107,8 @@ def run(
         say(line)
     grpo = None
     if cfg.method == "grpo":
-        grpo = run_grpo(ctx, cfg, callbacks=grpo_callbacks)
-        figures |= {Path(f).stem: Path(f) for f in grpo["figures"]}
+        grpo, grpo_figures = run_grpo(ctx, cfg, callbacks=grpo_callbacks)
+        figures |= grpo_figures
         for line in grpo_lines(grpo):
             say(line)
     return FinetuneResult(job, s, result, figures, mask_html, mask_text, lines, grpo)
@@ -136,12 +136,13 @@ def train_lines(result: results.FinetuneResults, result_file: Path) -> list[str]
 
 def run_grpo(
     ctx: StageContext, cfg: FinetuneSection, *, callbacks: Sequence[Any] = ()
-) -> dict[str, Any]:
+) -> tuple[results.GRPOResults, dict[str, Path]]:
     """The GRPO part of stage 02 (`finetune.method: grpo`): GRPO per `cfg.grpo` from
     `cfg.grpo.base` ('base', or 'finetuned' = the LoRA SFT result this stage just wrote), with
     the stage's seed, device and data folder. Writes models/<variant>-lora, models/<variant>,
     results/<variant>.json and the rewards log, and the figures grpo_reward / grpo_throughput
-    under the stage's figures folder (their paths in the result's `figures`)."""
+    under the stage's figures folder. Returns results/<variant>.json (through its schema) and
+    the figures."""
     if cfg.method != "grpo":
         raise ValueError(f"finetune.method is {cfg.method!r}, not 'grpo'")
     from codebench.plots import grpo as gplots
@@ -149,7 +150,7 @@ def run_grpo(
     from codebench.train.grpo import GRPOSettings, grpo_finetune
 
     settings = GRPOSettings(**cfg.grpo.model_dump())
-    result = grpo_finetune(
+    written = grpo_finetune(
         ctx.run,
         settings,
         seed=ctx.seed,
@@ -157,20 +158,23 @@ def run_grpo(
         data_dir=ctx.data_dir,
         callbacks=callbacks,
     )
-    result["figures"] = [
-        str(savefig(gplots.reward_curve(result["curve"]), ctx.figures_dir, "grpo_reward")),
-        str(savefig(gplots.reward_throughput(result["curve"]), ctx.figures_dir, "grpo_throughput")),
-    ]
-    return result
+    result = results.GRPOResults.model_validate(written)
+    figures = {
+        "grpo_reward": savefig(gplots.reward_curve(result.curve), ctx.figures_dir, "grpo_reward"),
+        "grpo_throughput": savefig(
+            gplots.reward_throughput(result.curve), ctx.figures_dir, "grpo_throughput"
+        ),
+    }
+    return result, figures
 
 
-def grpo_lines(g: dict) -> list[str]:
+def grpo_lines(g: results.GRPOResults) -> list[str]:
     """The GRPO run in a few lines: tasks kept and dropped, steps, pass rate, artifacts."""
-    tk, tr = g["tasks"], g["train"]
+    tk, tr = g.tasks, g.train
     return [
         f"{tk['used']} training tasks of {tk['rows']} ({len(tk.get('contaminated', []))} dropped by "
         f"decontamination, {len(tk.get('reference_failed', []))} whose reference fails)",
         f"{tr['steps']} GRPO steps, {tr['completions']} completions scored in {tr['seconds']:.1f}s; "
-        f"pass rate {g['curve'][0]['pass_rate']:.2f} at the first step, {g['curve'][-1]['pass_rate']:.2f} at the last",
-        f"saved: {g['artifacts']}; rewards log: {g['rewards_log']}",
+        f"pass rate {g.curve[0]['pass_rate']:.2f} at the first step, {g.curve[-1]['pass_rate']:.2f} at the last",
+        f"saved: {g.artifacts}; rewards log: {g.rewards_log}",
     ]

@@ -95,4 +95,6 @@ def test_stage_04_run_writes_tables_figures_and_results(tiny_run, data_dir, tmp_
     saved = json.loads(run.result_file("evaluate").read_text())
     assert saved["missing_variants"] == ["no-such-variant"]
     assert saved["canaries"] == {"base/humaneval": True}
+    assert result.written.version == saved["version"] == 1
+    assert result.written.missing_variants == ["no-such-variant"]
     assert any(line.startswith("variants: ['base', 'no-such-variant']") for line in logged)

@@ -23,17 +23,23 @@ from codebench.params import EvaluateSection, StageContext
 
 @dataclass
 class EvaluateResult:
-    """What stage 04 produced: the variants asked for, the evaluation summary
-    (`evaluate_variants`' results / missing / skipped), the tables over every results.json of
-    the run (scores, outcomes, per-problem), the saved figures (None: no data) and lines."""
+    """What stage 04 produced: results/evaluate.json as written (`written`: the variants asked
+    for, missing, skipped, scores, canaries), the evaluation summary (`evaluate_variants`'
+    results / missing / skipped), the tables over every results.json of the run (scores,
+    outcomes, per-problem), the saved figures (None: no data) and lines."""
 
-    variants: list[str]
+    written: results.EvaluateResults
     summary: dict[str, Any]
     table: pd.DataFrame
     outcomes: pd.DataFrame
     per_problem: pd.DataFrame
     figures: dict[str, Path | None]
     lines: list[str]
+
+    @property
+    def variants(self) -> list[str]:
+        """The variants stage 04 was asked for (every variant of the run when none were named)."""
+        return self.written.variants
 
     @property
     def scores(self) -> pd.DataFrame:
@@ -91,7 +97,7 @@ def run(ctx: StageContext, cfg: EvaluateSection, log=print) -> EvaluateResult:
         "per-problem pass rate": eval_plots.problem_heatmap(per_problem, ctx.figures_dir),
         "pass@1 per language": eval_plots.language_bars(table, ctx.figures_dir),
     }
-    results.write_stage(
+    written = results.write_stage(
         run_,
         results.EvaluateResults,
         {
@@ -108,4 +114,12 @@ def run(ctx: StageContext, cfg: EvaluateSection, log=print) -> EvaluateResult:
         },
     )
     lines = [*suite.summary_lines(summary), f"results: {run_.result_file('evaluate')}"]
-    return EvaluateResult(variants, summary, table, outcomes, per_problem, figures, lines)
+    return EvaluateResult(
+        results.EvaluateResults.model_validate(written),
+        summary,
+        table,
+        outcomes,
+        per_problem,
+        figures,
+        lines,
+    )

@@ -32,12 +32,12 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # helpers.compress
 
+from codebench.compress.build import build_variant  # noqa: E402
 from codebench.compress.measure import (  # noqa: E402
     MeasureConfig,
     measure_isolated,
     paired_decode_isolated,
 )
-from codebench.compress.stage import build_variant  # noqa: E402
 from codebench.compress.variants import VariantUnavailable  # noqa: E402
 
 CPU_VARIANTS = [

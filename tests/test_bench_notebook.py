@@ -64,3 +64,37 @@ def test_evaluate_notebook_on_the_tiny_model(tiny_run, data_dir, tmp_path: Path)
         now = json.loads((tiny_run.eval_dir("base", b) / "results.json").read_text())
         assert now["timing"]["generated"] == 0
         assert now["metrics"] == res["metrics"] and now["config"] == res["config"]
+
+
+def test_stage_04_run_writes_tables_figures_and_results(tiny_run, data_dir, tmp_path) -> None:
+    """`stages.evaluate.run`, what the notebook calls, on a copy of the tiny model's run."""
+    from codebench.params import EvaluateSection, StageContext
+    from codebench.runs import RunLayout
+    from codebench.stages import evaluate as evaluate_stage
+
+    run = RunLayout(tmp_path / "run", tmp_path / "figures")
+    run.models.mkdir(parents=True)
+    (run.models / "base").symlink_to(tiny_run.model_dir("base"), target_is_directory=True)
+    ctx = StageContext("t", 0, "cpu", str(data_dir), run.root, run.figures)
+    cfg = EvaluateSection(
+        variants=["base", "no-such-variant"],
+        benchmarks=["humaneval"],
+        limit={"default": 2},
+        max_new_tokens=8,
+    )
+    logged: list[str] = []
+    result = evaluate_stage.run(ctx, cfg, log=logged.append)
+    assert result.variants == ["base", "no-such-variant"]
+    assert result.summary["missing"] == ["no-such-variant"]
+    assert list(result.scores.columns) == ["base"]
+    assert result.scores.loc[("humaneval", "pass@1"), "base"] == result.table.value.iloc[0]
+    assert result.outcomes["count"].sum() == 2 and len(result.per_problem) == 2
+    assert result.figures["pass@k with 95% intervals"] == run.figures / "eval_passk.png"
+    assert result.lines[0] == "variant 'no-such-variant': not in the run, skipped"
+    assert result.lines[-1] == f"results: {run.result_file('evaluate')}"
+    saved = json.loads(run.result_file("evaluate").read_text())
+    assert saved["missing_variants"] == ["no-such-variant"]
+    assert saved["canaries"] == {"base/humaneval": True}
+    assert result.written.version == saved["version"] == 1
+    assert result.written.missing_variants == ["no-such-variant"]
+    assert any(line.startswith("variants: ['base', 'no-such-variant']") for line in logged)

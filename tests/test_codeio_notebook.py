@@ -1,4 +1,4 @@
-"""01_build_data with the session's tiny model: the library path (default) and the notebook (slow)."""
+"""01_build_data with the session's tiny model: the stage module (default) and the notebook (slow)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from codebench.codeio import pipeline
-from codebench.params import DataSection
+from codebench.params import DataSection, StageContext
 from codebench.records import read_jsonl
 from codebench.runs import RunLayout, model_content_key
+from codebench.stages import data as data_stage
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "01_build_data.ipynb"
 SMALL = dict(
@@ -33,25 +34,34 @@ def _run_with_model(tmp_path: Path, tiny_model_dir: Path) -> RunLayout:
 
 def test_build_with_the_tiny_model(tmp_path, tiny_model_dir, data_dir) -> None:
     run = _run_with_model(tmp_path, tiny_model_dir)
-    cfg = DataSection(**SMALL)
-    backend, model_id = pipeline.prediction_backend(cfg, run, "cpu")
-    assert model_id.startswith("hf:")
-    summary = pipeline.build(
-        cfg,
-        run.data,
-        data_dir=data_dir,
-        backend=backend,
-        model_id=model_id,
-        result_file=run.result_file("build_data"),
+    ctx = StageContext(
+        profile="test",
+        seed=0,
+        device="cpu",
+        data_dir=str(data_dir),
+        run_dir=run.root,
+        figures_dir=run.figures,
     )
-    f = summary["funnel"]
+    result = data_stage.run(ctx, DataSection(**SMALL))
+    assert result.model_id.startswith("hf:")
+    summary = result.summary  # results/build_data.json, read through its schema
+    f = summary.funnel
     assert f["predicted"] == 8 and f["sft"] == 8  # the gold fallback keeps every training sample
-    statuses = {s for by in summary["statuses"]["turn1"].values() for s in by}
+    statuses = {s for by in summary.statuses["turn1"].values() for s in by}
     assert statuses <= {"success", "wrong", "no-answer", "truncated", "exception", "timeout"}
     preds = list(read_jsonl(run.data / "predictions.jsonl"))
     assert all(p["finish_reason"] in ("stop", "length") for p in preds)
-    assert summary["truncated_turn1"] == sum(p["truncated"] for p in preds)
+    assert summary.truncated_turn1 == sum(p["truncated"] for p in preds)
     assert json.loads(run.result_file("build_data").read_text())["funnel"] == f
+    # what the notebook shows: tables, figures, first records, summary lines
+    assert result.funnel.loc["records", "predicted"] == 8
+    drops = result.drops
+    assert drops.empty or set(drops.index.get_level_values("stage")) <= set(summary.drop_reasons)
+    assert result.statuses is not None and result.statuses.to_numpy().sum() > 0
+    assert all(p.stat().st_size > 1000 for p in result.figures.values() if p)
+    assert result.figures["data_funnel"] == run.figures / "data_funnel.png"
+    assert set(result.samples) == {"ios.jsonl", "verified.jsonl", "sft.jsonl"}
+    assert result.lines[1].startswith("8 predicted: ")
 
 
 @pytest.mark.slow
@@ -105,7 +115,7 @@ def test_prediction_id_follows_the_model_content(tmp_path, tiny_model_dir) -> No
     run = RunLayout(tmp_path / "run", tmp_path / "figures")
     shutil.copytree(tiny_model_dir, run.model_dir("base"))
     cfg = DataSection(**SMALL)
-    _, first = pipeline.prediction_backend(cfg, run, "cpu")
+    _, first = data_stage.prediction_backend(cfg, run, "cpu")
     assert first.startswith("hf:base@") and str(tmp_path) not in first  # content, not path
     moved = tmp_path / "elsewhere"
     shutil.copytree(run.model_dir("base"), moved)
@@ -114,7 +124,7 @@ def test_prediction_id_follows_the_model_content(tmp_path, tiny_model_dir) -> No
     data = bytearray(weights.read_bytes())
     data[-1] ^= 1  # "retrained": same path, other weights
     weights.write_bytes(bytes(data))
-    _, second = pipeline.prediction_backend(cfg, run, "cpu")
+    _, second = data_stage.prediction_backend(cfg, run, "cpu")
     assert second != first
 
     (run.data).mkdir(parents=True)

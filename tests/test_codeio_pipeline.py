@@ -190,8 +190,9 @@ def test_result_file_and_figures(built, tmp_path) -> None:
     saved = json.loads((out / "build_data.json").read_text())
     assert saved["funnel"] == summary["funnel"]
     from codebench.plots import data as dplots
+    from codebench.results import BuildDataResults
 
-    paths = dplots.save_all(saved, tmp_path)
+    paths = dplots.save_all(BuildDataResults.model_validate(saved), tmp_path)
     assert all(p is not None and p.stat().st_size > 1000 for p in paths.values())
 
 

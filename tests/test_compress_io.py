@@ -11,8 +11,8 @@ from helpers.compress import CODE, save_random_model
 
 from codebench import models
 from codebench.compress import io
+from codebench.compress.build import build_variant
 from codebench.compress.measure import dir_bytes
-from codebench.compress.stage import build_variant
 from codebench.compress.variants import VariantUnavailable
 from codebench.runs import read_variant_info
 

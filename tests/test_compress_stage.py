@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 from helpers.compress import CODE, save_random_model
 
-from codebench.compress import stage
+from codebench.compress.build import build_variant
 from codebench.compress.measure import MeasureConfig, measure_isolated
 from codebench.params import CompressSection, StageContext
+from codebench.results import VERSION
 from codebench.runs import read_variant_info
+from codebench.stages import compress as stage
 
 FAST = dict(
     eval_chars=2_000,
@@ -55,7 +57,7 @@ def test_stage_builds_measures_and_skips(ctx) -> None:
         variants=["int8-dynamic", "magnitude-50", "mlp-prune-25", "nf4", "int4-weight", "bnb-int8"],
         **FAST,
     )
-    result = stage.run_stage(ctx, cfg, log=lambda s: None)
+    result = stage.build_and_measure(ctx, cfg, log=lambda s: None)
     saved = json.loads(ctx.run.result_file("compress").read_text())
     assert saved["source"]["name"] == "base" and saved["reference"]["perplexity"] > 1
     by = {v["spec"]: v for v in result["variants"]}
@@ -82,21 +84,38 @@ def test_stage_builds_measures_and_skips(ctx) -> None:
     assert set(ctx.run.variants()) >= {"base", "int8-dynamic", "magnitude-50", "mlp-prune-25"}
 
     # second run reuses the folders built from the same source
-    again = stage.run_stage(
+    again = stage.build_and_measure(
         ctx, CompressSection(variants=["int8-dynamic"], **FAST), log=lambda s: None
     )
     assert again["variants"][0]["built"] == "reused"
 
 
-def test_figures_from_results(ctx) -> None:
+def test_run_writes_table_figures_and_lines(ctx) -> None:
     from codebench.plots import compress as cplots
 
-    result = stage.run_stage(
-        ctx, CompressSection(variants=["int8-weight", "2:4"], **FAST), log=lambda s: None
+    result = stage.run(
+        ctx,
+        CompressSection(variants=["int8-weight", "2:4", "nf4"], **FAST),
+        log=lambda s: None,
     )
-    assert cplots.pareto(result) is not None
-    assert cplots.pareto(result, "pass_at_1", lower_is_better=False) is None  # no pass@1 measured
-    assert cplots.latency_bars(result) is not None and cplots.sparsity_by_layer(result) is not None
+    data = result.data  # results/compress.json, read through its schema
+    assert data.version == VERSION and data.source.name == "base" and data.device == "cpu"
+    assert cplots.pareto(data) is not None
+    assert cplots.pareto(data, "pass_at_1", lower_is_better=False) is None  # no pass@1 measured
+    assert cplots.latency_bars(data) is not None and cplots.sparsity_by_layer(data) is not None
+    fig_dir = ctx.figures_dir
+    assert result.figures == {
+        "compress_pareto_perplexity": fig_dir / "compress_pareto_perplexity.png",
+        "compress_pareto_pass_at_1": None,
+        "compress_latency": fig_dir / "compress_latency.png",
+        "compress_sparsity": fig_dir / "compress_sparsity.png",
+    }
+    assert all(p.is_file() for p in result.figures.values() if p)
+    assert list(result.table.index) == ["base (source)", "int8-weight", "2:4", "nf4"]
+    assert result.table.loc["nf4", "status"] == "skipped"
+    assert result.table.loc["int8-weight", "x smaller"] > 1
+    assert result.lines[0].startswith("nf4: skipped - ") and "CUDA" in result.lines[0]
+    assert result.lines[-1].startswith("2 variant(s) measured, 1 skipped")
     front = cplots.pareto_front([("a", 1, 5), ("b", 2, 4), ("c", 3, 6), ("d", 4, 1)])
     assert [p[0] for p in front] == ["a", "b", "d"]
 
@@ -107,7 +126,7 @@ def test_failed_variant_recorded_then_raised(ctx, monkeypatch) -> None:
 
     monkeypatch.setattr(stage, "build_variant", boom)
     with pytest.raises(stage.CompressError, match="int8-weight: build: RuntimeError: disk full"):
-        stage.run_stage(ctx, CompressSection(variants=["int8-weight"], **FAST), log=lambda s: None)
+        stage.run(ctx, CompressSection(variants=["int8-weight"], **FAST), log=lambda s: None)
     saved = json.loads(ctx.run.result_file("compress").read_text())
     assert saved["variants"][0]["status"] == "failed"
 
@@ -166,7 +185,7 @@ def test_int8_keeps_trained_tiny_model_perplexity(tiny_model_dir, tmp_path) -> N
     cfg = MeasureConfig(latency=False, ppl_context=64, ppl_stride=32)
     ref = measure(tiny_model_dir, "cpu", texts, cfg)["perplexity"]
     for spec in ("int8-dynamic", "int8-weight"):
-        stage.build_variant(tiny_model_dir, spec, tmp_path / spec)
+        build_variant(tiny_model_dir, spec, tmp_path / spec)
         ppl = measure(tmp_path / spec, "cpu", texts, cfg)["perplexity"]
         assert abs(ppl / ref - 1) < 0.05, (spec, ref, ppl)
 

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from codebench import report  # noqa: E402
+from codebench import results  # noqa: E402
 from codebench.bench import suite  # noqa: E402
 from codebench.plots import base as base_plots  # noqa: E402
 from codebench.plots import compress as cplots  # noqa: E402
@@ -26,6 +26,7 @@ from codebench.plots import label_points, shorten  # noqa: E402
 from codebench.plots import report as rplots  # noqa: E402
 from codebench.plots import train as tplots  # noqa: E402
 from codebench.runs import RunLayout, write_variant_info  # noqa: E402
+from codebench.stages import report as report_stage  # noqa: E402
 
 VARIANTS = ["base", "finetuned", "int8-dynamic", "magnitude-50"]
 BENCHES = {"humaneval": 8, "mbpp": 8, "mtpb": 40, "multiple-js": 8, "codeio": 8}
@@ -51,6 +52,7 @@ def make_run(root: Path, *, zero: bool = False) -> RunLayout:
         run.result_file("base_model"),
         {
             "base": "tiny",
+            "model_dir": str(run.model_dir("base")),
             "parameters": 1_115_264,
             "tokens_seen": 1_638_400,
             "history": {
@@ -87,7 +89,7 @@ def make_run(root: Path, *, zero: bool = False) -> RunLayout:
     log += [{"step": 40, "train_loss": 0.777, "train_runtime": 24.0, "total_flos": 1.0}]
     _write(
         run.result_file("finetune"),
-        {"log_history": log, "expected_lr": [1e-3] * 41, "val_ppl_before": 8.1,
+        {"method": "lora", "log_history": log, "expected_lr": [1e-3] * 41, "val_ppl_before": 8.1,
          "val_ppl_after": 1.2, "lengths": [300, 320, 340, 500], "data": {"max_length": 512}},
     )  # fmt: skip
     pruned = lambda spec: {  # noqa: E731
@@ -99,9 +101,10 @@ def make_run(root: Path, *, zero: bool = False) -> RunLayout:
     _write(
         run.result_file("compress"),
         {
-            "source": {"name": "finetuned"},
+            "source": {"name": "finetuned", "path": str(run.model_dir("finetuned"))},
             "device": "cpu",
-            "reference": {"weight_bytes": 4.47e6, "perplexity": 105.6,
+            "reference": {"name": "finetuned", "size_mb": 4.47, "ms_per_token": 1.46,
+                          "weight_bytes": 4.47e6, "perplexity": 105.6,
                           "decode_ms_per_token": 1.46, "prefill_ms": 4.3, "threads": 1},
             "variants": [
                 {"spec": "int8-dynamic", "name": "int8-dynamic", "status": "ok", "size_mb": 1.16,
@@ -193,13 +196,13 @@ def _check(fig, png: Path | None = None) -> None:
 
 
 def _all_figures(run: RunLayout) -> dict[str, plt.Figure | Path | None]:
-    results = suite.load_results(run)
-    table, outcomes = suite.results_table(results), suite.outcomes_table(results)
-    per_problem = suite.per_problem_table(results)
-    base = json.loads(run.result_file("base_model").read_text())
-    data = json.loads(run.result_file("build_data").read_text())
-    ft = json.loads(run.result_file("finetune").read_text())
-    comp = json.loads(run.result_file("compress").read_text())
+    evals = suite.load_results(run)
+    table, outcomes = suite.results_table(evals), suite.outcomes_table(evals)
+    per_problem = suite.per_problem_table(evals)
+    base = results.read_stage(run, results.BaseModelResults)
+    data = results.read_stage(run, results.BuildDataResults)
+    ft = results.read_stage(run, results.FinetuneResults)
+    comp = results.read_stage(run, results.CompressResults)
     out: dict = {"base_loss": base_plots.training_curves(base, run.figures)}
     out |= dplots.save_all(data, run.figures)
     for name, fig in tplots.all_figures(ft).items():
@@ -211,7 +214,7 @@ def _all_figures(run: RunLayout) -> dict[str, plt.Figure | Path | None]:
     out["eval_outcomes"] = eplots.outcome_breakdown(outcomes, run.figures)
     out["eval_problems"] = eplots.problem_heatmap(per_problem, run.figures)
     out["eval_languages"] = eplots.language_bars(table, run.figures)
-    res = report.write_report(run)
+    res = report_stage.write_report(run)
     out |= {f"report {k}": v for k, v in res.figures.items()}
     return out
 
@@ -244,7 +247,7 @@ def _overlaps(texts) -> list[tuple[str, str]]:
 
 def test_point_labels_do_not_overlap(tmp_path: Path, captured) -> None:
     run = make_run(tmp_path)
-    comp = json.loads(run.result_file("compress").read_text())
+    comp = results.read_stage(run, results.CompressResults)
     fig = cplots.pareto(comp, "perplexity")
     texts = [t for t in fig.axes[0].texts if t.get_text()]
     assert not _overlaps(texts), _overlaps(texts)
@@ -261,7 +264,7 @@ def test_point_labels_do_not_overlap(tmp_path: Path, captured) -> None:
 
 
 def test_coinciding_sparsity_lines_stay_visible(tmp_path: Path) -> None:
-    comp = json.loads(make_run(tmp_path).result_file("compress").read_text())
+    comp = results.read_stage(make_run(tmp_path), results.CompressResults)
     fig = cplots.sparsity_by_layer(comp)
     lines = fig.axes[0].lines
     styles = {(ln.get_marker(), ln.get_markersize(), str(ln.get_linestyle())) for ln in lines}
@@ -284,12 +287,12 @@ def test_heatmap_is_sized_to_content_with_readable_labels(tmp_path: Path, captur
     assert shorten("HumanEval_12_some_rather_long_function_name", 14) == "HumanE…on_name"
     assert (
         "| 00 base model | ok | — | held-out perplexity 86.90 |"
-        in report.write_report(run).path.read_text()
+        in report_stage.write_report(run).path.read_text()
     )
 
 
 def test_funnel_percentages_use_each_panels_denominator(tmp_path: Path) -> None:
-    data = json.loads(make_run(tmp_path).result_file("build_data").read_text())
+    data = results.read_stage(make_run(tmp_path), results.BuildDataResults)
     fig = dplots.funnel(data)
     texts = [t.get_text() for ax in fig.axes for t in ax.texts]
     assert "26 (41%)" in texts  # with checked I/O, of 64 source records
@@ -302,7 +305,7 @@ def test_funnel_percentages_use_each_panels_denominator(tmp_path: Path) -> None:
 
 def test_report_leads_with_findings_canaries_and_skips(tmp_path: Path) -> None:
     run = make_run(tmp_path)
-    res = report.write_report(run)
+    res = report_stage.write_report(run)
     md = res.path.read_text()
     heads = [ln for ln in md.splitlines() if ln.startswith("## ")]
     assert heads[:4] == [
@@ -330,15 +333,17 @@ def test_report_leads_with_findings_canaries_and_skips(tmp_path: Path) -> None:
 
 
 def test_funnel_says_why_predictions_failed_and_names_the_family_records() -> None:
-    summary = {
-        "funnel": {"raw": 64, "with_io": 26, "prompts": 184, "predicted": 32, "sft": 32},
-        "assembly": {"sft:revised-gold": 32},
-        "statuses": {
-            "turn1": {"output": {"no-answer": 14, "truncated": 2}, "input": {"no-answer": 16}}
-        },
-        "family_sft": {"kept": 999, "removed": 1},
-    }
+    summary = results.BuildDataResults.model_validate(
+        {
+            "funnel": {"raw": 64, "with_io": 26, "prompts": 184, "predicted": 32, "sft": 32},
+            "assembly": {"sft:revised-gold": 32},
+            "statuses": {
+                "turn1": {"output": {"no-answer": 14, "truncated": 2}, "input": {"no-answer": 16}}
+            },
+            "family_sft": {"kept": 999, "removed": 1},
+        }
+    )
     text = " ".join(t.get_text() for t in dplots.funnel(summary).texts)
     assert "turn 1 answers: 30 no ```json answer block, 2 cut at max_new_tokens" in text
     assert "+ 999 pyfamilies training functions as prompt-completion SFT records" in text
-    assert "turn 1 answers" not in dplots.sft_mix({"funnel": {"sft": 0}})
+    assert "turn 1 answers" not in dplots.sft_mix(results.BuildDataResults(funnel={"sft": 0}))

@@ -170,7 +170,8 @@ def test_command_line_run_with_a_tasks_file(tiny_run, tmp_path, capsys):
 
 
 def test_report_shows_the_grpo_variant(grpo_run):
-    from codebench.report import ordered_variants, write_report
+    from codebench.report import ordered_variants
+    from codebench.stages.report import write_report
 
     run, result = grpo_run
     out = write_report(run, profile="grpo-test")
@@ -199,11 +200,11 @@ def test_figures_from_the_rewards_log(grpo_run, tmp_path):
 
 
 def test_stage_02_entry_point_runs_grpo_from_the_profile_section(tiny_run, tmp_path):
-    """finetune.method: grpo -> run_stage: the section's settings, the stage's seed and
+    """finetune.method: grpo -> stages.finetune.run_grpo: the section's settings, the stage's seed and
     device; variant, results, rewards log and the two figures."""
     from codebench.params import FinetuneSection, StageContext
     from codebench.records import write_jsonl
-    from codebench.train import grpo
+    from codebench.stages.finetune import grpo_lines, run_grpo
 
     run_dir = tmp_path / "run"
     (run_dir / "models").mkdir(parents=True)
@@ -223,17 +224,20 @@ def test_stage_02_entry_point_runs_grpo_from_the_profile_section(tiny_run, tmp_p
         },
     )
     ctx = StageContext("t", 0, "cpu", None, run_dir, tmp_path / "figures")
-    result = grpo.run_stage(ctx, cfg)
-    assert result["train"]["steps"] == 2 and result["settings"]["malformed_reward"] == -1.0
+    result, figures = run_grpo(ctx, cfg)  # results/grpo-stage.json, through its schema
+    assert result.train["steps"] == 2 and result.settings["malformed_reward"] == -1.0
+    assert result.variant == "grpo-stage" and result.version == 1
     assert (run_dir / "models" / "grpo-stage" / "codebench_variant.json").is_file()
     assert (run_dir / "results" / "grpo-stage.json").is_file()
     assert (run_dir / "results" / "grpo-stage_rewards.jsonl").is_file()
-    assert [p.rsplit("/", 1)[-1] for p in result["figures"]] == [
-        "grpo_reward.png",
-        "grpo_throughput.png",
-    ]
+    assert {k: p.name for k, p in figures.items()} == {
+        "grpo_reward": "grpo_reward.png",
+        "grpo_throughput": "grpo_throughput.png",
+    }
+    lines = grpo_lines(result)
+    assert lines[1].startswith("2 GRPO steps, ") and result.rewards_log in lines[2]
     # malformed completions got the profile's penalty
     from codebench.rewards import read_reward_log
 
-    bad = [r for r in read_reward_log(result["rewards_log"]) if r["outcome"] == "malformed"]
+    bad = [r for r in read_reward_log(result.rewards_log) if r["outcome"] == "malformed"]
     assert all(r["reward"] == -1.0 for r in bad)

@@ -202,10 +202,11 @@ def test_an_evaluated_pyfamilies_prompt_is_dropped():
 
 def test_profile_section_is_validated_and_mirrored(tmp_path):
     from codebench.params import FinetuneSection, GRPOSection, ProfileError, load_profile
+    from codebench.stages.finetune import sft_section
 
     assert set(grpo.GRPOSettings.model_fields) == set(GRPOSection.model_fields)
     f = FinetuneSection(method="grpo", grpo={"steps": 3, "tasks": "pyfamilies-train"})
-    assert f.grpo.steps == 3 and grpo.sft_section(f).method == "lora"
+    assert f.grpo.steps == 3 and sft_section(f).method == "lora"
     p = tmp_path / "p.yaml"
     p.write_text("name: p\nfinetune:\n  method: grpo\n  grpo:\n    stepz: 3\n")
     with pytest.raises(ProfileError, match=r"finetune\.grpo\.stepz: unknown key"):
@@ -231,8 +232,9 @@ def test_grpo_profiles_validate():
     assert gpu.finetune.method == "grpo" and gpu.finetune.grpo.use_vllm
 
 
-def test_run_stage_needs_method_grpo():
+def test_run_grpo_needs_method_grpo():
     from codebench.params import FinetuneSection
+    from codebench.stages.finetune import run_grpo
 
     with pytest.raises(ValueError, match="not 'grpo'"):
-        grpo.run_stage(None, FinetuneSection(method="lora"))
+        run_grpo(None, FinetuneSection(method="lora"))

@@ -424,19 +424,30 @@ def test_peft_adapter_variant(tiny_run):
     assert model(**x).logits.shape[-1] == len(tok2)
 
 
-def test_register_base_points_models_base_at_a_path(tmp_path, deepseek_dir):
-    from codebench.params import ModelSection
+def test_stage_00_registers_a_path_as_models_base(tmp_path, deepseek_dir):
+    from codebench.params import ModelSection, StageContext
+    from codebench.stages import model as model_stage
 
     run = RunLayout(tmp_path / "run", tmp_path / "fig")
     section = ModelSection(
         base=str(deepseek_dir), eval_chars=1_000, tiny={"max_files": 20, "max_chars": 100_000}
     )
-    rec = models.register_base(section, run, device="cpu", log=None)
+    ctx = StageContext("t", 0, "cpu", None, run.root, run.figures)
+    result = model_stage.run(ctx, section)
+    rec = result.record
+    assert result.figures == {"base_loss": None}  # loaded, not trained: no curves
+    assert result.lines[0] == f"base model        {deepseek_dir}  ->  {run.model_dir('base')}"
+    assert result.lines[-1].startswith("held-out perplexity ") and len(result.lines) == 3
+    assert result.samples["sample"].startswith(model_stage.SAMPLE_PROMPT)
+    fim = result.samples["fim"]  # deepseek's FIM tokens
+    assert fim.startswith(model_stage.FIM_BEFORE + "[") and fim.endswith(
+        "]" + model_stage.FIM_AFTER
+    )
     info = json.loads((run.model_dir("base") / "codebench_variant.json").read_text())
     assert info["kind"] == "base" and info["loader"] == "hf" and info["source"] == str(deepseek_dir)
     assert models.resolve("base", run) == str(deepseek_dir)
     saved = json.loads(run.result_file("base_model").read_text())
-    assert saved["parameters"] == rec["parameters"] > 0 and saved["embedding_rows"] == 32256
+    assert saved["parameters"] == rec.parameters > 0 and saved["embedding_rows"] == 32256
     assert (
         math.isfinite(saved["heldout_perplexity"]["ppl"])
         and saved["heldout_perplexity"]["tokens"] > 100
@@ -493,3 +504,28 @@ def test_one_dtype_and_device_rule_for_every_stage(monkeypatch: pytest.MonkeyPat
         cio._device("cuda:1")
     with pytest.raises(params.ProfileError, match="no CUDA GPU"):
         params.resolve_device("cuda")
+
+
+def test_stage_00_summary_lines_of_a_trained_base():
+    from codebench.results import BaseModelResults
+    from codebench.stages.model import summary_lines
+
+    record = {
+        "base": "tiny",
+        "model_dir": "/r/models/base",
+        "parameters": 1_115_264,
+        "tokens_seen": 1_638_400,
+        "train_seconds": 100.4,
+        "wall_seconds": 160.6,
+        "history": {"train_loss": [7.61, 3.0], "heldout_loss": [7.52, 3.4]},
+        "final_train_loss": 2.5,
+        "final_heldout_loss": 3.1,
+        "heldout_perplexity": {"ppl": 22.19, "tokens": 16986},
+    }
+    assert summary_lines(BaseModelResults.model_validate(record)) == [
+        "base model        tiny  ->  /r/models/base",
+        "parameters        1,115,264",
+        "tokens seen       1,638,400  (100 s training, 161 s in all)",
+        "loss              train 7.61 -> 2.50, held-out 7.52 -> 3.10",
+        "held-out perplexity 22.19 over 16,986 tokens",
+    ]

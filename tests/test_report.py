@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from codebench import params, report
+from codebench import params, report, results
 from codebench.runs import RunLayout
+from codebench.stages import report as report_stage
 
 FIXTURES = Path(__file__).parent / "fixtures" / "report"
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "05_report.ipynb"
@@ -23,13 +24,14 @@ def _run(tmp_path: Path, name: str) -> RunLayout:
 
 def test_full_run_table_figures_and_markdown(tmp_path: Path) -> None:
     run = _run(tmp_path, "full_run")
-    res = report.write_report(run)
+    res = report_stage.write_report(run)
     assert [s.status for s in res.data.stages] == ["ok"] * 5
     t = res.table.set_index("variant")
     assert list(t.index) == ["base", "finetuned", "int8-dynamic", "magnitude-50"]
     assert t.loc["base", "humaneval pass@1"] == "0.100 [0.000, 0.220]"
     assert t.loc["int8-dynamic", "size MB"] == "1.1" and t.loc["finetuned", "size MB"] == "3.4"
-    assert t.loc["base", "latency ms/token"] == "2.10"
+    assert t.loc["base", "latency ms/token"] == "—" and t.loc["base", "perplexity"] == "18.70"
+    assert t.loc["finetuned", "latency ms/token"] == "2.20"  # compress.json's measured source
     assert t.loc["finetuned", "explain bertscore_f1"] == "0.210 [0.180, 0.240]"
     assert t.loc["base", "explain bertscore_f1"] == "not run"
     assert all(
@@ -50,8 +52,29 @@ def test_full_run_table_figures_and_markdown(tmp_path: Path) -> None:
     assert summary["warnings"] == []
 
 
+def test_stage_run_uses_the_section_and_writes_report_json(tmp_path: Path) -> None:
+    """`stages.report.run(ctx, cfg)`, what 05_report.ipynb calls: title, variant order and
+    benchmarks from the section; results/report.json through its schema."""
+    run = _run(tmp_path, "full_run")
+    ctx = params.StageContext("full", 0, "cpu", None, run.root, run.figures)
+    cfg = params.ReportSection(
+        title="T", variants=["int8-dynamic", "base"], benchmarks=["humaneval"]
+    )
+    res = report_stage.run(ctx, cfg)
+    assert list(res.table.variant) == ["int8-dynamic", "base"]
+    assert [c for c in res.table.columns if "pass@1" in c or "bertscore" in c] == [
+        "humaneval pass@1"
+    ]
+    assert res.path.read_text().startswith("# T\n")
+    assert list(res.stages.columns) == ["stage", "status", "duration", "summary"]
+    assert len(res.stages) == 5
+    written = results.read_stage(run, results.ReportResults)
+    assert written.version == results.VERSION and written.report == str(res.path)
+    assert written.figures == {k: str(v) if v else None for k, v in res.figures.items()}
+
+
 def test_subset_profile_reports_not_run(tmp_path: Path) -> None:
-    res = report.write_report(_run(tmp_path, "eval_only_run"))
+    res = report_stage.write_report(_run(tmp_path, "eval_only_run"))
     status = {s.stage: s.status for s in res.data.stages}
     assert status == {
         "model": "ok",
@@ -61,7 +84,7 @@ def test_subset_profile_reports_not_run(tmp_path: Path) -> None:
         "evaluate": "ok",
     }
     assert res.figures["data funnel"] is None and res.figures["training curves"] is None
-    assert res.figures["pass@1 against model size"] is not None  # base size from base_model.json
+    assert res.figures["pass@1 against model size"] is not None  # base size from models/base
     md = res.path.read_text()
     assert "- data funnel: not run (no data)" in md
     # results.json's status and reason shown
@@ -73,62 +96,75 @@ def test_subset_profile_reports_not_run(tmp_path: Path) -> None:
 
 
 def test_empty_and_broken_runs_do_not_raise(tmp_path: Path) -> None:
-    res = report.write_report(_run(tmp_path, "broken_run"))
+    res = report_stage.write_report(_run(tmp_path, "broken_run"))
     status = {s.stage: s.status for s in res.data.stages}
     assert status["data"] == "unreadable" and status["finetune"] == "failed"
     assert "RuntimeError: boom" in res.data.stage("finetune").note
     assert any("build_data.json: unreadable" in w for w in res.data.warnings)
     assert "## Warnings" in res.path.read_text()
     empty = RunLayout(tmp_path / "runs" / "nothing", tmp_path / "figures" / "nothing")
-    res = report.write_report(empty)
+    res = report_stage.write_report(empty)
     assert all(s.status == "not run" for s in res.data.stages)
     assert all(p is None for p in res.figures.values())
     assert res.table.empty
 
 
-def test_tolerant_readers_accept_layout_variants() -> None:
-    m = report._metrics_of(
-        {"pass@1": {"mean": 0.5, "ci": [0.4, 0.6]}, "pass@10": 0.7, "n": 10, "note": "x"}
-    )
-    assert m["pass@1"] == {"value": 0.5, "ci_low": 0.4, "ci_high": 0.6, "problems": None}
-    assert m["pass@10"]["value"] == 0.7 and "n" not in m and "note" not in m
-    rows = report._model_rows({"int4": {"size_bytes": 2_000_000, "ms_per_token": 3.0}})
-    assert rows == [
+def test_results_are_read_through_their_schema(tmp_path: Path) -> None:
+    """Every file goes through `codebench.results`: what the stages write is read, a file in
+    another layout is reported unreadable (never guessed at), a newer schema is refused."""
+    run = _run(tmp_path, "full_run")
+    written = results.write_stage(
+        run,
+        results.CompressResults,
         {
-            "variant": "int4",
-            "kind": None,
-            "parent": None,
-            "size_mb": 2.0,
-            "latency_ms": 3.0,
-            "perplexity": None,
-        }
-    ]
-    assert report._funnel_rows({"counts": {"raw": 10, "kept": 4}}) == [
-        {"step": "raw", "records": 10.0},
-        {"step": "kept", "records": 4.0},
-    ]
-    curves = report._curve_rows(
-        {"log_history": [{"step": 1, "loss": 2.0}, {"step": 2, "eval_loss": 2.5}, {"epoch": 1}]}
-    )
-    assert curves == [
+            "source": {"name": "finetuned", "path": "models/finetuned"},
+            "device": "cpu",
+            "reference": {"name": "finetuned", "size_mb": 3.0, "ms_per_token": 2.0},
+            "variants": [
+                {"spec": "nf4", "name": "nf4", "status": "skipped", "reason": "needs CUDA"},
+                {"spec": "int8-weight", "name": "int8-weight", "status": "ok", "size_mb": 1.0,
+                 "ms_per_token": 1.5, "perplexity": 20.0, "measure": {"prefill_ms": 4.0}},
+            ],
+        },
+    )  # fmt: skip
+    on_disk = json.loads(run.result_file("compress").read_text())
+    assert on_disk == written and on_disk["version"] == results.VERSION
+    assert on_disk["variants"][1]["measure"] == {"prefill_ms": 4.0}  # unknown fields kept
+    data = report.collect(run)
+    rows = data.models.set_index("variant")
+    assert rows.loc["finetuned", "size_mb"] == 3.0 and rows.loc["finetuned", "latency_ms"] == 2.0
+    assert rows.loc["int8-weight", "perplexity"] == 20.0
+    assert data.skipped_variants == {"nf4": "skipped: needs CUDA"}
+    assert data.stage("compress").note == "1 variants: int8-weight; nf4 skipped: needs CUDA"
+    # the old guessed-at layouts: unreadable, with the file and field named
+    run.result_file("finetune").write_text(json.dumps({"curves": {"train": []}}))
+    run.result_file("build_data").write_text(json.dumps({"funnel": [{"step": "raw", "n": 1}]}))
+    data = report.collect(run)
+    assert data.stage("finetune").status == "unreadable" and data.training.empty
+    assert data.stage("data").status == "unreadable" and data.funnel.empty
+    assert any("finetune.json: unreadable (method: Field required" in w for w in data.warnings)
+    assert any("build_data.json: unreadable (funnel:" in w for w in data.warnings)
+    ft = {"method": "lora", "log_history": [{"step": 1, "loss": 2.0}, {"step": 2, "eval_loss": 2.5},
+          {"epoch": 1}, {"step": 2, "train_loss": 9.0, "train_runtime": 1.0}]}  # fmt: skip
+    results.write_stage(run, results.FinetuneResults, ft)
+    assert report.curve_rows(results.read_stage(run, results.FinetuneResults)) == [
         {"step": 1, "series": "train", "loss": 2.0},
         {"step": 2, "series": "eval", "loss": 2.5},
     ]
-    real = {
-        "source": {"name": "finetuned"},
-        "reference": {"weight_bytes": 3e6, "decode_ms_per_token": 2.0},
-        "variants": [{"name": "nf4", "status": "skipped"}],
-    }
-    assert [(r["variant"], r["size_mb"], r["latency_ms"]) for r in report._model_rows(real)] == [
-        ("finetuned", 3.0, 2.0),
-        ("nf4", None, None),
-    ]
+    newer = json.loads(run.result_file("finetune").read_text()) | {"version": results.VERSION + 1}
+    run.result_file("finetune").write_text(json.dumps(newer))
+    with pytest.raises(results.ResultsError, match="newer than"):
+        results.read_stage(run, results.FinetuneResults)
+    with pytest.raises(results.ResultsError, match=r"compress\.json: variants\.0\.status"):
+        results.write_stage(
+            run,
+            results.CompressResults,
+            {**on_disk, "variants": [{"spec": "x", "name": "x", "status": "maybe"}]},
+        )
     assert (
-        report._model_rows({"variant": "base", "heldout_perplexity": 12.0})[0]["perplexity"] == 12.0
+        results.read_stage(RunLayout(tmp_path / "none", tmp_path / "f"), results.FinetuneResults)
+        is None
     )
-    assert report._curve_rows({"curves": {"train": [{"step": 0, "loss": 1.0}]}}) == [
-        {"step": 0, "series": "train", "loss": 1.0}
-    ]
 
 
 def test_report_section_validates() -> None:

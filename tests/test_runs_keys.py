@@ -143,6 +143,47 @@ def test_the_real_stages_do_not_share_every_module() -> None:
     assert "worker.py" in closures["evaluate"], "the sandbox worker, started by path, counts"
 
 
+def test_real_stage_modules_rerun_only_their_stage_and_downstream(tmp_path: Path) -> None:
+    """The notebooks import codebench.stages.<stage>: an edit to the module of stage 04 (or a
+    module only stage 04 uses) reruns 04 and 05, the report module only 05, and a module
+    every stage imports (params) every stage."""
+    from codebench import pipeline
+
+    lib = tmp_path / "lib" / "codebench"
+    shutil.copytree(Path(pipeline.__file__).parent, lib, ignore=shutil.ignore_patterns("*.pyc"))
+    nbdir = Path(pipeline.REPO_ROOT) / "notebooks"
+    prof = tmp_path / "all.yaml"
+    prof.write_text("name: t\ndevice: cpu\n")
+    r = _runner(tmp_path, prof, nbdir, lib_dir=lib)
+    closures = {
+        s: {
+            p.relative_to(lib).as_posix()
+            for p in library_closure(lib, notebook_imports(nbdir / nb))
+        }
+        for s, nb in NOTEBOOKS.items()
+    }
+    only04 = sorted(
+        m
+        for m in closures["evaluate"]
+        if all(m not in c for s, c in closures.items() if s != "evaluate")
+    )
+    assert "stages/evaluate.py" in only04
+    for stage in NOTEBOOKS:
+        assert f"stages/{stage}.py" in closures[stage], stage
+
+    def rerun_after(edit: str) -> list[str]:
+        plan = r.plan()
+        r._save_manifest({"stages": {i.stage: {"status": "ok", "key": i.key} for i in plan}})
+        (lib / edit).write_text((lib / edit).read_text() + "# edited\n")
+        return [i.stage for i in r.plan() if i.will_run]
+
+    for module in only04:
+        assert rerun_after(module) == ["evaluate", "report"], module
+    assert rerun_after("stages/report.py") == ["report"]
+    assert rerun_after("stages/compress.py") == ["compress", "evaluate", "report"]
+    assert rerun_after("params.py") == list(NOTEBOOKS)
+
+
 def _git(repo: Path, *args: str) -> str:
     return subprocess.run(
         ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True

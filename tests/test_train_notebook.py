@@ -23,13 +23,14 @@ TRAIN_SMALL = dict(
 def stage01_run(tmp_path_factory, tiny_model_dir, data_dir) -> RunLayout:
     """A run with models/base (the tiny model) and data/sft.jsonl built by codebench.codeio."""
     from codebench.codeio import pipeline
+    from codebench.stages.data import prediction_backend
 
     root = tmp_path_factory.mktemp("ft")
     run = RunLayout(root / "run", root / "figures")
     run.models.mkdir(parents=True)
     (run.models / "base").symlink_to(tiny_model_dir, target_is_directory=True)
     cfg = DataSection(**DATA_SMALL)
-    backend, model_id = pipeline.prediction_backend(cfg, run, "cpu")
+    backend, model_id = prediction_backend(cfg, run, "cpu")
     pipeline.build(
         cfg,
         run.data,
@@ -48,15 +49,19 @@ def _ctx(run: RunLayout) -> StageContext:
 
 
 def test_finetune_on_stage01_sft(stage01_run: RunLayout) -> None:
-    from codebench import train
     from codebench.models import load
+    from codebench.stages import finetune as finetune_stage
 
     run = stage01_run
-    job = train.make_job(_ctx(run), FinetuneSection(**TRAIN_SMALL))
-    assert job.data_path == str(run.data / "sft.jsonl")
-    result = train.finetune(job)
-    assert result["data"]["formats"] == {"chat": result["data"]["records"]}
-    assert result["train"]["steps"] == 3 and result["packing_check_max_abs_diff"] < 1e-4
+    out = finetune_stage.run(_ctx(run), FinetuneSection(**TRAIN_SMALL), log=lambda s: None)
+    assert out.job.data_path == str(run.data / "sft.jsonl")
+    assert list(out.figures) == ["finetune_lengths", "finetune_loss", "finetune_lr", "finetune_ppl"]
+    assert all(p.is_file() for p in out.figures.values())
+    assert "carry loss" in out.mask_html and out.grpo is None
+    assert out.lines[-1] == f"results: {run.result_file('finetune')}"
+    result = out.train  # results/finetune.json, read through its schema
+    assert result.data["formats"] == {"chat": result.data["records"]}
+    assert result.train["steps"] == 3 and result.packing_check_max_abs_diff < 1e-4
     assert read_variant_info(run.model_dir("lora"))["parent"] == "base"
     model, tok = load("finetuned", run=run)  # the merged model loads like any variant
     assert model.config.model_type == "llama" and tok.eos_token is not None

@@ -4,7 +4,7 @@
         --n 10 --temperature 0.2
 
 Generation, sandboxed scoring and the results table in one command, through the very functions
-04_evaluate.ipynb runs (`bench.suite.evaluate_variants` -> `bench.runner.evaluate`), with its
+stage 04 runs (`stages.evaluate.run` -> `bench.suite.evaluate_variants` -> `bench.runner.evaluate`), with its
 defaults (`params.EvaluateSection`) and its output layout: `<out>/eval/<label>/<benchmark>/`
 holding samples.jsonl (one record per sample; a rerun resumes and regenerates nothing already
 there) and results.json.
@@ -157,15 +157,15 @@ def stage04_settings(
     """The EvalConfig fields stage 04 (or an earlier `codebench eval`) used for `label` in
     `out` (for a named evaluation: those it used, else the plain ones), from the first
     benchmark's results.json found; ({}, None) when there is none."""
-    import json
-
+    from codebench import results
     from codebench.bench.suite import bench_dirname
 
     for folder in ([f"{label}@{name}"] if name else []) + [label]:
         for spec in benchmarks:
             f = out.eval_dir(folder, bench_dirname(spec)) / "results.json"
-            if f.is_file():
-                cfg = (json.loads(f.read_text()) or {}).get("config") or {}
+            written = results.read(f, results.BenchmarkResults)
+            if written is not None:
+                cfg = written.config
                 if cfg:
                     return {k: cfg[k] for k in (*SETTINGS, "options") if k in cfg}, f
     return {}, None

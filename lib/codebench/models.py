@@ -151,7 +151,7 @@ def resolve(spec: str | os.PathLike, run: RunLayout | str | os.PathLike | None =
 
 
 def _pointer_revision(spec: str | os.PathLike, run: RunLayout | None) -> str | None:
-    """The hub revision a registered base pins (models/base info written by register_base)."""
+    """The hub revision a registered base pins (models/base info written by stage 00, `codebench.stages.model`)."""
     s = str(spec)
     folder = (
         run.model_dir("base" if s == "tiny" else s) if run is not None and "/" not in s else Path(s)
@@ -736,71 +736,3 @@ def perplexity(
     model.train(was_training)
     nll = total / count if count else float("nan")
     return {"ppl": math.exp(nll) if count else float("nan"), "nll": nll, "tokens": count}
-
-
-# --------------------------------------------------------------------------- stage 00 for non-tiny bases
-def register_base(
-    section,
-    run: RunLayout,
-    *,
-    seed: int = 0,
-    device: str = "cpu",
-    eval_chars: int | None = None,
-    log=print,
-) -> dict:
-    """Stage 00 for a hub id or local path: load it, measure it, point models/base at it.
-
-    Writes run.model_dir('base')/codebench_variant.json (kind 'base', loader 'hf', source =
-    the spec) so `resolve('base', run)` and `load_model('base', run=run)` reach it like any variant,
-    and run.result_file('base_model') with the parameter count and held-out perplexity on
-    the standard library's held-out split.
-    """
-    import time
-
-    from codebench.corpus import heldout_texts, load_corpus
-    from codebench.records import write_dir_atomic, write_json
-    from codebench.runs import provenance, write_variant_info
-
-    t0 = time.perf_counter()
-    spec = section.base
-    source = str(Path(spec).expanduser().resolve()) if Path(spec).expanduser().exists() else spec
-    model, tok = load(
-        source, device, section.dtype, section.trust_remote_code, revision=section.revision
-    )
-    corpus = load_corpus(
-        "stdlib",
-        max_files=section.tiny.max_files,
-        max_chars=section.tiny.max_chars,
-        heldout_fraction=section.tiny.heldout_fraction,
-    )
-    ppl = perplexity(
-        model, tok, heldout_texts(corpus, eval_chars or section.eval_chars), batch_size=2
-    )
-    dest = write_dir_atomic(
-        run.model_dir("base"),
-        lambda tmp: write_variant_info(
-            tmp, kind="base", parent=None, loader="hf", source=source, revision=section.revision
-        ),
-    )
-    record = {
-        "base": spec,
-        "source": source,
-        "model_dir": str(dest),
-        "parameters": parameter_count(model),
-        "vocab_size": len(tok),
-        "embedding_rows": model.get_input_embeddings().weight.shape[0],
-        "heldout_perplexity": ppl,
-        "corpus": corpus.stats(),
-        "has_chat_template": has_chat_template(tok),
-        "fim_tokens": list(fim_tokens(tok) or []) or None,
-        "wall_seconds": round(time.perf_counter() - t0, 2),
-        "device": device,
-        "config": json.loads(section.model_dump_json()),
-        "provenance": provenance(seed),
-    }
-    write_json(run.result_file("base_model"), record)
-    if log:
-        log(
-            f"base {spec}: {record['parameters']:,} parameters, held-out perplexity {ppl['ppl']:.2f} over {ppl['tokens']} tokens"
-        )
-    return record

@@ -1,20 +1,20 @@
-"""Stage 05_report: gather every stage's results of one run into tables, figures and report.md.
+"""What stage 05_report shows: every stage's results of one run as tables and report.md text.
 
 Inputs (each optional: a profile may run a subset of stages, and a missing or unreadable
 file becomes a clear "not run" / "unreadable" entry instead of an error):
 
 - `manifest.json`                         stage status and durations (the runner's)
-- `results/base_model.json`               00: the base model (size, latency, perplexity)
+- `results/base_model.json`               00: the base model (held-out perplexity)
 - `results/build_data.json`               01: the CodeI/O data funnel (records per step)
 - `results/finetune.json`                 02: training/eval loss curves, final numbers
 - `results/compress.json`                 03: one entry per variant: size, latency, perplexity
 - `eval/<variant>/<bench>/results.json`   04: metrics (pass@k with intervals, explain scores)
 - `models/<variant>/`                     sizes on disk when no stage measured them
 
-The result files' layouts are read tolerantly (`_metrics_of`, `_model_rows`, `_funnel_rows`,
-`_curve_rows` accept the shapes the stage modules write and a few obvious variants), so the
-report keeps working while those formats evolve. Output: `runs/<name>/report.md` and
-`figures/<name>/report_*.png`.
+Every file is read through its schema (`codebench.results`); one that does not match is
+reported as unreadable (a warning naming the file and field), never guessed at.
+`codebench.stages.report.run` writes `runs/<name>/report.md` and `figures/<name>/report_*.png`
+from these tables.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from typing import Any
 
 import pandas as pd
 
+from codebench import results
+from codebench.results import R, ResultsError
 from codebench.runs import RunLayout, read_variant_info
 
 STAGE_RESULTS: dict[str, str | None] = {
@@ -76,9 +78,9 @@ class ReportData:
     eval_reasons: dict[tuple[str, str], str] = field(default_factory=dict)
     canaries: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=CANARY_COLUMNS))
     skipped_variants: dict[str, str] = field(default_factory=dict)  # compress: variant -> why
-    data_summary: dict = field(default_factory=dict)  # results/build_data.json as written
+    data_summary: results.BuildDataResults | None = None  # results/build_data.json
     compress_source: str | None = None  # the model 03 compressed (compress.json source.name)
-    grpo: dict = field(default_factory=dict)  # variant -> results/<variant>.json of GRPO runs
+    grpo: dict[str, results.GRPOResults] = field(default_factory=dict)  # variant -> its results
 
     def stage(self, name: str) -> StageSummary:
         return next(s for s in self.stages if s.stage == name)
@@ -92,67 +94,18 @@ MODEL_COLUMNS = ["variant", "kind", "parent", "size_mb", "latency_ms", "perplexi
 # --------------------------------------------------------------------------- reading
 
 
-def _read_json(path: Path, warnings: list[str]) -> Any | None:
-    if not path.is_file():
-        return None
+def _read(path: Path, model: type[R], warnings: list[str]) -> R | None:
+    """The results file at `path` through its schema; None (and a warning naming the file)
+    when it is unreadable or does not match."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
-        warnings.append(f"{path}: unreadable ({e})")
+        return results.read(path, model)
+    except ResultsError as e:
+        warnings.append(f"{path}: unreadable ({str(e).removeprefix(f'{path}: ')})")
         return None
 
 
-def _num(x: Any) -> float | None:
-    if isinstance(x, bool) or x is None:
-        return None
-    if isinstance(x, int | float):
-        return float(x) if math.isfinite(float(x)) else None
-    return None
-
-
-def _metrics_of(obj: dict) -> dict[str, dict[str, float | None]]:
-    """{metric: {value, ci_low, ci_high, problems}} from a results.json, tolerant of layout.
-
-    Accepts a `metrics` (or `scores`/`summary`) mapping, or metrics at the top level; each
-    metric is a number or a mapping with `value` (or `mean`/`score`) and optional `ci_low`,
-    `ci_high` (or `ci: [lo, hi]`) and `problems`.
-    """
-    src = next(
-        (obj[k] for k in ("metrics", "scores", "summary") if isinstance(obj.get(k), dict)), obj
-    )
-    out: dict[str, dict[str, float | None]] = {}
-    for name, v in src.items():
-        if isinstance(v, dict):
-            val = next((_num(v[k]) for k in ("value", "mean", "score") if k in v), None)
-            if val is None:
-                continue
-            ci = (
-                v.get("ci")
-                if isinstance(v.get("ci"), list | tuple) and len(v.get("ci")) == 2
-                else (None, None)
-            )
-            out[name] = {
-                "value": val,
-                "ci_low": _num(v.get("ci_low", ci[0])),
-                "ci_high": _num(v.get("ci_high", ci[1])),
-                "problems": _num(v.get("problems", v.get("n_problems", obj.get("problems")))),
-            }
-        elif (val := _num(v)) is not None and name not in (
-            "n",
-            "k",
-            "seed",
-            "limit",
-            "problems",
-            "n_samples",
-            "duration_s",
-        ):
-            out[name] = {
-                "value": val,
-                "ci_low": None,
-                "ci_high": None,
-                "problems": _num(obj.get("problems")),
-            }
-    return out
+def _finite(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
 
 
 def read_evals(
@@ -162,7 +115,8 @@ def read_evals(
     reasons: dict | None = None,
     canaries: list | None = None,
 ) -> pd.DataFrame:
-    """Every eval/<variant>/<bench>/results.json as long rows (one per metric).
+    """Every eval/<variant>/<bench>/results.json (`results.BenchmarkResults`) as long rows
+    (one per metric).
 
     A results.json whose `status` is not 'ok' (skipped, canary-failed, incomplete) is
     recorded in `statuses[(variant, bench)]` so the table can say so.
@@ -171,20 +125,30 @@ def read_evals(
     base = run.root / "eval"
     for res in sorted(base.glob("*/*/results.json")) if base.is_dir() else []:
         variant, bench = res.parent.parent.name, res.parent.name
-        obj = _read_json(res, warnings)
-        if not isinstance(obj, dict):
-            if obj is not None:
-                warnings.append(f"{res}: expected a JSON object")
+        obj = _read(res, results.BenchmarkResults, warnings)
+        if obj is None:
             continue
-        status = obj.get("status")
-        if isinstance(status, str) and status != "ok" and statuses is not None:
-            statuses[(variant, bench)] = status  # skipped, canary-failed, incomplete
-            if reasons is not None and obj.get("reason"):
-                reasons[(variant, bench)] = str(obj["reason"])
-        if canaries is not None and isinstance(obj.get("canary"), dict):
-            canaries.append(_canary_row(variant, bench, obj["canary"]))
-        for metric, m in _metrics_of(obj).items():
-            rows.append({"variant": variant, "benchmark": bench, "metric": metric, **m})
+        if obj.status != "ok" and statuses is not None:
+            statuses[(variant, bench)] = obj.status  # skipped, canary-failed, incomplete
+            if reasons is not None and obj.reason:
+                reasons[(variant, bench)] = obj.reason
+        if canaries is not None and obj.canary is not None:
+            canaries.append(_canary_row(variant, bench, obj.canary))
+        for metric, m in obj.metrics.items():
+            if _finite(m.value) is None:
+                continue
+            problems = m.problems if m.problems is not None else obj.problems
+            rows.append(
+                {
+                    "variant": variant,
+                    "benchmark": bench,
+                    "metric": metric,
+                    "value": _finite(m.value),
+                    "ci_low": _finite(m.ci_low),
+                    "ci_high": _finite(m.ci_high),
+                    "problems": float(problems) if problems is not None else None,
+                }
+            )
     return pd.DataFrame(rows, columns=EVAL_COLUMNS)
 
 
@@ -205,99 +169,47 @@ def _canary_row(variant: str, bench: str, canary: dict) -> dict:
     }
 
 
-_SIZE_KEYS = (
-    ("size_mb", 1.0),
-    ("disk_mb", 1.0),
-    ("model_size_mb", 1.0),
-    ("size_mib", 1.048576),
-    ("size_bytes", 1e-6),
-    ("weight_bytes", 1e-6),
-    ("disk_bytes", 1e-6),
-    ("bytes", 1e-6),
-)
-_LAT_KEYS = (
-    ("latency_ms", 1.0),
-    ("ms_per_token", 1.0),
-    ("latency_ms_per_token", 1.0),
-    ("decode_ms_per_token", 1.0),
-    ("latency_s", 1000.0),
-    ("seconds_per_token", 1000.0),
-)
+def _measure_row(name: str, m: results.ModelMeasure, kind=None, parent=None) -> dict:
+    return {
+        "variant": name,
+        "kind": kind,
+        "parent": parent,
+        "size_mb": _finite(m.size_mb),
+        "latency_ms": _finite(m.ms_per_token),
+        "perplexity": _finite(m.perplexity),
+    }
 
 
-def _pick(d: dict, keys: tuple[tuple[str, float], ...]) -> float | None:
-    for k, scale in keys:
-        v = d.get(k)
-        if isinstance(v, dict):  # {"mean": ..} / {"value": ..}
-            v = v.get("mean", v.get("value"))
-        if (x := _num(v)) is not None:
-            return x * scale
-    return None
-
-
-def _model_rows(obj: Any) -> list[dict]:
-    """Variant rows from compress.json / base_model.json: a list, a {variant: {...}} map, or one dict.
-
-    compress.json's `reference` (the measured source model, named in `source.name`) is a row too.
-    """
-    extra: list[dict] = []
-    if (
-        isinstance(obj, dict)
-        and isinstance(obj.get("reference"), dict)
-        and isinstance(obj.get("source"), dict)
-    ):
-        extra = _model_rows({"variant": obj["source"].get("name"), **obj["reference"]})
-    if isinstance(obj, dict) and isinstance(obj.get("variants"), list | dict):
-        obj = obj["variants"]
-    if (
-        isinstance(obj, dict)
-        and all(isinstance(v, dict) for v in obj.values())
-        and obj
-        and not ({"size_mb", "variant", "name"} & set(obj))
-    ):
-        obj = [{"variant": k, **v} for k, v in obj.items()]
-    if isinstance(obj, dict):
-        obj = [obj]
+def model_rows(
+    base: results.BaseModelResults | None, comp: results.CompressResults | None
+) -> list[dict]:
+    """Variant rows (MODEL_COLUMNS) from results/base_model.json (the base's held-out
+    perplexity) and results/compress.json (the measured source model and every variant)."""
     rows = []
-    for d in obj if isinstance(obj, list) else []:
-        if not isinstance(d, dict):
-            continue
-        name = d.get("variant") or d.get("name")
-        if not name:
-            continue
+    if base is not None:
         rows.append(
             {
-                "variant": str(name),
-                "kind": d.get("kind") or d.get("method"),
-                "parent": d.get("parent"),
-                "size_mb": _pick(d, _SIZE_KEYS),
-                "latency_ms": _pick(d, _LAT_KEYS),
-                "perplexity": _perplexity(d),
+                "variant": "base",
+                "kind": None,
+                "parent": None,
+                "size_mb": None,
+                "latency_ms": None,
+                "perplexity": _finite(base.heldout_perplexity.ppl),
             }
         )
-    return extra + rows
+    if comp is not None:
+        rows.append(_measure_row(comp.source.name, comp.reference))
+        rows += [_measure_row(v.name, v, v.kind, v.parent) for v in comp.variants]
+    return rows
 
 
-def _perplexity(d: dict) -> float | None:
-    """perplexity / ppl / heldout_perplexity, as a number or a {"ppl": ..} mapping (00 writes one)."""
-    for k in ("perplexity", "ppl", "heldout_perplexity"):
-        v = d.get(k)
-        if isinstance(v, dict):
-            v = v.get("ppl", v.get("value", v.get("perplexity")))
-        if (x := _num(v)) is not None:
-            return x
-    return None
-
-
-def skipped_variants(obj: Any) -> dict[str, str]:
+def skipped_variants(comp: results.CompressResults | None) -> dict[str, str]:
     """{variant: why} for compress.json variants that were not built (CUDA-only, unavailable)."""
-    rows = obj.get("variants") if isinstance(obj, dict) else None
     out = {}
-    for d in rows if isinstance(rows, list) else []:
-        if isinstance(d, dict) and d.get("status") not in (None, "ok"):
-            name = str(d.get("name") or d.get("spec") or "?")
-            why = str(d.get("reason") or d.get("error") or d.get("status"))
-            out[name] = f"{d.get('status')}: {short_reason(why)}"
+    for v in comp.variants if comp is not None else []:
+        if v.status != "ok":
+            why = v.reason or v.error or v.status
+            out[v.name] = f"{v.status}: {short_reason(why)}"
     return out
 
 
@@ -319,23 +231,16 @@ def _dir_mb(path: Path) -> float | None:
     return total / 1e6 if total else None
 
 
-def read_models(run: RunLayout, warnings: list[str]) -> pd.DataFrame:
+def read_models(
+    run: RunLayout,
+    base: results.BaseModelResults | None,
+    comp: results.CompressResults | None,
+) -> pd.DataFrame:
     """One row per model variant: size, latency, perplexity from 00/03 results, disk sizes as fallback."""
     rows: dict[str, dict] = {}
-    for stage in ("base_model", "compress"):
-        obj = _read_json(run.result_file(stage), warnings)
-        if obj is None:
-            continue
-        if (
-            stage == "base_model"
-            and isinstance(obj, dict)
-            and not obj.get("variant")
-            and not obj.get("variants")
-        ):
-            obj = {"variant": "base", **obj}
-        for r in _model_rows(obj):
-            merged = rows.setdefault(r["variant"], {c: None for c in MODEL_COLUMNS})
-            merged.update({k: v for k, v in r.items() if v is not None})
+    for r in model_rows(base, comp):
+        merged = rows.setdefault(r["variant"], {c: None for c in MODEL_COLUMNS})
+        merged.update({k: v for k, v in r.items() if v is not None})
     for v in run.variants():
         merged = rows.setdefault(v, {c: None for c in MODEL_COLUMNS} | {"variant": v})
         info = read_variant_info(run.model_dir(v)) or {}
@@ -346,76 +251,57 @@ def read_models(run: RunLayout, warnings: list[str]) -> pd.DataFrame:
     return pd.DataFrame(list(rows.values()), columns=MODEL_COLUMNS)
 
 
-def _funnel_rows(obj: Any) -> list[dict]:
-    """[{step, records}] from build_data.json: `funnel` as a list or mapping, or `counts`."""
-    if not isinstance(obj, dict):
+def funnel_rows(data: results.BuildDataResults | None) -> list[dict]:
+    """[{step, records}] from build_data.json's funnel, in order."""
+    if data is None:
         return []
-    src = next(
-        (obj[k] for k in ("funnel", "counts", "stages") if isinstance(obj.get(k), list | dict)),
-        None,
-    )
-    if isinstance(src, dict):
-        return [
-            {
-                "step": str(k),
-                "records": _num(v if not isinstance(v, dict) else v.get("records", v.get("count"))),
-            }
-            for k, v in src.items()
-        ]
-    rows = []
-    for d in src or []:
-        if isinstance(d, dict):
-            step = d.get("step") or d.get("stage") or d.get("name")
-            n = d.get("records", d.get("count", d.get("n")))
-            if step is not None:
-                rows.append({"step": str(step), "records": _num(n)})
-    return rows
+    return [{"step": step, "records": float(n)} for step, n in data.funnel.items()]
 
 
-def _curve_rows(obj: Any) -> list[dict]:
-    """[{step, series, loss}] from finetune.json: `history`/`log_history`/`curves` records."""
-    if not isinstance(obj, dict):
-        return []
+def curve_rows(ft: results.FinetuneResults | None) -> list[dict]:
+    """[{step, series, loss}] from finetune.json's log history (train `loss`, `eval_loss`)."""
     rows = []
-    curves = obj.get("curves")
-    if isinstance(curves, dict):  # {"train": [{"step", "loss"}], "eval": [...]}
-        for series, pts in curves.items():
-            for p in pts if isinstance(pts, list) else []:
-                if (
-                    isinstance(p, dict)
-                    and _num(p.get("step")) is not None
-                    and _num(p.get("loss")) is not None
-                ):
-                    rows.append({"step": p["step"], "series": str(series), "loss": p["loss"]})
-        return rows
-    hist = next(
-        (obj[k] for k in ("history", "log_history", "log") if isinstance(obj.get(k), list)), []
-    )
-    for p in hist:
-        if not isinstance(p, dict) or _num(p.get("step")) is None:
+    for p in ft.log_history if ft is not None else []:
+        if not isinstance(p.get("step"), int | float):
             continue
         if "train_runtime" in p or "total_flos" in p:
             continue  # the Trainer's end-of-run summary: `train_loss` is the run's average loss
-        for key, series in (("loss", "train"), ("train_loss", "train"), ("eval_loss", "eval")):
-            if _num(p.get(key)) is not None:
-                rows.append({"step": p["step"], "series": series, "loss": p[key]})
+        for key, series in (("loss", "train"), ("eval_loss", "eval")):
+            v = p.get(key)
+            if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
+                rows.append({"step": p["step"], "series": series, "loss": v})
     return rows
 
 
+def _read_manifest(path: Path, warnings: list[str]) -> dict:
+    """The runner's manifest.json ({} when absent; a warning when unreadable)."""
+    if not path.is_file():
+        return {}
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        warnings.append(f"{path}: unreadable ({e})")
+        return {}
+    return obj if isinstance(obj, dict) else {}
+
+
 def collect(run: RunLayout, profile: str | None = None) -> ReportData:
-    """Read every stage's results in `run`; absent stages become 'not run' entries."""
+    """Read every stage's results in `run` through `codebench.results`; absent stages become
+    'not run' entries, files that do not match their schema 'unreadable' ones."""
     warnings: list[str] = []
-    manifest = _read_json(run.manifest, warnings) or {}
-    mstages = manifest.get("stages", {}) if isinstance(manifest, dict) else {}
+    manifest = _read_manifest(run.manifest, warnings)
+    mstages = manifest.get("stages", {}) if isinstance(manifest.get("stages"), dict) else {}
     statuses: dict[tuple[str, str], str] = {}
     reasons: dict[tuple[str, str], str] = {}
     canary_rows: list[dict] = []
     evals = read_evals(run, warnings, statuses, reasons, canary_rows)
-    models = read_models(run, warnings)
-    data_obj = _read_json(run.result_file("build_data"), warnings)
-    ft_obj = _read_json(run.result_file("finetune"), warnings)
-    funnel = pd.DataFrame(_funnel_rows(data_obj), columns=["step", "records"])
-    training = pd.DataFrame(_curve_rows(ft_obj), columns=["step", "series", "loss"])
+    base = _read(run.result_file("base_model"), results.BaseModelResults, warnings)
+    comp = _read(run.result_file("compress"), results.CompressResults, warnings)
+    data_obj = _read(run.result_file("build_data"), results.BuildDataResults, warnings)
+    ft_obj = _read(run.result_file("finetune"), results.FinetuneResults, warnings)
+    models = read_models(run, base, comp)
+    funnel = pd.DataFrame(funnel_rows(data_obj), columns=["step", "records"])
+    training = pd.DataFrame(curve_rows(ft_obj), columns=["step", "series", "loss"])
     stages = []
     for stage, stem in STAGE_RESULTS.items():
         entry = mstages.get(stage, {}) if isinstance(mstages.get(stage), dict) else {}
@@ -434,32 +320,23 @@ def collect(run: RunLayout, profile: str | None = None) -> ReportData:
             status = "ok (no results file)"
         if present and any(w.startswith(str(source)) for w in warnings):
             status = "unreadable"
+        duration = entry.get("duration_s")
         stages.append(
             StageSummary(
                 stage,
                 status,
                 source,
                 _stage_note(stage, status, evals, models, funnel, training, entry),
-                _num(entry.get("duration_s")),
+                float(duration) if isinstance(duration, int | float) else None,
             )
         )
-    comp = next(s for s in stages if s.stage == "compress")
-    skipped: dict[str, str] = {}
-    compress_source = None
-    if comp.status == "ok":
-        obj = _read_json(run.result_file("compress"), [])
-        skipped = skipped_variants(obj)
-        src = obj.get("source") if isinstance(obj, dict) else None
-        compress_source = (
-            str(src.get("name")) if isinstance(src, dict) and src.get("name") else None
-        )
-        listed = (
-            {"variants": obj["variants"]} if isinstance(obj, dict) and "variants" in obj else obj
-        )
-        named = [r["variant"] for r in _model_rows(listed) if r["variant"] not in skipped]
-        comp.note = f"{len(named)} variants: {', '.join(named)}"
+    comp_stage = next(s for s in stages if s.stage == "compress")
+    skipped = skipped_variants(comp)
+    if comp_stage.status == "ok" and comp is not None:
+        named = [v.name for v in comp.variants if v.name not in skipped]
+        comp_stage.note = f"{len(named)} variants: {', '.join(named)}"
         if skipped:
-            comp.note += "; " + ", ".join(f"{v} {why}" for v, why in skipped.items())
+            comp_stage.note += "; " + ", ".join(f"{v} {why}" for v, why in skipped.items())
     return ReportData(
         profile or run.root.name,
         stages,
@@ -467,14 +344,14 @@ def collect(run: RunLayout, profile: str | None = None) -> ReportData:
         models,
         funnel,
         training,
-        manifest if isinstance(manifest, dict) else {},
+        manifest,
         warnings,
         statuses,
         reasons,
         pd.DataFrame(canary_rows, columns=CANARY_COLUMNS),
         skipped,
-        data_obj if isinstance(data_obj, dict) else {},
-        compress_source,
+        data_obj,
+        comp.source.name if comp is not None else None,
         _grpo_results(run, warnings),
     )
 
@@ -485,9 +362,8 @@ def _grpo_lines(data: Any, metric: str = "pass@1") -> list[str]:
     SFT ('finetuned'), with whether the 95% intervals are apart."""
     out = []
     for v, res in data.grpo.items():
-        tasks, train = res.get("tasks") or {}, res.get("train") or {}
-        curve = [c for c in res.get("curve") or [] if c.get("completions")]
-        settings = res.get("settings") or {}
+        tasks, train, settings = res.tasks, res.train, res.settings
+        curve = [c for c in res.curve if c.get("completions")]
         bits = [
             f"{train.get('steps', '?')} steps from '{settings.get('base', '?')}' on "
             f"{tasks.get('used', '?')} '{settings.get('tasks', '?')}' tasks "
@@ -534,14 +410,15 @@ def _grpo_lines(data: Any, metric: str = "pass@1") -> list[str]:
 
 
 def _grpo_results(run: RunLayout, warnings: list[str]) -> dict:
-    """results/<variant>.json of every GRPO variant in models/ (docs/grpo.md)."""
+    """results/<variant>.json (`results.GRPOResults`) of every GRPO variant in models/
+    (docs/grpo.md)."""
     out = {}
     for v in run.variants() if run.models.is_dir() else []:
         info = read_variant_info(run.model_dir(v)) or {}
         name = v.removesuffix("-lora") if info.get("kind") == "lora" else v
         if info.get("method") == "grpo" and name not in out:
-            obj = _read_json(run.result_file(name), warnings)
-            if isinstance(obj, dict):
+            obj = _read(run.result_file(name), results.GRPOResults, warnings)
+            if obj is not None:
                 out[name] = obj
     return out
 
@@ -897,7 +774,7 @@ def render_markdown(
         out += ["## Data funnel (01)", "", to_markdown(funnel_table(data)), ""]
         from codebench.plots.data import sft_mix
 
-        mix = sft_mix(data.data_summary)
+        mix = sft_mix(data.data_summary) if data.data_summary is not None else ""
         if mix:
             out += [mix + ".", ""]
     out += ["## Figures", ""]
@@ -927,61 +804,3 @@ def funnel_table(data: ReportData) -> pd.DataFrame:
         share = f"{n / d:.0%} of {denom}" if d and n is not None else "—"
         rows.append({"step": step, "counts": group, "records": _fmt(n, 0), "share": share})
     return pd.DataFrame(rows)
-
-
-@dataclass
-class ReportResult:
-    """What `write_report` produced."""
-
-    path: Path
-    figures: dict[str, Path | None]
-    table: pd.DataFrame
-    data: ReportData
-
-
-def write_report(
-    run: RunLayout,
-    *,
-    title: str = "",
-    primary_metric: str = "pass@1",
-    variants: list[str] | None = None,
-    benchmarks: list[str] | None = None,
-    profile: str | None = None,
-) -> ReportResult:
-    """Collect, plot, and write runs/<name>/report.md and figures/<name>/report_*.png."""
-    from codebench.plots import report as plots
-
-    data = collect(run, profile)
-    table = variant_table(data, primary_metric, variants, benchmarks)
-    order = ordered_variants(data, variants)
-    evals = data.evals if not benchmarks else data.evals[data.evals.benchmark.isin(benchmarks)]
-    figures = {
-        "pass@k by variant": plots.passk_by_variant(evals, run.figures, order),
-        f"{primary_metric} against model size": plots.quality_vs_size(
-            evals, data.models, run.figures, primary_metric, order
-        ),
-        "data funnel": plots.data_funnel(data.funnel, run.figures, data.data_summary),
-        "training curves": plots.training_curves(data.training, run.figures),
-    }
-    if data.grpo:
-        from codebench.plots.grpo import report_figures
-
-        figures |= report_figures(data.grpo, run.figures)
-    from codebench.records import write_json
-
-    path = run.root / "report.md"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = render_markdown(data, table, figures, path, title, primary_metric)
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    write_json(
-        run.result_file("report"),
-        {
-            "report": str(path),
-            "figures": {k: str(v) if v else None for k, v in figures.items()},
-            "stages": [s.__dict__ for s in data.stages],
-            "warnings": data.warnings,
-        },
-    )
-    return ReportResult(path, figures, table, data)

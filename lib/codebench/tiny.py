@@ -498,8 +498,7 @@ def build(
     Returns the record also written to run.result_file('base_model'): parameter count,
     tokens seen, loss curves, held-out perplexity, wall time, config and provenance.
     """
-    from codebench import models
-    from codebench.records import write_json
+    from codebench import models, results
     from codebench.runs import provenance
 
     t0 = time.perf_counter()
@@ -574,5 +573,4 @@ def build(
         "config": cfg.model_dump(),
         "provenance": provenance(seed),
     }
-    write_json(run.result_file("base_model"), record)
-    return record
+    return results.write_stage(run, results.BaseModelResults, record)

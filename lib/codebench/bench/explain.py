@@ -217,7 +217,8 @@ class Explain(Task):
         `sandbox`: an open `codebench.sandbox.Sandbox` (one is opened when None).
         Already-scored problems in samples.jsonl are kept (resumable).
         """
-        from codebench.records import JsonlStore, write_json
+        from codebench import results as schema
+        from codebench.records import JsonlStore
 
         if cfg is None or roundtrip_cfg is None:
             from codebench.generate import GenerationConfig
@@ -255,8 +256,7 @@ class Explain(Task):
                 "encoder": str(encoder) if encoder else "default (MiniLM)",
             },
         )
-        write_json(out / "results.json", results)
-        return results
+        return schema.write(out / "results.json", schema.BenchmarkResults, results)
 
     def _run_batch(
         self, todo, backend, cfg, rt_backend, rt_cfg, sandbox, encoder, store, progress

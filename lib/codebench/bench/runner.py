@@ -27,11 +27,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from codebench import results as schema
 from codebench.bench import passk
 from codebench.bench.canary import CanaryError, run_canaries
 from codebench.bench.registry import get_task
 from codebench.bench.tasks import DEFAULT_TIMEOUT_S, BenchError, Problem, Task
-from codebench.records import JsonlStore, read_jsonl, write_json
+from codebench.records import JsonlStore, read_jsonl
 
 KEY = ("task_id", "sample", "model", "protocol")
 DETAIL_CHARS = 2000
@@ -556,7 +557,7 @@ def evaluate(
     if reason:
         log(f"[evaluate] {model} / {task.spec}: {reason}")
         results = {**base, "status": "skipped", "reason": reason}
-        write_json(out / "results.json", results)
+        results = schema.write(out / "results.json", schema.BenchmarkResults, results)
         return results
 
     from codebench.runs import provenance
@@ -579,7 +580,7 @@ def evaluate(
                     "canary": canary,
                     "provenance": provenance(cfg.seed),
                 }
-                write_json(out / "results.json", results)
+                results = schema.write(out / "results.json", schema.BenchmarkResults, results)
                 raise CanaryError(
                     f"{model} / {task.spec}: canary failed, no score reported: {canary['reason']} (see {out / 'results.json'})"
                 )
@@ -613,7 +614,7 @@ def evaluate(
         "data": _data_hashes(task),
         "samples_file": "samples.jsonl",
     }
-    write_json(out / "results.json", results)
+    results = schema.write(out / "results.json", schema.BenchmarkResults, results)
     _log_summary(log, model, task, results)
     return results
 
@@ -743,8 +744,9 @@ def rescore(
     if not samples.is_file():
         raise BenchError(f"rescore: no samples file at {samples}")
     res_file = samples.parent / "results.json"
-    prior = json.loads(res_file.read_text()) if res_file.is_file() else {}
-    cfg = prior.get("config", {})
+    read = schema.read(res_file, schema.BenchmarkResults)
+    prior = read.model_dump(exclude_unset=True) if read is not None else {}
+    cfg = read.config if read is not None else {}
     ks = tuple(ks or cfg.get("ks") or (1, 10, 100))
     records = list(read_jsonl(samples))
     if execute:
@@ -764,7 +766,7 @@ def rescore(
     if write and prior and len(out) == 1:
         prior.update(next(iter(out.values())))
         prior["rescored"] = {"execute": execute, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        write_json(res_file, prior)
+        schema.write(res_file, schema.BenchmarkResults, prior)
     return out
 
 

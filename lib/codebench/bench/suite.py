@@ -1,4 +1,6 @@
-"""Variants x benchmarks: the 04_evaluate stage's loop, and tables over its results.
+"""Variants x benchmarks: the loop of stage 04 (`codebench.stages.evaluate`) and of
+`codebench eval`, and tables over its results (each results.json read through
+`codebench.results.BenchmarkResults`).
 
 `evaluate_variants(run, variants, benchmarks, config)` loads each variant of the run folder with
 `codebench.models.load`, wraps it in a `codebench.generate` backend and evaluates every
@@ -14,12 +16,12 @@ evaluations but is raised (`CanaryError`) once they are done.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from codebench import results as schema
 from codebench.bench.canary import CanaryError
 from codebench.bench.registry import get_task, parse_spec
 from codebench.bench.runner import (
@@ -179,7 +181,8 @@ def load_results(run: Any) -> list[dict]:
     out = []
     base = Path(run.root) / "eval"
     for f in sorted(base.glob("*/*/results.json")) if base.is_dir() else []:
-        obj = json.loads(f.read_text())
+        read = schema.read(f, schema.BenchmarkResults)
+        obj = read.model_dump(exclude_unset=True) if read is not None else {}
         obj.setdefault("variant", f.parent.parent.name)
         obj["evaluation"] = f.parent.parent.name  # variant, or variant@name (a configuration)
         obj["dir"] = str(f.parent)

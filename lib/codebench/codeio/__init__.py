@@ -1,9 +1,10 @@
 """codebench.codeio: CodeI/O data building (raw code -> checked I/O-prediction SFT data).
 
     from codebench.codeio import pipeline
-    backend, model_id = pipeline.prediction_backend(cfg, run, device)
     summary = pipeline.build(cfg, run.data, data_dir=..., backend=backend, model_id=model_id,
                              result_file=run.result_file("build_data"))
+
+(stage 01_build_data, `codebench.stages.data.run`, picks the prediction backend and calls it).
 
 Stages (one small module each): sources -> transform/annotate (unify) -> decontam ->
 iogen/execute (sandboxed I/O generation) -> prompts -> predict -> verify -> revise ->

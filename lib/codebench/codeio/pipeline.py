@@ -29,11 +29,11 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from codebench import results
 from codebench.codeio import assemble, decontam, families, iogen, revise, stages, verify
 from codebench.codeio import summary as summaries
 from codebench.codeio.records import stable_fraction
 from codebench.records import read_jsonl, write_json, write_jsonl
-from codebench.runs import model_content_key
 
 STAGE_FILES = (
     "transform.jsonl",
@@ -152,7 +152,7 @@ def build(
         summary = _stages(cfg, out, ddir, seed, backend, gen_cfg, executor, check_executor, log)
     summary["seconds"] = round(time.time() - t0, 1)
     if result_file is not None:
-        write_json(result_file, summary)
+        summary = results.write(result_file, results.BuildDataResults, summary)
     return summary
 
 
@@ -313,32 +313,3 @@ def load_jsonl(path: str | os.PathLike) -> list[dict]:
     """All records of a stage file ([] when it does not exist)."""
     p = Path(path)
     return list(read_jsonl(p)) if p.exists() else []
-
-
-def prediction_backend(cfg: Any, run: Any, device: str = "cpu") -> tuple[Any, str | None]:
-    """The prediction backend the parameters ask for, and an id naming its model.
-
-    backend 'none' -> (None, None). 'hf': `cfg.model` is a variant of `run` ('base' is the run's
-    base model from 00_base_model), a local path or a hub id, loaded with `codebench.models.load`
-    and wrapped in `codebench.generate.make_backend('hf', ...)`. Other kinds ('openai', 'vllm')
-    get `cfg.model` and `cfg.backend_options` as they are.
-    """
-    if cfg.backend == "none":
-        return None, None
-    from codebench import generate, models
-
-    if cfg.backend != "hf":
-        return generate.make_backend(
-            cfg.backend, cfg.model, **cfg.backend_options
-        ), f"{cfg.backend}:{cfg.model}"
-    spec = cfg.model
-    folder = Path(run.model_dir(spec)) if "/" not in spec else None
-    target = str(folder) if folder is not None and folder.is_dir() else spec
-    model, tok = models.load(target, device, run=run)
-    options = {"batch_size": cfg.batch_size, **cfg.backend_options}
-    resolved = models.resolve(target, run)
-    local = Path(resolved)
-    # a local model is named by its content, not its path: a retrained base in the same
-    # folder changes the id, so the build's fingerprint drops the old model's predictions
-    name = f"{spec}@{model_content_key(local)}" if local.is_dir() else resolved
-    return generate.make_backend("hf", model, tokenizer=tok, **options), f"hf:{name}"

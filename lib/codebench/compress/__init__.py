@@ -3,8 +3,8 @@
 Modules (flat, small): `variants` (spec parsing, what runs where), `quantize` (int8 through
 torchao, bitsandbytes / int4 on CUDA), `prune` (magnitude, Wanda, 2:4), `structured` (MLP
 channels, attention heads), `io` (save / `load_variant`), `measure` (size, RSS, latency,
-perplexity, in a fresh process per variant),
-`stage` (what 03_compress runs). See docs/compression.md.
+perplexity, in a fresh process per variant), `build` (`build_variant`: one variant, built and
+saved). Stage 03_compress itself is `codebench.stages.compress`. See docs/compression.md.
 
 Importing the package is cheap (no torch); `load_variant` is the loader named in each
 variant's codebench_variant.json.
@@ -33,7 +33,6 @@ __all__ = [
     "measure_variant",
     "parse_spec",
     "parse_specs",
-    "run_stage",
     "unavailable_reason",
     "variant_name",
 ]
@@ -47,8 +46,8 @@ def load_variant(path, device: str = "cpu", **kwargs: Any):
 
 
 def build_variant(*args: Any, **kwargs: Any):
-    """Create and save one variant (see `codebench.compress.stage.build_variant`)."""
-    from codebench.compress.stage import build_variant as _build
+    """Create and save one variant (see `codebench.compress.build.build_variant`)."""
+    from codebench.compress.build import build_variant as _build
 
     return _build(*args, **kwargs)
 
@@ -58,10 +57,3 @@ def measure_variant(*args: Any, **kwargs: Any):
     from codebench.compress.measure import measure_isolated
 
     return measure_isolated(*args, **kwargs)
-
-
-def run_stage(*args: Any, **kwargs: Any):
-    """Run stage 03_compress (see `codebench.compress.stage.run_stage`)."""
-    from codebench.compress.stage import run_stage as _run
-
-    return _run(*args, **kwargs)

@@ -8,6 +8,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from codebench.plots import savefig
+from codebench.results import BaseModelResults
 
 
 def _ema(values: list[float], alpha: float = 0.1) -> list[float]:
@@ -18,12 +19,16 @@ def _ema(values: list[float], alpha: float = 0.1) -> list[float]:
     return out
 
 
-def training_curves(record: dict, figures_dir: str | os.PathLike, name: str = "base_loss") -> Path:
+def training_curves(
+    record: BaseModelResults, figures_dir: str | os.PathLike, name: str = "base_loss"
+) -> Path:
     """Train loss (raw and smoothed), held-out loss and the learning-rate schedule of the tiny model.
 
-    `record` is the dict returned by `codebench.tiny.build` (or read from results/base_model.json).
+    `record`: results/base_model.json of a base trained here (`codebench.tiny.build`).
     """
-    h = record["history"]
+    h = record.history
+    if h is None:
+        raise ValueError("training_curves: the base model was loaded, not trained (no history)")
     fig, (ax_loss, ax_lr) = plt.subplots(
         1, 2, figsize=(10, 3.6), gridspec_kw={"width_ratios": [2, 1]}
     )
@@ -42,8 +47,8 @@ def training_curves(record: dict, figures_dir: str | os.PathLike, name: str = "b
         lw=1.6,
         label="held-out",
     )
-    ppl = (record.get("heldout_perplexity") or {}).get("ppl")
-    title = f"tiny model: {record.get('parameters', 0) / 1e6:.2f}M params, {record.get('tokens_seen', 0) / 1e6:.2f}M tokens"
+    ppl = record.heldout_perplexity.ppl
+    title = f"tiny model: {record.parameters / 1e6:.2f}M params, {(record.tokens_seen or 0) / 1e6:.2f}M tokens"
     if ppl:
         title += f", held-out ppl {ppl:.1f}"
     ax_loss.set(xlabel="step", ylabel="cross-entropy (nats/token)", title=title)

@@ -1,8 +1,8 @@
 """Figures of stage 03_compress, as functions of results/compress.json.
 
-Each function takes the loaded result dict (`reference` plus `variants` rows) and returns a
-matplotlib Figure (None when there is nothing to draw); the notebook saves them with
-`codebench.plots.savefig`.
+Each function takes the file as `codebench.results.CompressResults` (the source's
+`reference` plus `variants` rows) and returns a matplotlib Figure (None when there is nothing
+to draw); stage 03 (`codebench.stages.compress`) saves them with `codebench.plots.savefig`.
 """
 
 from __future__ import annotations
@@ -10,16 +10,13 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 
 from codebench.plots import savefig  # noqa: F401 - re-exported for notebooks
+from codebench.results import CompressResults, CompressVariant
 
 
-def _points(result: dict, metric: str) -> list[tuple[str, float, float]]:
+def _points(result: CompressResults, metric: str) -> list[tuple[str, float, float]]:
     """(label, weight MB, metric) for the source and every measured variant."""
-    rows = [(f"{result['reference'].get('name', 'source')} (source)", result["reference"])]
-    rows += [
-        (v["spec"], {**v.get("measure", {}), **v})
-        for v in result.get("variants", [])
-        if v.get("status") == "ok"
-    ]
+    rows = [(f"{result.reference.name} (source)", result.reference.numbers())]
+    rows += [(v.spec, {**v.measure, **v.numbers()}) for v in result.variants if v.status == "ok"]
     out = []
     for label, m in rows:
         x, y = m.get("weight_bytes"), m.get(metric)
@@ -41,25 +38,24 @@ def pareto_front(
     return front
 
 
-def skipped_note(result: dict) -> str:
+def skipped_note(result: CompressResults) -> str:
     """'not built: nf4 (needs CUDA), ...' for variants the stage skipped, else ''."""
-    skipped = [
-        f"{v.get('spec')} ({_short_reason(v)})"
-        for v in result.get("variants", [])
-        if v.get("status") not in (None, "ok")
-    ]
+    skipped = [f"{v.spec} ({_short_reason(v)})" for v in result.variants if v.status != "ok"]
     return ("not built: " + ", ".join(skipped)) if skipped else ""
 
 
-def _short_reason(v: dict) -> str:
-    why = str(v.get("reason") or v.get("error") or v.get("status") or "")
+def _short_reason(v: CompressVariant) -> str:
+    why = v.reason or v.error or v.status  # skipped: the reason; failed: the error
     if "cuda" in why.lower():
         return "needs CUDA"
-    return why.splitlines()[0][:60] if why else str(v.get("status"))
+    return why.splitlines()[0][:60]
 
 
 def pareto(
-    result: dict, metric: str = "perplexity", lower_is_better: bool = True, title: str | None = None
+    result: CompressResults,
+    metric: str = "perplexity",
+    lower_is_better: bool = True,
+    title: str | None = None,
 ):
     """Size on disk vs `metric` per variant, Pareto front drawn; None without data."""
     pts = _points(result, metric)
@@ -111,12 +107,10 @@ def pareto(
     return fig
 
 
-def latency_bars(result: dict):
+def latency_bars(result: CompressResults):
     """Prefill (ms) and decode (ms/token) per variant, side by side; None without data."""
-    ref = result["reference"]
-    rows = [("source", ref)] + [
-        (v["spec"], v["measure"]) for v in result.get("variants", []) if v.get("status") == "ok"
-    ]
+    ref = result.reference.numbers()
+    rows = [("source", ref)] + [(v.spec, v.measure) for v in result.variants if v.status == "ok"]
     rows = [(n, m) for n, m in rows if m.get("decode_ms_per_token")]
     if not rows:
         return None
@@ -131,15 +125,13 @@ def latency_bars(result: dict):
         ax.set_ylabel(label)
     threads = ref.get("threads")
     fig.suptitle(
-        f"latency on {result.get('device', '?')}"
-        + (f", {threads} threads" if threads else "")
-        + " (median)"
+        f"latency on {result.device}" + (f", {threads} threads" if threads else "") + " (median)"
     )
     fig.tight_layout()
     return fig
 
 
-def sparsity_by_layer(result: dict):
+def sparsity_by_layer(result: CompressResults):
     """Per-layer sparsity of each pruned variant; None when no variant was pruned.
 
     Series that coincide (e.g. every method at exactly 50% in every layer) stay visible:
@@ -148,9 +140,9 @@ def sparsity_by_layer(result: dict):
     from codebench.plots import SERIES_STYLES
 
     series = [
-        (v["spec"], v["info"]["sparsity_layers"])
-        for v in result.get("variants", [])
-        if v.get("status") == "ok" and (v.get("info") or {}).get("sparsity_layers")
+        (v.spec, v.info["sparsity_layers"])
+        for v in result.variants
+        if v.status == "ok" and v.info.get("sparsity_layers")
     ]
     if not series:
         return None

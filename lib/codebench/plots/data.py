@@ -1,4 +1,5 @@
-"""Figures of the 01_build_data stage, as functions of its summary (results/build_data.json).
+"""Figures of the 01_build_data stage, as functions of its summary (results/build_data.json,
+read through `codebench.results.BuildDataResults`).
 
 Each function returns a matplotlib Figure (or None when there is nothing to draw); save it
 with `codebench.plots.savefig`. `save_all` draws and saves every figure.
@@ -13,6 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from codebench.plots import savefig
+from codebench.results import BuildDataResults
 
 FUNCTION_STEPS = (
     ("raw", "source records"),
@@ -50,12 +52,11 @@ def _bars(ax, labels: list[str], values: list[int], color: str, percent: bool = 
     ax.set_xlim(0, top * 1.3)
 
 
-def sft_mix(summary: dict) -> str:
+def sft_mix(summary: BuildDataResults) -> str:
     """How the SFT records were made, from the summary's `assembly` counts, e.g.
     '32 SFT records: 0 verified in turn 1, 0 fixed in turn 2, 32 gold fallback'."""
-    f = summary.get("funnel") or {}
-    sft = {k.split(":", 1)[1]: int(v) for k, v in (summary.get("assembly") or {}).items()
-           if k.startswith("sft:")}  # fmt: skip
+    f = summary.funnel
+    sft = {k.split(":", 1)[1]: v for k, v in summary.assembly.items() if k.startswith("sft:")}
     if "sft" not in f:
         return ""
     gold = sum(v for k, v in sft.items() if "gold" in k)
@@ -69,7 +70,7 @@ def sft_mix(summary: dict) -> str:
     why = turn1_failures(summary)
     if why:
         text += f"\nturn 1 answers: {why}"
-    fam = summary.get("family_sft") or {}
+    fam = summary.family_sft
     if fam.get("kept"):
         text += (
             f"\n+ {int(fam['kept']):,} pyfamilies training functions as prompt-completion SFT records "
@@ -87,11 +88,11 @@ STATUS_WHY = {
 }
 
 
-def turn1_failures(summary: dict) -> str:
+def turn1_failures(summary: BuildDataResults) -> str:
     """Why turn-1 answers failed, from the summary's statuses, e.g. '30 with no ```json
     answer block, 2 wrong'."""
     counts: dict[str, int] = {}
-    for by in ((summary.get("statuses") or {}).get("turn1") or {}).values():
+    for by in summary.statuses.get("turn1", {}).values():
         for status, n in by.items():
             if status != "success":
                 counts[status] = counts.get(status, 0) + int(n)
@@ -99,12 +100,12 @@ def turn1_failures(summary: dict) -> str:
     return ", ".join(f"{counts[s]} {STATUS_WHY.get(s, s)}" for s in order if counts[s])
 
 
-def funnel(summary: dict) -> plt.Figure | None:
+def funnel(summary: BuildDataResults) -> plt.Figure | None:
     """Two panels, each with its own denominator: functions (raw -> unified -> decontaminated ->
     with I/O, % of the source records) and prediction samples (prompts -> predicted -> verified
     in turn 1 -> fixed in turn 2 -> SFT records, % of the training prompts), and how the SFT
     records were made."""
-    f = summary.get("funnel") or {}
+    f = summary.funnel
     if not f:
         return None
     fsteps = [(label, int(f[k])) for k, label in FUNCTION_STEPS if k in f]
@@ -127,11 +128,11 @@ def funnel(summary: dict) -> plt.Figure | None:
     return fig
 
 
-def drop_reasons(summary: dict) -> plt.Figure | None:
+def drop_reasons(summary: BuildDataResults) -> plt.Figure | None:
     """Horizontal bars: why records were dropped, per stage (unify, decontam, I/O generation)."""
     rows = [
         (f"{stage}: {reason}", n)
-        for stage, by in (summary.get("drop_reasons") or {}).items()
+        for stage, by in summary.drop_reasons.items()
         for reason, n in by.items()
         if n
     ]
@@ -147,9 +148,9 @@ def drop_reasons(summary: dict) -> plt.Figure | None:
     return fig
 
 
-def statuses(summary: dict) -> plt.Figure | None:
+def statuses(summary: BuildDataResults) -> plt.Figure | None:
     """Stacked bars: verification statuses by direction, turn 1 and turn 2 (revisions)."""
-    st = summary.get("statuses") or {}
+    st = summary.statuses
     groups = [
         (f"{d}\nturn {t[-1]}", counts)
         for t in ("turn1", "turn2")
@@ -174,7 +175,7 @@ def statuses(summary: dict) -> plt.Figure | None:
     return fig
 
 
-def save_all(summary: dict, figures_dir: str | os.PathLike) -> dict[str, Path | None]:
+def save_all(summary: BuildDataResults, figures_dir: str | os.PathLike) -> dict[str, Path | None]:
     """Draw and save every figure of the stage; None for figures with nothing to draw."""
     out: dict[str, Path | None] = {}
     for name, fn in (

@@ -13,6 +13,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 
 from codebench.plots import message_figure
+from codebench.results import GRPOResults
 
 
 def _rate(c: Mapping[str, Any], outcome: str) -> float | None:
@@ -66,13 +67,13 @@ def reward_throughput(curve: Sequence[Mapping[str, Any]], *, title: str = "") ->
     return fig
 
 
-def report_figures(grpo: Mapping[str, Mapping[str, Any]], figures_dir: Any) -> dict[str, Any]:
+def report_figures(grpo: Mapping[str, GRPOResults], figures_dir: Any) -> dict[str, Any]:
     """report_grpo_<variant>_reward.png and ..._throughput.png for each GRPO variant."""
     from codebench.plots import savefig
 
     out = {}
     for v, res in grpo.items():
-        curve = res.get("curve") or []
+        curve = res.curve
         title = f"GRPO '{v}': sandbox reward of the sampled completions per step"
         out[f"GRPO {v}: reward per step"] = savefig(
             reward_curve(curve, title=title), figures_dir, f"report_grpo_{v}_reward"

@@ -16,6 +16,7 @@ import pandas as pd
 
 from codebench.plots import all_zero, label_points, message_figure, savefig
 from codebench.plots.evaluate import _all_zero_message, mark_zeros
+from codebench.results import BuildDataResults
 
 _PASSK = re.compile(r"^pass@(\d+)$")
 
@@ -138,7 +139,9 @@ def quality_vs_size(
 
 
 def data_funnel(
-    funnel: pd.DataFrame, figures_dir: str | os.PathLike, summary: dict | None = None
+    funnel: pd.DataFrame,
+    figures_dir: str | os.PathLike,
+    summary: BuildDataResults | None = None,
 ) -> Path | None:
     """The 01 funnel: functions (% of source records) and prediction samples (% of training
     prompts) in two panels, with how the SFT records were made (`plots.data.funnel`)."""
@@ -147,8 +150,12 @@ def data_funnel(
     df = funnel.dropna(subset=["records"]) if not funnel.empty else funnel
     if df.empty:
         return None
-    summary = dict(summary or {})
-    summary["funnel"] = {str(r.step): int(r.records) for r in df.itertuples()}
+    counts = {str(r.step): int(r.records) for r in df.itertuples()}
+    summary = (
+        summary.model_copy(update={"funnel": counts})
+        if summary is not None
+        else BuildDataResults(funnel=counts)
+    )
     fig = data_plots.funnel(summary)
     if fig is None:
         return None

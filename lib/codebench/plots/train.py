@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import matplotlib.pyplot as plt
+
+from codebench.results import FinetuneResults
 
 
 def _series(log_history: Sequence[dict], key: str) -> tuple[list[int], list[float]]:
@@ -91,14 +92,15 @@ def perplexity_bars(
     return fig
 
 
-def all_figures(result: dict[str, Any]) -> dict[str, plt.Figure]:
-    """Every 02_finetune figure from a results dict, keyed by file name."""
-    data = result.get("data", {})
+def all_figures(result: FinetuneResults) -> dict[str, plt.Figure]:
+    """Every 02_finetune figure from results/finetune.json, keyed by file name."""
     return {
-        "finetune_loss": loss_curves(result["log_history"]),
-        "finetune_lr": lr_curve(result["log_history"], result.get("expected_lr")),
+        "finetune_loss": loss_curves(result.log_history),
+        "finetune_lr": lr_curve(result.log_history, result.expected_lr),
         "finetune_lengths": length_histogram(
-            result.get("lengths", []), data.get("max_length", 0), n_dropped=data.get("n_dropped")
+            result.lengths,
+            result.data.get("max_length", 0),
+            n_dropped=result.data.get("n_dropped"),
         ),
-        "finetune_ppl": perplexity_bars(result.get("val_ppl_before"), result.get("val_ppl_after")),
+        "finetune_ppl": perplexity_bars(result.val_ppl_before, result.val_ppl_after),
     }

@@ -12,7 +12,6 @@ notebook and a log file), and returns the results the main process wrote.
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import subprocess
@@ -143,4 +142,9 @@ def launch(
     if echo:
         print("$ " + shlex.join(cmd), flush=True)
     run_streaming(cmd, log_file=run.root / "finetune_launch.log", cwd=REPO_ROOT, echo=echo)
-    return json.loads(run.result_file("finetune").read_text(encoding="utf-8"))
+    from codebench import results
+
+    written = results.read_stage(run, results.FinetuneResults)
+    if written is None:
+        raise LaunchError(f"the launched job wrote no {run.result_file('finetune')}")
+    return written.model_dump(exclude_unset=True)

@@ -38,9 +38,9 @@ from typing import Any
 
 import torch
 
+from codebench import results
 from codebench.models import resolve_dtype
 from codebench.params import GRPOSection
-from codebench.records import write_json
 from codebench.rewards import RewardTask, SandboxReward, reference_code, validate_tasks
 from codebench.runs import RunLayout, provenance, write_variant_info
 
@@ -490,7 +490,7 @@ def grpo_finetune(
             "artifacts": artifacts,
             "provenance": provenance(seed),
         }
-        write_json(run.result_file(settings.variant), result)
+        result = results.write(run.result_file(settings.variant), results.GRPOResults, result)
         return result
     finally:
         reward.close()
@@ -524,40 +524,6 @@ def save_grpo_outputs(
         )
         out["merged"] = str(merged)
     return out
-
-
-# --------------------------------------------------------------------------- stage 02
-def run_stage(ctx: Any, cfg: Any, *, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
-    """Stage 02 with `finetune.method: grpo` (the notebook calls this after the SFT cells):
-    GRPO per `cfg.grpo` from `cfg.grpo.base` ('base', or 'finetuned' = the LoRA SFT result
-    this stage just wrote), with the stage's seed, device and data folder. Writes
-    models/<variant>-lora, models/<variant>, results/<variant>.json and the rewards log, and
-    the figures grpo_reward / grpo_throughput under the stage's figures folder."""
-    if cfg.method != "grpo":
-        raise ValueError(f"finetune.method is {cfg.method!r}, not 'grpo'")
-    settings = GRPOSettings(**cfg.grpo.model_dump())
-    result = grpo_finetune(
-        ctx.run,
-        settings,
-        seed=ctx.seed,
-        device=ctx.device,
-        data_dir=ctx.data_dir,
-        callbacks=callbacks,
-    )
-    from codebench.plots import grpo as gplots
-    from codebench.plots import savefig
-
-    result["figures"] = [
-        str(savefig(gplots.reward_curve(result["curve"]), ctx.figures_dir, "grpo_reward")),
-        str(savefig(gplots.reward_throughput(result["curve"]), ctx.figures_dir, "grpo_throughput")),
-    ]
-    return result
-
-
-def sft_section(cfg: Any) -> Any:
-    """The finetune section as the SFT cells of stage 02 use it: method grpo trains the
-    section's LoRA SFT first (the 'finetuned' variant, the SFT row of the report)."""
-    return cfg.model_copy(update={"method": "lora"}) if cfg.method == "grpo" else cfg
 
 
 # --------------------------------------------------------------------------- figures

@@ -1,6 +1,6 @@
-"""The fine-tuning entry point.
+"""The fine-tuning entry point (stage 02, `codebench.stages.finetune.run`, calls these).
 
-In a notebook::
+In Python::
 
     job = train.make_job(ctx, cfg)        # resolves the base model and data, clear errors
     data = train.prepare_data(job)        # template, masks, truncation stats, packing
@@ -45,6 +45,7 @@ from transformers import PrinterCallback, TrainerState
 from trl import SFTConfig, SFTTrainer
 from trl.data_utils import pack_dataset
 
+from codebench import results
 from codebench.models import context_window, resolve_dtype
 from codebench.params import FinetuneSection, resolve_device, seed_everything
 from codebench.records import write_json
@@ -611,7 +612,7 @@ def finetune(
         from codebench.train.merge import save_outputs
 
         result["artifacts"] = save_outputs(trainer, job, method, data)
-        write_json(job.run.result_file("finetune"), result)
+        result = results.write_stage(job.run, results.FinetuneResults, result)
     return result
 
 

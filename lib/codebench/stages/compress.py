@@ -1,23 +1,26 @@
-"""Stage 03_compress: build each variant of the source model, measure it and the source, write
-results/compress.json.
+"""Stage 03_compress: build each variant of the source model (`codebench.compress.build`),
+measure it and the source (`codebench.compress.measure`), write results/compress.json, draw
+the figures (`codebench.plots.compress`).
 
-`run_stage(ctx, cfg)` is what the notebook calls. A variant this machine cannot run (nf4 on a
-CPU, head pruning of a fused-qkv model, ...) is recorded as skipped with the reason; a variant
-that fails for any other reason is recorded as failed and, after every other variant has been
+`run(ctx, cfg)` is what the notebook calls. A variant this machine cannot run (nf4 on a CPU,
+head pruning of a fused-qkv model, ...) is recorded as skipped with the reason; a variant that
+fails for any other reason is recorded as failed and, after every other variant has been
 built, measured and written, the stage raises `CompressError` naming it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import tempfile
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
+from codebench import results
+from codebench.compress.build import build_variant, fingerprint
 from codebench.compress.variants import (
     VariantSpec,
     VariantUnavailable,
@@ -25,14 +28,99 @@ from codebench.compress.variants import (
     parse_specs,
     unavailable_reason,
 )
-from codebench.records import write_dir_atomic
+from codebench.params import CompressSection, StageContext
 
 BUILDER_VERSION = 1
-HF_QUANT = ("nf4", "bnb-int8", "int4-weight")
 
 
 class CompressError(RuntimeError):
     """One or more variants failed to build or measure; the message names them."""
+
+
+@dataclass
+class CompressResult:
+    """What stage 03 produced: results/compress.json as written (`data`, read through its
+    schema), the table of the source and every variant, the saved figures (None: nothing to
+    draw) and summary lines."""
+
+    data: results.CompressResults
+    table: pd.DataFrame
+    figures: dict[str, Path | None]
+    lines: list[str]
+
+
+def run(
+    ctx: StageContext, cfg: CompressSection, log: Callable[[str], None] = print
+) -> CompressResult:
+    """What 03_compress.ipynb runs: build and measure, then the table, figures and summary."""
+    data = results.CompressResults.model_validate(build_and_measure(ctx, cfg, log))
+    return CompressResult(
+        data, variant_table(data), save_figures(data, ctx.figures_dir), summary_lines(data, ctx)
+    )
+
+
+def _row(label: str, status: str, m: results.ModelMeasure, prefill, ratios: dict) -> dict:
+    return {
+        "variant": label,
+        "status": status,
+        "MB": m.size_mb,
+        "x smaller": ratios.get("size_ratio"),
+        "peak RSS MB": m.peak_rss_mb,
+        "prefill ms": prefill,
+        "decode ms/tok": m.ms_per_token,
+        "x faster": ratios.get("decode_speedup"),
+        "ppl": m.perplexity,
+        "ppl change %": None if ratios.get("ppl_change") is None else 100 * ratios["ppl_change"],
+        "pass@1": m.pass_at_1,
+    }
+
+
+def variant_table(result: results.CompressResults) -> pd.DataFrame:
+    """One row for the source and one per variant: size, memory, latency, perplexity, pass@1."""
+    ref = result.reference
+    source = {"size_ratio": 1.0, "decode_speedup": 1.0, "ppl_change": 0.0}
+    rows = [_row(f"{ref.name} (source)", "ok", ref, ref.numbers().get("prefill_ms"), source)]
+    for v in result.variants:
+        rows.append(_row(v.spec, v.status, v, v.measure.get("prefill_ms"), v.numbers()))
+    return pd.DataFrame(rows).set_index("variant")
+
+
+def save_figures(result: results.CompressResults, figures_dir: Path) -> dict[str, Path | None]:
+    """figures/<profile>/compress_*.png; None where there is no data to draw."""
+    from codebench.plots import compress as cplots
+    from codebench.plots import savefig
+
+    figures = {
+        "compress_pareto_perplexity": cplots.pareto(
+            result, "perplexity", title="size vs held-out perplexity"
+        ),
+        "compress_pareto_pass_at_1": cplots.pareto(
+            result, "pass_at_1", lower_is_better=False, title="size vs pass@1"
+        ),
+        "compress_latency": cplots.latency_bars(result),
+        "compress_sparsity": cplots.sparsity_by_layer(result),
+    }
+    return {
+        name: savefig(fig, figures_dir, name) if fig is not None else None
+        for name, fig in figures.items()
+    }
+
+
+def summary_lines(result: results.CompressResults, ctx: StageContext) -> list[str]:
+    """Why each variant that is not ok is not, then the source and the counts."""
+    ref, variants = result.reference, result.variants
+    nan = float("nan")
+    lines = [f"{v.spec}: {v.status} - {v.reason or v.error}" for v in variants if v.status != "ok"]
+    ok = [v for v in variants if v.status == "ok"]
+    lines.append(
+        f"source {result.source.name}: {ref.size_mb:.2f} MB, ppl {nan if ref.perplexity is None else ref.perplexity:.3f}, "
+        f"decode {nan if ref.ms_per_token is None else ref.ms_per_token:.2f} ms/token on {result.device}"
+    )
+    lines.append(
+        f"{len(ok)} variant(s) measured, {sum(v.status == 'skipped' for v in variants)} skipped; "
+        f"results: {ctx.run.result_file('compress')}"
+    )
+    return lines
 
 
 # --------------------------------------------------------------------------- source
@@ -60,150 +148,6 @@ def resolve_source(run, source: str) -> tuple[str, str]:
             )
         return name, models.resolve(name, run)
     return source, models.resolve(source, run)
-
-
-def fingerprint(target: str) -> str:
-    """A cheap identity of a model folder: file names, sizes and modification times."""
-    p = Path(target)
-    if not p.is_dir():
-        return f"hub:{target}"
-    h = hashlib.sha256()
-    for f in sorted(p.rglob("*")):
-        if f.is_file():
-            st = f.stat()
-            h.update(f"{f.relative_to(p)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:16]
-
-
-# --------------------------------------------------------------------------- building
-def _prune(model, variant: VariantSpec, batches) -> dict:
-    """Apply the pruning steps in order; return their reports."""
-    from codebench.compress import prune, structured
-
-    out: dict = {"structured": [], "masked": None}
-    for step in variant.pruning:
-        if step.method == "mlp-prune":
-            out["structured"].append(structured.prune_mlp_channels(model, step.amount, batches))
-        elif step.method == "head-prune":
-            out["structured"].append(structured.prune_attention_heads(model, step.amount, batches))
-        elif step.kind == "prune":
-            if step.method == "wanda":
-                masks = prune.prune_wanda(model, step.amount, batches)
-            else:
-                masks = prune.prune_magnitude(
-                    model, step.amount, "global" if step.method == "magnitude-global" else "layer"
-                )
-            out["masked"] = sorted(masks)
-        elif step.kind == "semi":
-            masks, skipped = prune.prune_semi_structured(
-                model, step.method, batches if step.method == "wanda" else None
-            )
-            out["masked"], out["semi_skipped"] = sorted(masks), skipped
-    if out["masked"] is not None:
-        out["sparsity"] = prune.sparsity_report(model, out["masked"])
-    return out
-
-
-def build_variant(
-    source: str,
-    variant: VariantSpec | str,
-    dest: str | os.PathLike,
-    *,
-    device: str = "cpu",
-    calibration_texts: list[str] | None = None,
-    calibration_sequences: int = 16,
-    calibration_seq_len: int = 256,
-    quantize_embeddings: bool = True,
-    sparse_storage: bool = True,
-    parent: str | None = None,
-    extra_info: dict | None = None,
-) -> dict:
-    """Create one variant of the model at `source` and save it to `dest`; return its info.
-
-    Raises VariantUnavailable when this machine cannot build or run it.
-    """
-    import torch
-
-    from codebench import models
-    from codebench.compress import io, prune
-    from codebench.compress.quantize import quantize_with_transformers
-
-    if isinstance(variant, str):
-        variant = parse_specs([variant])[0]
-    reason = unavailable_reason(variant, device)
-    if reason:
-        raise VariantUnavailable(reason)
-    t0 = time.perf_counter()
-    quant = variant.quantization
-    kinds = {s.kind for s in variant.steps}
-    kind = (
-        "quantized"
-        if kinds == {"quantize"}
-        else "pruned"
-        if "quantize" not in kinds
-        else "compressed"
-    )
-    info = {
-        "kind": kind,
-        "parent": parent or str(source),
-        "spec": variant.spec,
-        "source_model": str(source),
-        "steps": describe(variant)["steps"],
-        **(extra_info or {}),
-    }
-    if quant is not None and quant.method in HF_QUANT and not variant.pruning:
-        tok = models.load_tokenizer(str(source))
-        model = None  # transformers' quantizer loads the source itself
-    else:
-        model, tok = models.load(str(source), device, torch.float32 if device == "cpu" else "auto")
-    batches = None
-    if variant.needs_calibration:
-        if not calibration_texts:
-            raise ValueError(f"{variant.spec}: needs calibration texts (code)")
-        batches = prune.calibration_batches(
-            tok, calibration_texts, calibration_sequences, calibration_seq_len
-        )
-    report = (
-        _prune(model, variant, batches) if model is not None else {"structured": [], "masked": None}
-    )
-    info["structured"] = report["structured"] or None
-    if "sparsity" in report:
-        sp = report["sparsity"]
-        info["sparsity"] = {k: v for k, v in sp.items() if k != "layers"}
-        info["sparsity_layers"] = sp["layers"]
-        info["semi_skipped"] = report.get("semi_skipped") or None
-    if quant is None:
-        if report["masked"] is not None and sparse_storage:
-            io.save_sparse(model, tok, dest, report["masked"], **info)
-        else:
-            io.save_hf(model, tok, dest, **info)
-    elif quant.method in ("int8-dynamic", "int8-weight"):
-        mode = "dynamic" if quant.method == "int8-dynamic" else "weight"
-        io.save_int8(
-            model,
-            tok,
-            dest,
-            mode=mode,
-            include_embeddings=quantize_embeddings,
-            quantization=quant.method,
-            **info,
-        )
-    else:
-        src = str(source)
-        with tempfile.TemporaryDirectory(prefix="codebench-prequant-") as tmp:
-            if variant.pruning:  # quantize the pruned model, not the source
-                model.save_pretrained(tmp)
-                src = tmp
-
-            def write(folder: Path) -> None:
-                quantize_with_transformers(src, folder, quant.method, device)
-                tok.save_pretrained(folder)
-                io._info(folder, format="hf", quantization=quant.method, **info)
-
-            write_dir_atomic(dest, write)
-    info["build_s"] = round(time.perf_counter() - t0, 2)
-    del model
-    return info
 
 
 # --------------------------------------------------------------------------- measuring
@@ -301,8 +245,11 @@ def _reusable(dest: Path, variant: VariantSpec, fp: str) -> dict | None:
     return None
 
 
-def run_stage(ctx, cfg, log: Callable[[str], None] = print) -> dict:
-    """Build, save and measure every variant of `cfg.variants`; write results/compress.json."""
+def build_and_measure(ctx, cfg, log: Callable[[str], None] = print) -> dict:
+    """Build, save and measure every variant of `cfg.variants`; write results/compress.json.
+
+    Raises `CompressError` naming the failed variants after the others ran and the results
+    were written."""
     from codebench.compress.measure import (
         MeasureConfig,
         measure,
@@ -310,7 +257,6 @@ def run_stage(ctx, cfg, log: Callable[[str], None] = print) -> dict:
         paired_decode,
         paired_decode_isolated,
     )
-    from codebench.records import write_json
     from codebench.runs import provenance
 
     t0 = time.perf_counter()
@@ -389,7 +335,7 @@ def run_stage(ctx, cfg, log: Callable[[str], None] = print) -> dict:
         "wall_seconds": round(time.perf_counter() - t0, 2),
         "provenance": provenance(ctx.seed),
     }
-    write_json(run.result_file("compress"), result)
+    result = results.write_stage(run, results.CompressResults, result)
     failed = [r for r in rows if r["status"] == "failed"]
     if failed:
         raise CompressError(

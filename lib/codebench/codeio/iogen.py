@@ -22,6 +22,7 @@ within the verification tolerance.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections import Counter
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from typing import Any
 from codebench.codeio import annotate, execute
 from codebench.codeio.records import NotPlain, canonical, to_plain
 from codebench.codeio.verify import values_match
+from codebench.sandbox.outcome import Outcome
 
 
 @dataclass
@@ -117,6 +119,20 @@ def _values(result: Any, n: int) -> tuple[list[Any], str | None]:
     return [None] * n, detail
 
 
+def _checked(call: Any) -> Any:
+    """A call reported as passed whose value is not the wrapper's [output, arguments after]
+    pair (a program that forks at import can answer in its parent's place) is a failed call."""
+    value = getattr(call, "value", None)
+    if not getattr(call, "ok", False) or (isinstance(value, (list, tuple)) and len(value) == 2):
+        return call
+    return dataclasses.replace(
+        call,
+        outcome=Outcome.FAILED,
+        value=None,
+        error="malformed reply: not an (output, arguments) pair",
+    )
+
+
 def analyze(
     unified: dict,
     cands: list[dict],
@@ -154,6 +170,8 @@ def analyze(
         rec["detail"] = job_error[:500]
         return rec
     vb = list(reversed(_values(res_b, len(cands))[0])) if res_b is not None else None
+    va = [_checked(c) for c in va]
+    vb = [_checked(c) for c in vb] if vb is not None else None
     ok, pair_reasons, details, nondet, repro = _pairs(unified, cands, stored, va, vb, cfg)
     rec.update(
         n_ok=len(ok),

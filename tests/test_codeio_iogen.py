@@ -239,3 +239,20 @@ def test_input_predictions_are_re_executed(sandboxes) -> None:
         "success",
     ]
     assert got[2]["actual_output"] == 5 and "ValueError" in got[3]["reason"]
+
+
+def test_a_passed_call_without_an_output_pair_is_a_failed_call() -> None:
+    # a program that forks at import can answer a call in its parent's place with any value
+    from types import SimpleNamespace
+
+    from codebench.sandbox.outcome import CallResult, Outcome
+
+    code = "def main_solution(n):\n    return n * 3\n"
+    cands = [{"n": i} for i in range(4)]
+    honest = [CallResult(Outcome.PASSED, [3 * c["n"], dict(c)]) for c in cands]
+    forged = [CallResult(Outcome.PASSED, None), CallResult(Outcome.PASSED, [1, 2, 3])]
+    run_a = SimpleNamespace(values=[*forged, *honest[2:]], detail="", outcome="passed")
+    run_b = SimpleNamespace(values=list(reversed(honest)), detail="", outcome="passed")
+    rec = iogen.analyze(_rec(code), cands, [False] * 4, run_a, run_b, CFG)
+    assert rec["n_ok"] == 2 and rec["pair_reasons"] == {"exception": 2}
+    assert {p["input"]["n"] for p in rec["pairs"]} <= {2, 3}

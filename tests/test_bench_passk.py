@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from codebench.bench import passk
+from codebench import passk
 
 
 @pytest.mark.parametrize(

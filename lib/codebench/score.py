@@ -53,6 +53,7 @@ from codebench.cliutil import (
     positive_float,
     positive_int,
 )
+from codebench.passk import pass_at_k
 from codebench.records import RecordWriteError, dumps_record, write_all, write_error, write_jsonl
 
 BATCH_SECONDS = 2.0
@@ -61,16 +62,6 @@ BATCH_RECORDS = 256
 
 class ScoreInputError(ValueError):
     """A samples file line that cannot be scored (message names the file and line)."""
-
-
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased estimate of pass@k from n samples of which c passed."""
-    if n - c < k:
-        return 1.0
-    prod = 1.0
-    for i in range(n - c + 1, n + 1):
-        prod *= 1.0 - k / i
-    return 1.0 - prod
 
 
 def summarize(

@@ -25,10 +25,10 @@ Stage 04's loop over variants and its tables (`evaluate_variants`, `results_tabl
 
 from codebench.bench.canary import CanaryError, run_canaries
 from codebench.bench.extract import extract_fenced, fenced_blocks, truncate_at_stops
-from codebench.bench.passk import bootstrap_ci, pass_at_k, summarize
 from codebench.bench.registry import get_task, names, parse_spec
 from codebench.bench.runner import EvalConfig, evaluate, rescore, score
 from codebench.bench.tasks import BenchError, Problem, Task, default_timeout
+from codebench.passk import bootstrap_ci, pass_at_k, summarize
 
 __all__ = [
     "BenchError",

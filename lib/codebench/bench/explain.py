@@ -348,7 +348,7 @@ def _cfg_dict(cfg: Any) -> dict:
 
 def summarize(records: list[dict], *, seed: int = 0) -> dict:
     """results.json metrics from sample records: corpus BLEU/chrF, means with bootstrap CIs."""
-    from codebench.bench.passk import bootstrap_ci
+    from codebench.passk import bootstrap_ci
 
     if not records:
         return {"metrics": {}}

@@ -27,8 +27,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from codebench import passk
 from codebench import results as schema
-from codebench.bench import passk
 from codebench.bench.canary import CanaryError, run_canaries
 from codebench.bench.registry import get_task
 from codebench.bench.tasks import DEFAULT_TIMEOUT_S, BenchError, Problem, Task

@@ -6,13 +6,14 @@ a product (no huge binomials) and is exact for the integers involved. A benchmar
 the mean over problems; it is reported only for k <= n (the smallest n over problems), never
 extrapolated. Confidence intervals resample *problems* with replacement (seeded), because the
 problems, not the samples, are the finite population a benchmark score generalises over.
+
+Standard library only at import (numpy is imported by the bootstrap), so `codebench score`
+uses the same estimator without starting numpy or the bench package.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-
-import numpy as np
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -26,7 +27,10 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     if n - c < k:
         return 1.0
     # C(n-c, k) / C(n, k) = prod_{i=n-c+1}^{n} (1 - k / i)
-    return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1, dtype=np.float64)))
+    prod = 1.0
+    for i in range(n - c + 1, n + 1):
+        prod *= 1.0 - k / i
+    return 1.0 - prod
 
 
 def per_problem(counts: Mapping[str, tuple[int, int]], k: int) -> dict[str, float]:
@@ -46,6 +50,8 @@ def bootstrap_ci(
     values: Sequence[float], *, iters: int = 1000, level: float = 0.95, seed: int = 0
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean of `values` (resampling values, seeded)."""
+    import numpy as np  # deferred: `codebench score` needs pass_at_k only and starts without it
+
     v = np.asarray(values, dtype=np.float64)
     if v.size == 0:
         return (float("nan"), float("nan"))
@@ -72,6 +78,8 @@ def summarize(
     `counts` maps task_id -> (n samples, c passed). Problems are sorted by id before
     bootstrapping so the interval does not depend on dict order.
     """
+    import numpy as np  # deferred, as in bootstrap_ci
+
     out: dict[str, dict[str, float]] = {}
     ids = sorted(counts)
     for k in valid_ks(counts, ks):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import gzip
 import json
 import os
 import shutil
@@ -65,7 +66,7 @@ def write_all(fd: int, data: bytes, path: str | os.PathLike) -> None:
 def read_jsonl(
     path: str | os.PathLike, *, skip_bad: bool = False, errors: list[str] | None = None
 ) -> Iterator[dict]:
-    """Yield each JSON object of a JSONL file.
+    """Yield each JSON object of a JSONL file (gzip-compressed when it ends in .gz).
 
     A malformed line (bad JSON, not an object, not UTF-8) raises RecordError("file:line:
     reason"), or with `skip_bad` is skipped and its reason appended to `errors`. Blank lines
@@ -73,7 +74,7 @@ def read_jsonl(
     """
     p = Path(path)
     try:
-        fh = p.open("rb")
+        fh = gzip.open(p, "rb") if p.suffix == ".gz" else p.open("rb")  # noqa: SIM115 - with below
     except IsADirectoryError:
         raise RecordError(f"{p}: is a directory, expected a JSONL file") from None
     with fh:

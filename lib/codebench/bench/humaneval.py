@@ -21,13 +21,18 @@ prompt defines). docs/protocols.md lists what still differs from the reference h
 
 from __future__ import annotations
 
-import gzip
-import json
 import re
 from pathlib import Path
 
 from codebench.bench.extract import truncate_at_stops
-from codebench.bench.tasks import BenchError, Problem, Task, fenced, python_header, register
+from codebench.bench.tasks import (
+    Problem,
+    Task,
+    fenced,
+    python_header,
+    read_rows,
+    register,
+)
 
 BASE_STOPS = ["\ndef", "\nclass", "\nif", "\nprint", "\n#"]
 
@@ -49,16 +54,7 @@ def humaneval_file() -> Path:
 
 def read_humaneval(path: str | Path | None = None) -> list[dict]:
     """The HumanEval records (task_id, prompt, entry_point, canonical_solution, test), by number."""
-    p = Path(path) if path else humaneval_file()
-    opener = gzip.open if p.suffix == ".gz" else open
-    rows = []
-    with opener(p, "rt", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise BenchError(f"{p}:{lineno}: malformed JSONL line: {e}") from None
+    rows = read_rows(Path(path) if path else humaneval_file(), "humaneval")
     return sorted(rows, key=lambda r: int(r["task_id"].split("/")[-1]))
 
 

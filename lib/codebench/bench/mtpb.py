@@ -36,7 +36,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from codebench.bench.tasks import BenchError, Problem, Task, register
+from codebench.bench.tasks import Problem, Task, read_rows, register
 
 PREFIX = "# Import libraries.\n\nimport numpy as np\n\n"
 DEFAULT_MAX_GEN = 128
@@ -292,16 +292,7 @@ class MTPB(Task):
 
     def load(self) -> list[Problem]:
         """One Problem per (problem, test case), problems in id order."""
-        path = self._path()
-        if not path.is_file():
-            raise BenchError(f"mtpb: data file not found: {path}")
-        rows = []
-        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise BenchError(f"{path}:{lineno}: malformed JSONL line: {e}") from None
+        rows = read_rows(self._path(), self.name)
         rows.sort(key=lambda r: int(r["id"]))
         out = []
         for r in rows:

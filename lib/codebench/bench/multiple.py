@@ -26,13 +26,12 @@ MultiPL-E has no reference solutions; the canaries use the hand-written ones in 
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 from codebench.bench import multiple_trusted as trusted
 from codebench.bench.extract import extract_fenced, literal_spans, truncate_at_stops
-from codebench.bench.tasks import BenchError, Problem, Task, register
+from codebench.bench.tasks import BenchError, Problem, Task, read_rows, register
 
 LANGUAGES: dict[str, dict] = {
     "js": {
@@ -227,16 +226,7 @@ class MultiPLE(Task):
         return [self._path()]
 
     def load(self) -> list[Problem]:
-        path = self._path()
-        if not path.is_file():
-            raise BenchError(f"{self.name}: data file not found: {path}")
-        rows = []
-        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise BenchError(f"{path}:{lineno}: malformed JSONL line: {e}") from None
+        rows = read_rows(self._path(), self.name)
         rows.sort(key=lambda r: (humaneval_number(r["name"]), r["name"]))
         refs = REFERENCES.get(self.language, {})
         return [

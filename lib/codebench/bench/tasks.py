@@ -29,6 +29,7 @@ from typing import Any
 
 # the documented per-benchmark sandbox timeouts live with the sandbox's benchmark jobs, where
 # `codebench score` (which starts without the bench package) reads them too; re-exported here
+from codebench.records import RecordError, read_jsonl
 from codebench.sandbox.problems import DEFAULT_TIMEOUT_S as DEFAULT_TIMEOUT_S
 from codebench.sandbox.problems import TIMEOUTS as TIMEOUTS
 from codebench.sandbox.problems import default_timeout as default_timeout
@@ -189,6 +190,17 @@ def register(name: str) -> Callable:
         return factory
 
     return deco
+
+
+def read_rows(path: Path, name: str) -> list[dict]:
+    """The records of a benchmark's JSONL data file; a missing file or a malformed line is a
+    BenchError naming the file (and line)."""
+    if not path.is_file():
+        raise BenchError(f"{name}: data file not found: {path}")
+    try:
+        return list(read_jsonl(path))
+    except RecordError as e:
+        raise BenchError(str(e)) from None
 
 
 def read_problem_lines(path: Path, make: Callable[[dict, str, int], Problem]) -> list[Problem]:

@@ -17,6 +17,8 @@ import signal
 import stat
 import time
 
+from sampleproc import descendants
+
 _IPC_RMID = 0
 _LIBC: list[ctypes.CDLL] = []
 
@@ -25,27 +27,6 @@ def _libc() -> ctypes.CDLL:
     if not _LIBC:
         _LIBC.append(ctypes.CDLL(None, use_errno=True))
     return _LIBC[0]
-
-
-def _descendants(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-            ppid = int(fields[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        if fields[0] not in (b"Z", b"X"):
-            children.setdefault(ppid, []).append(int(name))
-    out, todo = [], [root]
-    while todo:
-        for pid in children.get(todo.pop(), []):
-            out.append(pid)
-            todo.append(pid)
-    return out
 
 
 def kill_samples(kill_all: bool, pid: int | None = None) -> None:
@@ -58,7 +39,7 @@ def kill_samples(kill_all: bool, pid: int | None = None) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
     for _ in range(20):
-        found = _descendants(os.getpid())
+        found = descendants(os.getpid())
         for d in found:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(d, signal.SIGKILL)

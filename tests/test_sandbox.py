@@ -343,6 +343,19 @@ def test_call_job_load_failure_fills_every_call(sb):
 
 
 # ------------------------------------------------------------------------- run_program
+def test_worker_and_samples_run_under_the_seccomp_filter(sb):
+    """The worker installs the filter in itself once; each sample inherits it (mode 2)."""
+    if sb.isolation_label != "bwrap":
+        pytest.skip(f"isolation is {sb.isolation_label}: no seccomp filter here")
+    res = sb.run_program(
+        "for pid in ('1', 'self'):\n"
+        "    with open(f'/proc/{pid}/status') as f:\n"
+        "        print(pid, [l.split()[1] for l in f if l.startswith('Seccomp:')][0])\n"
+    )
+    assert res.passed, res.detail
+    assert res.stdout.split() == ["1", "2", "self", "2"]
+
+
 def test_run_program_python(sb):
     res = sb.run_program(
         "import sys\nprint(sys.stdin.read().upper())\nprint('err', file=sys.stderr)\n", stdin="hey"

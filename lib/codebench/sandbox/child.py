@@ -52,7 +52,8 @@ def enter(
     sfilter: Any = None,
 ) -> None:
     """Become the sample process: own process group, fds 0-4 only, rlimits, cwd, env, the
-    seccomp filter; then send the empty "entered" frame on fd 4 (see `ENTERED`).
+    seccomp filter when given (the worker normally runs under it already, and forked
+    processes inherit it); then send the empty "entered" frame on fd 4 (see `ENTERED`).
 
     Everything here runs before model code. If any step fails the process exits without
     the entered frame, which the worker reports as a failure to enter the sandbox (a
@@ -185,7 +186,7 @@ def serve(program: str, setup: str) -> None:
     pending: list[bytes] = []
     while True:
         while not pending:
-            data = os.read(REQ_FD, 1 << 20)
+            data = os.read(REQ_FD, protocol.READ_CHUNK)
             if not data:
                 os._exit(0)
             pending += reader.feed(data)

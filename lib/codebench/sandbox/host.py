@@ -221,7 +221,7 @@ class WorkerProcess:
             r, _, _ = select.select([fd], [], [], left)
             if not r:
                 continue
-            data = os.read(fd, 1 << 20)
+            data = os.read(fd, protocol.READ_CHUNK)
             if not data:
                 self._lost("worker exited")
             frames += reader.feed(data)

@@ -15,6 +15,11 @@ from typing import Any
 
 _LEN = struct.Struct(">I")
 MAX_HEADER = 1 << 20
+# Bytes asked for per read() of a message stream: below glibc's mmap threshold (128 KiB), so
+# the buffer comes from the heap. A 1 MiB read buffer was an mmap, a shrinking mremap and an
+# munmap (with a TLB shootdown across CPUs) for every message, in the host, the worker and
+# the sample; larger messages simply take several reads.
+READ_CHUNK = 1 << 16
 
 
 class ProtocolError(RuntimeError):
@@ -110,7 +115,7 @@ class Channel:
 
     def _frame(self) -> bytes:
         while not self.frames:
-            data = os.read(self.fd, 1 << 20)
+            data = os.read(self.fd, READ_CHUNK)
             if not data:
                 raise EOFError("peer closed the channel")
             self.frames += self.reader.feed(data)

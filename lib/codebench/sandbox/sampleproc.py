@@ -295,7 +295,7 @@ def status_dict(status: int) -> dict:
 def read_some(fd: int) -> bytes | None:
     """Bytes read; b"" at end of file; None when nothing is available right now."""
     try:
-        return os.read(fd, 1 << 16)
+        return os.read(fd, protocol.READ_CHUNK)
     except BlockingIOError:
         return None
     except OSError:

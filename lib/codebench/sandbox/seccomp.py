@@ -1,9 +1,11 @@
 """A seccomp filter for sample processes, built by hand (standard library only).
 
-Runs inside the sandbox: the worker builds the BPF program once (`Filter`), and every
-forked sample process installs it (`Filter.install`, one prctl) before any model code runs;
-the worker itself is not filtered. Processes the sample starts (threads, forks, exec'd
-compilers and runtimes) inherit the filter and cannot remove it.
+Runs inside the sandbox: the worker builds the BPF program once (`Filter`) and installs it
+in itself once its set-up is done (`Filter.install`, one prctl), so the worker runs under
+it too and every sample process it forks inherits it before any model code exists; the
+processes a sample starts (threads, forks, exec'd compilers and runtimes) inherit it as
+well, and none can remove it. (Installed per sample, the kernel checked and JIT-compiled
+the program on every fork: ~0.3 ms of CPU per sample.)
 
 Refused with EPERM (the call fails, the sample goes on):
 

@@ -410,10 +410,13 @@ def test_variants_resolve_and_load_through_info(tmp_path, codegen_dir, small_lla
 def test_peft_adapter_variant(tiny_run):
     from peft import LoraConfig, PeftModel, get_peft_model
 
+    from codebench.quiet import quiet_peft
+
     base, tok = models.load("base", run=tiny_run)
-    lora = get_peft_model(
-        base, LoraConfig(r=2, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
-    )
+    with quiet_peft():
+        lora = get_peft_model(
+            base, LoraConfig(r=2, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+        )
     folder = tiny_run.model_dir("lora-test")
     lora.save_pretrained(folder)
     write_variant_info(folder, kind="lora", parent="base", loader="peft")

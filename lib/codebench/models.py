@@ -40,6 +40,7 @@ from urllib.parse import urlparse
 
 import torch
 
+from codebench.quiet import quiet_peft
 from codebench.runs import VARIANT_INFO, RunLayout, read_variant_info
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
@@ -342,7 +343,8 @@ def load_model(
         base = load_model(
             parent, device, dtype, trust_remote_code, run=_run_of(Path(target).resolve()) or run
         )
-        model = PeftModel.from_pretrained(base, target)
+        with quiet_peft():
+            model = PeftModel.from_pretrained(base, target)
     elif loader != "hf":
         try:
             module = importlib.import_module(loader)

@@ -7,9 +7,12 @@ Each filter drops one exact message from one logger; everything else passes unto
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sys
+import warnings
+from collections.abc import Iterator
 
 _installed = False
 
@@ -63,3 +66,15 @@ def install() -> None:
     logging.getLogger("torch.utils._pytree").addFilter(
         DropMessage(r"is an Enum subclass and is now natively supported by torch\.compile")
     )
+
+
+@contextlib.contextmanager
+def quiet_peft() -> Iterator[None]:
+    """Around peft (and trl) calls that wrap, load or unwrap a model: peft 0.21 reads
+    transformers 5's deprecated `is_gradient_checkpointing`, a FutureWarning no user can act
+    on. A warning, not a log line, so a context manager rather than a logging filter."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning
+        )
+        yield

@@ -373,7 +373,7 @@ def grpo_config(settings: GRPOSettings, out_dir: Path, device: str, seed: int) -
         bf16=bf16,
         log_completions=False,
         remove_unused_columns=False,
-        gradient_checkpointing=settings.gradient_checkpointing,
+        activation_checkpointing=settings.gradient_checkpointing,  # transformers 5 name
         **kwargs,
     )
 
@@ -397,6 +397,7 @@ def grpo_finetune(
     from trl import GRPOTrainer
 
     from codebench.params import resolve_device, seed_everything
+    from codebench.quiet import quiet_peft
     from codebench.train import _models
     from codebench.train.lora import lora_config
     from codebench.train.trainer import resolve_base
@@ -450,19 +451,24 @@ def grpo_finetune(
             model.to("cuda")
         out_dir = Path(run.root) / "checkpoints" / f"grpo-{settings.variant}"
         args = grpo_config(settings, out_dir, device, seed)
-        trainer = GRPOTrainer(
-            model=model,
-            reward_funcs=[reward],
-            args=args,
-            train_dataset=_dataset(train_tasks, settings.protocol),
-            processing_class=tokenizer,
-            peft_config=lora_config(
-                settings.lora_r, settings.lora_alpha, settings.lora_dropout, settings.target_modules
-            ),
-            callbacks=list(callbacks),
-        )
+        with quiet_peft():  # trl wraps the model with peft here
+            trainer = GRPOTrainer(
+                model=model,
+                reward_funcs=[reward],
+                args=args,
+                train_dataset=_dataset(train_tasks, settings.protocol),
+                processing_class=tokenizer,
+                peft_config=lora_config(
+                    settings.lora_r,
+                    settings.lora_alpha,
+                    settings.lora_dropout,
+                    settings.target_modules,
+                ),
+                callbacks=list(callbacks),
+            )
         t1, c1 = time.perf_counter(), time.process_time()
-        out = trainer.train()
+        with quiet_peft():  # trl unwraps the peft model for every generation
+            out = trainer.train()
         seconds, cpu_seconds = time.perf_counter() - t1, time.process_time() - c1
         curve = reward.history()
         artifacts = save_grpo_outputs(trainer, run, settings, base_path, tokenizer)

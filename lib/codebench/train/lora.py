@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 
+from codebench.quiet import quiet_peft
+
 log = logging.getLogger(__name__)
 
 
@@ -91,10 +93,7 @@ def attach_adapters(
             use_gradient_checkpointing=gradient_checkpointing,
             gradient_checkpointing_kwargs={"use_reentrant": False},
         )
-    with warnings.catch_warnings():  # peft 0.21 reads a deprecated transformers attribute
-        warnings.filterwarnings(
-            "ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning
-        )
+    with quiet_peft():
         peft_model = get_peft_model(
             model, lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.target_modules)
         )

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 import shutil
-import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from codebench.quiet import quiet_peft
 from codebench.runs import read_variant_info, write_variant_info
 from codebench.train import _models
 
@@ -47,10 +47,7 @@ def merge_adapter(
 
     out = Path(out_dir)
     base = _models.load_causal_lm(base_path, dtype=torch.float32)
-    with warnings.catch_warnings():  # peft 0.21 reads a deprecated transformers attribute
-        warnings.filterwarnings(
-            "ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning
-        )
+    with quiet_peft():
         merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
     merged = merged.to(dtype)
     merged.save_pretrained(out)

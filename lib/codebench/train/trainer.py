@@ -273,7 +273,11 @@ def load_model(
     if max_pos and cfg.max_length > max_pos:
         log.warning("max_length=%d exceeds the model's %d positions", cfg.max_length, max_pos)
     if cfg.gradient_checkpointing and method != "qlora":
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        # transformers 5 names it activation checkpointing (gradient_checkpointing_* are
+        # deprecated aliases that warn)
+        model.activation_checkpointing_enable(
+            activation_checkpointing_kwargs={"use_reentrant": False}
+        )
     model.config.use_cache = False  # position-id packing needs no cache
     return attach_adapters(
         model, cfg, method=method, gradient_checkpointing=cfg.gradient_checkpointing

@@ -49,11 +49,10 @@ def enter(
     req_r: int,
     resp_w: int,
     env: dict[str, str] | None = None,
-    sfilter: Any = None,
 ) -> None:
-    """Become the sample process: own process group, fds 0-4 only, rlimits, cwd, env, the
-    seccomp filter when given (the worker normally runs under it already, and forked
-    processes inherit it); then send the empty "entered" frame on fd 4 (see `ENTERED`).
+    """Become the sample process: own process group, fds 0-4 only, rlimits, cwd, env (the
+    seccomp filter it already has: the worker installed it in itself, and a fork inherits
+    it); then send the empty "entered" frame on fd 4 (see `ENTERED`).
 
     Everything here runs before model code. If any step fails the process exits without
     the entered frame, which the worker reports as a failure to enter the sandbox (a
@@ -76,8 +75,6 @@ def enter(
     os.chdir(job_dir)
     if env:  # the worker's own environment is already the scrubbed sample environment
         os.environ.update(env)
-    if sfilter is not None:
-        sfilter.install()
     os.write(RESP_FD, ENTERED)
 
 

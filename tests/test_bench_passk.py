@@ -82,3 +82,23 @@ def test_summary_ignores_problem_order() -> None:
     counts = {f"t{i}": (4, i % 5) for i in range(30)}
     rev = dict(reversed(list(counts.items())))
     assert passk.summarize(counts, (1, 4), seed=2) == passk.summarize(rev, (1, 4), seed=2)
+
+
+def test_paired_difference_resamples_problems_together() -> None:
+    # b passes problems 0-59, a passes the same plus 60-74: a is better on exactly 15 of 100
+    a = {f"p{i}": (4, 4 if i < 75 else 0) for i in range(100)}
+    b = {f"p{i}": (4, 4 if i < 60 else 0) for i in range(100)}
+    d = passk.paired_difference(a, b, 1)
+    assert d is not None and d["problems"] == 100 and d["k"] == 1
+    assert d["value"] == pytest.approx(0.15)
+    assert 0 < d["ci_low"] < 0.15 < d["ci_high"]
+    # the paired interval is narrower than the two separate intervals: here they overlap
+    sa, sb = passk.summarize(a, [1])["pass@1"], passk.summarize(b, [1])["pass@1"]
+    assert sa["ci_low"] < sb["ci_high"]
+    assert d == passk.paired_difference(a, b, 1)  # seeded
+    # only shared problems count; none shared or k above a shared n: no difference
+    assert passk.paired_difference(a | {"extra": (4, 4)}, b, 1)["problems"] == 100
+    assert passk.paired_difference({"x": (4, 1)}, b, 1) is None
+    assert passk.paired_difference(a, b, 5) is None
+    same = passk.paired_difference(b, b, 1)
+    assert same["value"] == same["ci_low"] == same["ci_high"] == 0.0

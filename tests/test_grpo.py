@@ -241,3 +241,47 @@ def test_stage_02_entry_point_runs_grpo_from_the_profile_section(tiny_run, tmp_p
 
     bad = [r for r in read_reward_log(result.rewards_log) if r["outcome"] == "malformed"]
     assert all(r["reward"] == -1.0 for r in bad)
+
+
+def test_report_compares_grpo_with_base_on_the_same_problems(grpo_run, tmp_path):
+    """The report names the sampling settings of the comparison and adds the paired
+    difference against base (problems resampled together) when both used the same settings."""
+    import shutil
+
+    from codebench.runs import RunLayout
+    from codebench.stages.report import write_report
+
+    src, _ = grpo_run
+    run = RunLayout(tmp_path / "run", tmp_path / "figures")
+    shutil.copytree(src.root, run.root, symlinks=True)
+    config = {"n": 4, "temperature": 0.6, "top_p": 0.95}
+
+    def evaluation(variant: str, passed: int) -> None:
+        per = {f"t/{i}": {"n": 4, "c": 4 if i < passed else 0} for i in range(40)}
+        out = run.root / "eval" / variant / "toy"
+        out.mkdir(parents=True)
+        p = passed / 40
+        body = {
+            "version": 1,
+            "benchmark": "toy",
+            "status": "ok",
+            "config": config,
+            "metrics": {"pass@1": {"value": p, "ci_low": p - 0.1, "ci_high": p + 0.1, "k": 1}},
+            "problems": 40,
+            "per_problem": per,
+        }
+        (out / "results.json").write_text(json.dumps(body), encoding="utf-8")
+
+    evaluation("base", 10)
+    evaluation("grpo", 16)
+    text = write_report(run, profile="grpo-test").path.read_text(encoding="utf-8")
+    assert "- toy pass@1 (sampled at T=0.6, top-p 0.95, n=4): grpo 0.400" in text
+    assert "(intervals overlap)" in text
+    line = next(x for x in text.splitlines() if "grpo minus base on the same 40 problems" in x)
+    assert "+0.150, paired 95% interval [+0." in line and line.endswith("(above 0).")
+    # different settings: no paired line (the two numbers would not measure the same thing)
+    config["temperature"] = 0.0
+    shutil.rmtree(run.root / "eval" / "base")
+    evaluation("base", 10)
+    text = write_report(run, profile="grpo-test").path.read_text(encoding="utf-8")
+    assert "toy pass@1 (sampled at T=0.6" in text and "minus base" not in text

@@ -65,6 +65,34 @@ def bootstrap_ci(
     return (float(lo), float(hi))
 
 
+def paired_difference(
+    a: Mapping[str, tuple[int, int]],
+    b: Mapping[str, tuple[int, int]],
+    k: int = 1,
+    *,
+    iters: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, float] | None:
+    """pass@k of `a` minus that of `b` on the problems both scored ({task_id: (n, c)} each),
+    with a paired bootstrap interval: problems are resampled once for both, so the interval is
+    that of the difference on the same problems (narrower than two separate intervals when
+    the two models find the same problems hard). None when no problem is shared or k exceeds
+    a shared problem's n."""
+    ids = sorted(set(a) & set(b))
+    if not ids or any(k > min(a[t][0], b[t][0]) for t in ids):
+        return None
+    diffs = [pass_at_k(*a[t], k) - pass_at_k(*b[t], k) for t in ids]
+    lo, hi = bootstrap_ci(diffs, iters=iters, level=level, seed=seed + k)
+    return {
+        "value": sum(diffs) / len(diffs),
+        "ci_low": lo,
+        "ci_high": hi,
+        "k": k,
+        "problems": len(ids),
+    }
+
+
 def summarize(
     counts: Mapping[str, tuple[int, int]],
     ks: Iterable[int] = (1, 10, 100),

@@ -29,7 +29,7 @@ from typing import Any
 
 import pandas as pd
 
-from codebench import results
+from codebench import passk, results
 from codebench.results import R, ResultsError
 from codebench.runs import RunLayout, read_variant_info
 
@@ -81,6 +81,8 @@ class ReportData:
     data_summary: results.BuildDataResults | None = None  # results/build_data.json
     compress_source: str | None = None  # the model 03 compressed (compress.json source.name)
     grpo: dict[str, results.GRPOResults] = field(default_factory=dict)  # variant -> its results
+    # (variant, benchmark) -> {"counts": {task_id: (n, c)}, "settings": "greedy" | "t=0.6, n=16"}
+    eval_detail: dict[tuple[str, str], dict] = field(default_factory=dict)
 
     def stage(self, name: str) -> StageSummary:
         return next(s for s in self.stages if s.stage == name)
@@ -114,12 +116,14 @@ def read_evals(
     statuses: dict | None = None,
     reasons: dict | None = None,
     canaries: list | None = None,
+    detail: dict | None = None,
 ) -> pd.DataFrame:
     """Every eval/<variant>/<bench>/results.json (`results.BenchmarkResults`) as long rows
     (one per metric).
 
     A results.json whose `status` is not 'ok' (skipped, canary-failed, incomplete) is
-    recorded in `statuses[(variant, bench)]` so the table can say so.
+    recorded in `statuses[(variant, bench)]` so the table can say so. `detail` collects each
+    one's per-problem counts and sampling settings (for paired comparisons).
     """
     rows = []
     base = run.root / "eval"
@@ -134,6 +138,8 @@ def read_evals(
                 reasons[(variant, bench)] = obj.reason
         if canaries is not None and obj.canary is not None:
             canaries.append(_canary_row(variant, bench, obj.canary))
+        if detail is not None and obj.status == "ok":
+            detail[(variant, bench)] = _eval_detail(obj)
         for metric, m in obj.metrics.items():
             if _finite(m.value) is None:
                 continue
@@ -150,6 +156,21 @@ def read_evals(
                 }
             )
     return pd.DataFrame(rows, columns=EVAL_COLUMNS)
+
+
+def _eval_detail(obj: results.BenchmarkResults) -> dict:
+    """Per-problem (n, c) counts and a short form of the sampling settings of one results.json."""
+    counts = {}
+    for tid, pc in (obj.per_problem or {}).items():
+        if isinstance(pc, dict) and isinstance(pc.get("n"), int) and isinstance(pc.get("c"), int):
+            counts[tid] = (pc["n"], pc["c"])
+    cfg = obj.config or {}
+    t = cfg.get("temperature")
+    if not t:
+        settings = "greedy"
+    else:
+        settings = f"sampled at T={t}, top-p {cfg.get('top_p')}, n={cfg.get('n')}"
+    return {"counts": counts, "settings": settings}
 
 
 def _canary_row(variant: str, bench: str, canary: dict) -> dict:
@@ -294,7 +315,8 @@ def collect(run: RunLayout, profile: str | None = None) -> ReportData:
     statuses: dict[tuple[str, str], str] = {}
     reasons: dict[tuple[str, str], str] = {}
     canary_rows: list[dict] = []
-    evals = read_evals(run, warnings, statuses, reasons, canary_rows)
+    detail: dict[tuple[str, str], dict] = {}
+    evals = read_evals(run, warnings, statuses, reasons, canary_rows, detail)
     base = _read(run.result_file("base_model"), results.BaseModelResults, warnings)
     comp = _read(run.result_file("compress"), results.CompressResults, warnings)
     data_obj = _read(run.result_file("build_data"), results.BuildDataResults, warnings)
@@ -353,6 +375,7 @@ def collect(run: RunLayout, profile: str | None = None) -> ReportData:
         data_obj,
         comp.source.name if comp is not None else None,
         _grpo_results(run, warnings),
+        detail,
     )
 
 
@@ -405,8 +428,35 @@ def _grpo_lines(data: Any, metric: str = "pass@1") -> list[str]:
                 )
                 cmp.append(f"{ref} {_fmt_ci(r)} ({apart})")
             if cmp:
-                out.append(f"- {b} {metric}: {v} {_fmt_ci(g)} vs " + ", ".join(cmp) + ".")
+                how = (data.eval_detail.get((v, b)) or {}).get("settings")
+                out.append(
+                    f"- {b} {metric}{f' ({how})' if how else ''}: {v} {_fmt_ci(g)} vs "
+                    + ", ".join(cmp)
+                    + "."
+                )
+                paired = _paired_line(data, v, b, metric)
+                if paired:
+                    out.append(paired)
     return out
+
+
+def _paired_line(data: Any, variant: str, bench: str, metric: str) -> str | None:
+    """The paired difference of `variant` against base on the same problems (problems
+    resampled together: `passk.paired_difference`), when both results carry per-problem counts
+    taken with the same settings."""
+    if not metric.startswith("pass@") or not metric[5:].isdigit():
+        return None
+    mine, ref = data.eval_detail.get((variant, bench)), data.eval_detail.get(("base", bench))
+    if not mine or not ref or mine["settings"] != ref["settings"]:
+        return None
+    d = passk.paired_difference(mine["counts"], ref["counts"], int(metric[5:]))
+    if d is None:
+        return None
+    verdict = "above 0" if d["ci_low"] > 0 else ("below 0" if d["ci_high"] < 0 else "includes 0")
+    return (
+        f"- {bench} {metric}, {variant} minus base on the same {d['problems']} problems: "
+        f"{d['value']:+.3f}, paired 95% interval [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}] ({verdict})."
+    )
 
 
 def _grpo_results(run: RunLayout, warnings: list[str]) -> dict:

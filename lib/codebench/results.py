@@ -203,6 +203,7 @@ class BenchmarkResults(StageResults):
     canary: dict[str, Any] | None = None
     problems: int | None = None
     samples: int | None = None
+    per_problem: dict[str, Any] = {}  # task_id -> {"n": samples, "c": passed}
 
 
 class EvaluateResults(StageResults):

@@ -81,7 +81,7 @@ class ReportData:
     data_summary: results.BuildDataResults | None = None  # results/build_data.json
     compress_source: str | None = None  # the model 03 compressed (compress.json source.name)
     grpo: dict[str, results.GRPOResults] = field(default_factory=dict)  # variant -> its results
-    # (variant, benchmark) -> {"counts": {task_id: (n, c)}, "settings": "greedy" | "t=0.6, n=16"}
+    # (variant, benchmark) -> {"counts": {task_id: (n, c)}, "settings": "greedy" or "sampled at T=..."}
     eval_detail: dict[tuple[str, str], dict] = field(default_factory=dict)
 
     def stage(self, name: str) -> StageSummary:

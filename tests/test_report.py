@@ -222,3 +222,36 @@ def test_report_notebook_runs_under_papermill(tmp_path: Path) -> None:
         o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"
     ]
     assert not errors
+
+
+def test_evaluations_of_other_weights_are_left_out(tmp_path: Path) -> None:
+    """An evaluation stamped with a model key (stage 04 records `runs.model_content_key`) whose
+    model folder now holds other weights, e.g. `grpo@greedy` made before GRPO was trained
+    again, is left out with a warning; the current evaluation, evaluations without a key and
+    those whose model folder is gone stay."""
+    from codebench.runs import model_content_key
+
+    run = RunLayout(tmp_path / "run", tmp_path / "figures")
+    folder = run.model_dir("grpo")
+    folder.mkdir(parents=True)
+    (folder / "model.safetensors").write_bytes(b"new weights")
+    now = model_content_key(folder)
+
+    def evaluation(variant: str, key: str | None, value: float) -> None:
+        out = run.root / "eval" / variant / "toy"
+        out.mkdir(parents=True)
+        body = {"benchmark": "toy", "status": "ok", "metrics": {"pass@1": {"value": value}}}
+        if key is not None:
+            body["model_key"] = key
+        (out / "results.json").write_text(json.dumps(body), encoding="utf-8")
+
+    evaluation("grpo", now, 0.5)
+    evaluation("grpo@greedy", "0123456789abcdef", 0.2)  # the weights before retraining
+    evaluation("grpo@old-layout", None, 0.3)  # written before stage 04 stamped keys
+    evaluation("deleted", "fedcba9876543210", 0.1)  # models/deleted is gone: cannot tell
+    data = report.collect(run)
+    assert sorted(data.evals["variant"]) == ["deleted", "grpo", "grpo@old-layout"]
+    (warning,) = [w for w in data.warnings if "other weights" in w]
+    assert "grpo@greedy" in warning and "0123456789abcdef" in warning and now in warning
+    (folder / "model.safetensors").write_bytes(b"retrained again")
+    assert "grpo" not in set(report.collect(run).evals["variant"])

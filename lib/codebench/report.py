@@ -31,7 +31,7 @@ import pandas as pd
 
 from codebench import passk, results
 from codebench.results import R, ResultsError
-from codebench.runs import RunLayout, read_variant_info
+from codebench.runs import RunLayout, model_content_key, read_variant_info
 
 STAGE_RESULTS: dict[str, str | None] = {
     "model": "base_model",
@@ -127,10 +127,17 @@ def read_evals(
     """
     rows = []
     base = run.root / "eval"
+    keys: dict[str, str | None] = {}
     for res in sorted(base.glob("*/*/results.json")) if base.is_dir() else []:
         variant, bench = res.parent.parent.name, res.parent.name
         obj = _read(res, results.BenchmarkResults, warnings)
         if obj is None:
+            continue
+        if _other_weights(run, variant, obj.model_key, keys):
+            warnings.append(
+                f"{res}: made with other weights of {variant.split('@')[0]!r} (model key "
+                f"{obj.model_key}, now {keys[variant.split('@')[0]]}); left out of the report"
+            )
             continue
         if obj.status != "ok" and statuses is not None:
             statuses[(variant, bench)] = obj.status  # skipped, canary-failed, incomplete
@@ -156,6 +163,22 @@ def read_evals(
                 }
             )
     return pd.DataFrame(rows, columns=EVAL_COLUMNS)
+
+
+def _other_weights(
+    run: RunLayout, variant: str, key: str | None, keys: dict[str, str | None]
+) -> bool:
+    """True when an evaluation records a model key (stage 04 stamps each results.json with
+    `runs.model_content_key` of the model folder) and models/<variant> now holds other weights,
+    e.g. a named evaluation `grpo@...` of a GRPO model trained again since. Evaluations
+    without a key, or whose model folder is gone, are kept. `keys` caches one hash per model."""
+    if not key:
+        return False
+    name = variant.split("@")[0]
+    if name not in keys:
+        folder = run.model_dir(name)
+        keys[name] = model_content_key(folder) if folder.is_dir() else None
+    return keys[name] is not None and keys[name] != key
 
 
 def _eval_detail(obj: results.BenchmarkResults) -> dict:

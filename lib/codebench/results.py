@@ -204,6 +204,7 @@ class BenchmarkResults(StageResults):
     problems: int | None = None
     samples: int | None = None
     per_problem: dict[str, Any] = {}  # task_id -> {"n": samples, "c": passed}
+    model_key: str | None = None  # runs.model_content_key of the evaluated model folder
 
 
 class EvaluateResults(StageResults):

@@ -72,7 +72,9 @@ class TinyModelConfig(Section):
         description="training functions of the built-in pyfamilies smoke benchmark's families (training pairs only, decontaminated) mixed into the corpus, each tokenized as prompt + solution the way evaluation sees them; 0 = stdlib only (the smoke profile uses 80000)",
     )
     threads: int = Field(
-        0, ge=0, description="torch CPU threads (0 = the cores not already busy, at least 1)"
+        1,
+        ge=0,
+        description="torch CPU threads; the thread count fixes the order fp32 sums run in, so it decides the trained weights: 1 (default) gives the same model whatever the load and core count (measured on one CPU type: every 1-thread run the same weights file, every 2-thread run another, README); other CPU types may pick other kernels; 0 = the cores not already busy (faster on an idle machine, another model per load)",
     )
 
 

@@ -205,7 +205,7 @@ def default_backend_factory(
 
 
 def generation_threads() -> int:
-    """Torch threads for one generation: the idle cores now (as training does), at least 1.
+    """Torch threads for one generation: the idle cores now (`tiny.auto_threads`), at least 1.
 
     More threads than idle cores make a small model crawl on a busy machine (every op
     spin-waits): 24 tokens took 22.6 s with every thread against 0.58 s with one.

@@ -295,3 +295,29 @@ def test_busy_cores_sees_a_spinning_process_at_once() -> None:
     finally:
         spin.kill()
         spin.wait()
+
+
+def test_stage_00_trains_with_a_fixed_thread_count_by_default(
+    tmp_path, tiny_test_config, monkeypatch
+):
+    """The thread count decides the weights (the order fp32 sums run in), so stage 00 does not
+    size it to the idle cores unless asked (`threads: 0`): the default and both smoke profiles
+    train with one thread whatever the load."""
+    from codebench.params import load_profile
+
+    root = Path(__file__).resolve().parent.parent / "params"
+    assert TinyModelConfig().threads == 1
+    for name in ("smoke.yaml", "grpo-smoke.yaml"):
+        assert load_profile(root / name).model.tiny.threads == 1, name
+
+    def busy() -> int:
+        raise AssertionError("auto_threads called for a fixed thread count")
+
+    monkeypatch.setattr(tiny, "auto_threads", busy)
+    fields = {k: v for k, v in tiny_test_config.items() if k != "threads"}
+    fields |= {"steps": 4, "eval_every": 2}
+    _, rec = _build(tmp_path / "fixed", TinyModelConfig(**fields))
+    assert rec["threads"] == 1
+    monkeypatch.setattr(tiny, "auto_threads", lambda: 2)  # threads: 0 -> the idle cores
+    _, rec = _build(tmp_path / "auto", TinyModelConfig(**fields, threads=0))
+    assert rec["threads"] == 2

@@ -193,8 +193,14 @@ def test_disk_space_against_estimate(env: Path, monkeypatch: pytest.MonkeyPatch)
     assert need > 100_000_000
     usage = shutil.disk_usage(env)
     monkeypatch.setattr(validate.shutil, "disk_usage", lambda _: usage._replace(free=need // 2))
-    (e,) = [p for p in check_profile(prof) if p.severity == "error"]
+    # a fact about this machine, not the profile: `validate` warns (a large profile validates
+    # on a small disk, as a GPU profile does on a CPU machine), `--here` and the preflight stop
+    (w,) = [p for p in check_profile(prof) if p.key == "run folder"]
+    assert w.severity == "warning" and "below the ~" in str(w)
+    (e,) = [p for p in check_profile(prof, here=True) if p.severity == "error"]
     assert str(e).startswith(f"{prof}: run folder: ") and "below the ~" in str(e)
+    with pytest.raises(PreflightError, match="run folder: .* free at .* below the ~"):
+        preflight(prof, log=None)
 
 
 def test_env_data_folder_that_does_not_exist_is_an_error(

@@ -11,8 +11,9 @@ Two modes:
 
 - `codebench validate` (`here=False`): checks the profile as written. Checks that depend on
   the machine a profile is meant for are *warnings*: `device: cuda` (or QLoRA) without a
-  visible GPU, and a hub model not in the local cache while the hub is unreachable. So the
-  GPU profiles in params/ validate on a CPU machine. `codebench validate --here` makes them
+  visible GPU, less free disk than the profile's rough estimate, and a hub model not in the
+  local cache while the hub is unreachable. So the GPU profiles in params/ validate on a CPU
+  machine with a small disk. `codebench validate --here` makes them
   errors, as the preflight does.
 - `preflight(profile, ...)` (the runner calls it before stage 00; `here=True`): every finding
   above is an error, data sets missing from the user data folder are fetched first when the
@@ -764,8 +765,8 @@ def _folders(c: _Check) -> None:
 def _disk(c: _Check, base: Path) -> None:
     need = estimate_disk_bytes(c.prof)
     free = shutil.disk_usage(base).free
-    if free < need:
-        c.error(
+    if free < need:  # this machine's disk, not the profile: an error when it runs here
+        c.machine(
             "run folder",
             f"{_gb(free)} free at {base}, below the ~{_gb(need)} this profile writes "
             "(rough estimate: models, checkpoints and variants); free space or use --runs-dir",

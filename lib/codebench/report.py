@@ -133,10 +133,12 @@ def read_evals(
         obj = _read(res, results.BenchmarkResults, warnings)
         if obj is None:
             continue
-        if _other_weights(run, variant, obj.model_key, keys):
+        model = variant.split("@")[0]  # a named evaluation eval/<variant>@<tag>/
+        now = _model_key(run, model, keys) if obj.model_key else None
+        if now is not None and now != obj.model_key:
             warnings.append(
-                f"{res}: made with other weights of {variant.split('@')[0]!r} (model key "
-                f"{obj.model_key}, now {keys[variant.split('@')[0]]}); left out of the report"
+                f"{res}: made with other weights of {model!r} (model key {obj.model_key}, "
+                f"now {now}); left out of the report"
             )
             continue
         if obj.status != "ok" and statuses is not None:
@@ -165,20 +167,14 @@ def read_evals(
     return pd.DataFrame(rows, columns=EVAL_COLUMNS)
 
 
-def _other_weights(
-    run: RunLayout, variant: str, key: str | None, keys: dict[str, str | None]
-) -> bool:
-    """True when an evaluation records a model key (stage 04 stamps each results.json with
-    `runs.model_content_key` of the model folder) and models/<variant> now holds other weights,
-    e.g. a named evaluation `grpo@...` of a GRPO model trained again since. Evaluations
-    without a key, or whose model folder is gone, are kept. `keys` caches one hash per model."""
-    if not key:
-        return False
-    name = variant.split("@")[0]
+def _model_key(run: RunLayout, name: str, keys: dict[str, str | None]) -> str | None:
+    """The content key of models/<name> now (`runs.model_content_key`; stage 04 stamps each
+    results.json with the key of the weights it evaluated), None when the folder is gone.
+    `keys` caches one hash per model."""
     if name not in keys:
         folder = run.model_dir(name)
         keys[name] = model_content_key(folder) if folder.is_dir() else None
-    return keys[name] is not None and keys[name] != key
+    return keys[name]
 
 
 def _eval_detail(obj: results.BenchmarkResults) -> dict:

@@ -178,6 +178,7 @@ def test_pyfamilies_tasks_pass_their_checks_and_the_heldout_set_is_indexed(sb):
     rows = grpo.load_task_rows("pyfamilies-train", count=40)
     texts = grpo.evaluation_texts(None)
     assert len(texts["pyfamilies"]) == 150 and len(texts["humaneval"]) == 164
+    assert len(texts["pyfamilies-600"]) == 600
     stats: dict = {}
     kept, dropped = grpo.decontaminate(validate_tasks(rows), texts, stats=stats)
     assert not dropped and len(kept) == len(rows)
@@ -227,9 +228,16 @@ def test_grpo_profiles_validate():
     root = Path(__file__).resolve().parent.parent / "params"
     smoke = load_profile(root / "grpo-smoke.yaml")
     assert smoke.finetune.method == "grpo" and smoke.finetune.grpo.tasks == "pyfamilies-train"
-    assert "grpo" in smoke.evaluate.variants and "pyfamilies" in smoke.evaluate.benchmarks
+    assert "grpo" in smoke.evaluate.variants and "pyfamilies-600" in smoke.evaluate.benchmarks
     gpu = load_profile(root / "grpo-deepseek-coder-1.3b.yaml")
     assert gpu.finetune.method == "grpo" and gpu.finetune.grpo.use_vllm
+    # every benchmark a GRPO profile evaluates is a set its training tasks are checked against
+    # (mbpp and mtpb come from the data folder)
+    from codebench.bench import parse_spec
+
+    checked = set(grpo.evaluation_texts(None)) | {"mbpp", "mtpb"}
+    for profile in (smoke, gpu):
+        assert {parse_spec(b)[0] for b in profile.evaluate.benchmarks} <= checked
 
 
 def test_run_grpo_needs_method_grpo():

@@ -33,7 +33,22 @@ def test_registered_and_deterministic():
     assert get_task("pyfamilies:instruct").protocol == "instruct"
 
 
-@pytest.mark.parametrize("name", ["pyfamilies", "pyfamilies-sft"])
+def test_the_600_problem_set_extends_pyfamilies():
+    """`pyfamilies-600` is `pyfamilies` (same problems, same ids) and 450 more problems of the
+    same evaluation pairs, all distinct, every family in it."""
+    small, large = get_task("pyfamilies").problems(), get_task("pyfamilies-600").problems()
+    assert len(large) == pyfamilies.LARGE_PROBLEMS == 600
+    key = [(p.task_id, p.prompt, p.tests, p.reference) for p in large]
+    assert key[:150] == [(p.task_id, p.prompt, p.tests, p.reference) for p in small]
+    assert len({p.prompt for p in large}) == 600 and len({p.task_id for p in large}) == 600
+    assert all(pyfamilies.is_eval_pair(p.entry_point, p.meta["family"]) for p in large)
+    assert {p.meta["family"] for p in large[150:]} == {f.key for f in pyfamilies.FAMILIES}
+    assert not {p.prompt for p in large} & {
+        t.prompt for t in pyfamilies.training_instances(3000, seed=0)
+    }
+
+
+@pytest.mark.parametrize("name", ["pyfamilies", "pyfamilies-sft", "pyfamilies-600"])
 def test_humaneval_format_and_reference_solutions_pass(name):
     for p in get_task(name).problems():
         assert p.prompt.startswith(f"def {p.entry_point}(") and p.prompt.rstrip().endswith('"""')
@@ -42,9 +57,10 @@ def test_humaneval_format_and_reference_solutions_pass(name):
         _run(p.prompt, p.reference, p.tests, p.entry_point)
 
 
-def test_wrong_answers_fail():
+@pytest.mark.parametrize("name", ["pyfamilies", "pyfamilies-600"])
+def test_wrong_answers_fail(name):
     """`return None` fails, and so does the right family with any other constant."""
-    for p in get_task("pyfamilies").problems():
+    for p in get_task(name).problems():
         with pytest.raises(AssertionError):
             _run(p.prompt, "    return None\n", p.tests, p.entry_point)
         fam = pyfamilies.FAMILY_BY_KEY[p.meta["family"]]
@@ -53,6 +69,42 @@ def test_wrong_answers_fail():
                 _, body = fam.render(p.meta["arg"], other)
                 with pytest.raises(AssertionError):
                     _run(p.prompt, f"    return {body}\n", p.tests, p.entry_point)
+
+
+def _wrong_constant_passes(inst: pyfamilies.Instance) -> bool:
+    """Whether another constant of the instance's family passes its tests (run here)."""
+    fam = pyfamilies.FAMILY_BY_KEY[inst.family]
+    for other in fam.constants:
+        if other != inst.constant:
+            try:
+                _run(
+                    inst.prompt,
+                    f"    return {fam.render(inst.arg, other)[1]}\n",
+                    inst.tests,
+                    inst.name,
+                )
+            except AssertionError:
+                continue
+            return True
+    return False
+
+
+def test_instances_with_weak_tests_are_marked_and_left_out():
+    """`Instance.strict` says whether the tests fail every other constant, checked by running
+    them; weak instances exist among training draws, and neither the benchmark nor the GRPO
+    tasks hold one."""
+    from codebench.train.grpo import pyfamilies_train_tasks
+
+    train = pyfamilies.training_instances(3000, seed=1)
+    weak = [t for t in train if not t.strict]
+    assert 0 < len(weak) < 0.02 * len(train)  # measured: about 0.7 %
+    for t in weak:
+        assert _wrong_constant_passes(t), t.task_id
+    for t in [t for t in train if t.strict][:300]:
+        assert not _wrong_constant_passes(t), t.task_id
+    rows = pyfamilies_train_tasks(3000, seed=1)
+    assert {r["task_id"] for r in rows}.isdisjoint({t.task_id for t in weak})
+    assert all(i.strict for i in pyfamilies.eval_instances(pyfamilies.LARGE_PROBLEMS))
 
 
 def test_training_instances_are_disjoint_by_construction():
@@ -71,7 +123,13 @@ def test_training_instances_are_disjoint_by_construction():
 
 
 def test_decontamination_knows_the_set():
-    assert "pyfamilies" in EVAL_SETS
+    assert {"pyfamilies", "pyfamilies-600"} <= set(EVAL_SETS)
+    large = Decontaminator.build(["pyfamilies-600"], None, n=10, threshold=0.1)
+    assert (
+        not large.missing
+        and large.index["pyfamilies-600"]
+        > Decontaminator.build(["pyfamilies"], None, n=10, threshold=0.1).index["pyfamilies"]
+    )  # a strict superset of the 150 problems' n-grams
     dc = Decontaminator.build(["pyfamilies"], None, n=10, threshold=0.1)
     assert not dc.missing and dc.index["pyfamilies"]
     p = pyfamilies.eval_instances()[7]

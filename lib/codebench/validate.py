@@ -325,7 +325,11 @@ def _data_section(c: _Check) -> None:
             )
         elif name == "humaneval":
             _need_humaneval(c, key)
-        elif name not in ("pyfamilies", "pyfamilies-sft"):  # generated in code: no data file
+        elif name not in (
+            "pyfamilies",
+            "pyfamilies-sft",
+            "pyfamilies-600",
+        ):  # generated in code: no data file
             _need_data(c, key, f"{name}/{name}.jsonl", f"decontamination against {name}")
     if d.backend == "hf" and d.model not in ("base", "tiny"):
         _model_spec(c, "data.model", d.model, variants=_produced_variants(c))

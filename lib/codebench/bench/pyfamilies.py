@@ -43,6 +43,12 @@ from codebench.bench.tasks import Problem, register
 NAME = "pyfamilies"
 EVAL_PROBLEMS = 150  # problems in the benchmark (pass@1 interval about +-0.07 at p = 0.3)
 EVAL_SEED = 20240601  # fixed: the benchmark never changes with a profile's seed
+# `pyfamilies-600`: the same generator run on to 600 problems (its first 150 are `pyfamilies`,
+# same task ids), for comparisons that need narrower intervals than 150 problems give (about
+# +-0.03 instead of +-0.05 at p = 0.4-0.5; measured in docs/grpo.md). The `make grpo` profile
+# evaluates on it.
+LARGE_NAME = "pyfamilies-600"
+LARGE_PROBLEMS = 600
 
 # Function names, shared by every family: the docstring, not the name, says what to do.
 FUNC_NAMES = (
@@ -380,6 +386,7 @@ class Instance:
     prompt: str
     solution: str
     tests: str
+    strict: bool = True  # the tests fail every other constant of the family (`make_instance`)
 
 
 def make_instance(task_id: str, name: str, family: Family, rng: random.Random) -> Instance:
@@ -397,16 +404,22 @@ def make_instance(task_id: str, name: str, family: Family, rng: random.Random) -
         f'    """\n'
     )
     solution = f"    return {body}\n"
-    asserts = "".join(
-        f"    assert candidate({v!r}) == {family.fn(v, k)!r}\n" for v in test_inputs(family, k, rng)
-    )
+    inputs = test_inputs(family, k, rng)
+    asserts = "".join(f"    assert candidate({v!r}) == {family.fn(v, k)!r}\n" for v in inputs)
     tests = f"def check(candidate):\n{asserts}"
-    return Instance(task_id, family.key, name, arg, k, prompt, solution, tests)
+    # `test_inputs` draws from a random pool, which now and then holds no input that tells two
+    # constants apart (about 1 in 150 instances: `divisible` by 8 vs 4, `count` of 3 vs 2):
+    # such an instance is marked, and the benchmark and the GRPO tasks leave it out
+    strict = all(
+        any(family.fn(v, c) != family.fn(v, k) for v in inputs) for c in family.constants if c != k
+    )
+    return Instance(task_id, family.key, name, arg, k, prompt, solution, tests, strict)
 
 
 def eval_instances(count: int = EVAL_PROBLEMS, *, sft: bool = False) -> list[Instance]:
     """The benchmark's problems: evaluation pairs only, round robin so every pair appears
-    (`sft`: the `pyfamilies-sft` problems, of SFT_FAMILIES)."""
+    (`sft`: the `pyfamilies-sft` problems, of SFT_FAMILIES). Every problem's tests fail the
+    family's other constants (`Instance.strict`)."""
     families, name = (SFT_FAMILIES, SFT_NAME) if sft else (FAMILIES, NAME)
     rng = random.Random(SFT_EVAL_SEED if sft else EVAL_SEED)
     side = pairs(True, families)  # family-major order: round robin gives every family its share
@@ -422,7 +435,7 @@ def eval_instances(count: int = EVAL_PROBLEMS, *, sft: bool = False) -> list[Ins
         i += 1
         inst = make_instance(f"{name}/{len(out)}", pair_name, fam, rng)
         key = (inst.prompt, inst.solution)
-        if key in seen:  # the same name, family, argument, constant and example: draw again
+        if key in seen or not inst.strict:  # a repeat, or tests a wrong constant passes: again
             continue
         seen.add(key)
         out.append(inst)
@@ -438,9 +451,10 @@ def training_instances(count: int, seed: int = 0, *, sft: bool = False) -> list[
     return [make_instance(f"{name}-train/{i}", *rng.choice(side), rng=rng) for i in range(count)]
 
 
-def eval_texts(*, sft: bool = False) -> list[str]:
-    """Prompt + canonical solution of every evaluation problem (for decontamination)."""
-    return [p.prompt + p.solution for p in eval_instances(sft=sft)]
+def eval_texts(*, sft: bool = False, count: int = EVAL_PROBLEMS) -> list[str]:
+    """Prompt + canonical solution of every evaluation problem (for decontamination); `count`:
+    of the first `count` problems (`LARGE_PROBLEMS` for `pyfamilies-600`)."""
+    return [p.prompt + p.solution for p in eval_instances(count, sft=sft)]
 
 
 def problem_of(inst: Instance) -> Problem:
@@ -497,3 +511,14 @@ class PyFamiliesSFT(PyFamilies):
             "families": len(SFT_FAMILIES),
             "eval_pairs": len(pairs(True, SFT_FAMILIES)),
         }
+
+
+@register(LARGE_NAME)
+class PyFamilies600(PyFamilies):
+    """Built-in smoke benchmark, 600 held-out problems: `pyfamilies` and 450 more of the same
+    evaluation pairs (the first 150 are `pyfamilies`'s, with the same task ids)."""
+
+    name = LARGE_NAME
+
+    def load(self) -> list[Problem]:
+        return [problem_of(i) for i in eval_instances(LARGE_PROBLEMS)]

@@ -27,6 +27,7 @@ Measured on planted renamed HumanEval solutions and the CodeI/O demo functions: 
              `codebench.bench.pyfamilies`); stage 00 also checks the tiny model's family
              training instances against it
   pyfamilies-sft  the same for the families only the SFT mix teaches
+  pyfamilies-600  the same for the 600-problem set (`make grpo` evaluates on it)
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+")
-EVAL_SETS = ("humaneval", "mbpp", "mtpb", "pyfamilies", "pyfamilies-sft")
+EVAL_SETS = ("humaneval", "mbpp", "mtpb", "pyfamilies", "pyfamilies-sft", "pyfamilies-600")
 
 
 # --------------------------------------------------------------------------- code shape
@@ -164,10 +165,12 @@ def eval_texts(name: str, data_dir: Path | None) -> Iterable[str]:
     check_set_name(name)
     if name == "humaneval":
         return _humaneval()
-    if name in ("pyfamilies", "pyfamilies-sft"):
-        from codebench.bench.pyfamilies import eval_texts as pyfamilies_texts
+    if name in ("pyfamilies", "pyfamilies-sft", "pyfamilies-600"):
+        from codebench.bench import pyfamilies
 
-        return pyfamilies_texts(sft=name == "pyfamilies-sft")
+        if name == pyfamilies.LARGE_NAME:
+            return pyfamilies.eval_texts(count=pyfamilies.LARGE_PROBLEMS)
+        return pyfamilies.eval_texts(sft=name == "pyfamilies-sft")
     if data_dir is None:
         raise FileNotFoundError(f"{name}: no data folder")
     if name == "mbpp":

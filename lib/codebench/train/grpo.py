@@ -94,7 +94,9 @@ def pyfamilies_train_tasks(
     """The built-in benchmark's training functions as HumanEval-format rows.
 
     Only training (function name, family) pairs (`pyfamilies.training_instances`); an
-    evaluation pair here is a bug and raises. Prompt = signature + docstring (the evaluation's
+    evaluation pair here is a bug and raises. Functions whose tests another constant of the
+    family would pass (`Instance.strict` false, about 0.7 %) are left out: the reward must not
+    pay a wrong answer. Prompt = signature + docstring (the evaluation's
     base prompt shape), tests = `check(candidate)` with five asserts, reference = the body.
     Stage 00 mixes `training_instances(..., seed=0)` into the tiny model's corpus; the default
     seed 1 draws other instances of the same training pairs. `sft`: the families only the
@@ -106,7 +108,7 @@ def pyfamilies_train_tasks(
     for inst in pyfamilies.training_instances(count, seed, sft=sft):
         if pyfamilies.is_eval_pair(inst.name, inst.family):
             raise AssertionError(f"{inst.task_id}: evaluation pair {inst.name}/{inst.family}")
-        if inst.prompt in seen:  # the same function drawn twice: one task
+        if inst.prompt in seen or not inst.strict:  # drawn twice, or a wrong constant passes
             continue
         seen.add(inst.prompt)
         rows.append(
@@ -162,6 +164,7 @@ def evaluation_texts(
         "humaneval": list(eval_texts("humaneval", None)),
         "pyfamilies": list(eval_texts("pyfamilies", None)),
         "pyfamilies-sft": list(eval_texts("pyfamilies-sft", None)),
+        "pyfamilies-600": list(eval_texts("pyfamilies-600", None)),
     }
     if data_dir is not None:
         from codebench.bench.mbpp import SHOT_IDS, TEST_IDS, mbpp_file

@@ -295,7 +295,7 @@ def _compress_names(specs: list[str]) -> set[str]:
 
 
 def _data_section(c: _Check) -> None:
-    from codebench.codeio.decontam import EVAL_SETS
+    from codebench.codeio.decontam import EVAL_SETS, GENERATED_SETS
     from codebench.codeio.sources import DEMO_RAW, DEMO_UNIFIED
 
     d = c.prof.data
@@ -325,11 +325,7 @@ def _data_section(c: _Check) -> None:
             )
         elif name == "humaneval":
             _need_humaneval(c, key)
-        elif name not in (
-            "pyfamilies",
-            "pyfamilies-sft",
-            "pyfamilies-600",
-        ):  # generated in code: no data file
+        elif name not in GENERATED_SETS:
             _need_data(c, key, f"{name}/{name}.jsonl", f"decontamination against {name}")
     if d.backend == "hf" and d.model not in ("base", "tiny"):
         _model_spec(c, "data.model", d.model, variants=_produced_variants(c))

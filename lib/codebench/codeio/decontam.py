@@ -42,7 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+")
-EVAL_SETS = ("humaneval", "mbpp", "mtpb", "pyfamilies", "pyfamilies-sft", "pyfamilies-600")
+GENERATED_SETS = ("pyfamilies", "pyfamilies-sft", "pyfamilies-600")  # made in code: no data file
+EVAL_SETS = ("humaneval", "mbpp", "mtpb", *GENERATED_SETS)
 
 
 # --------------------------------------------------------------------------- code shape
@@ -165,7 +166,7 @@ def eval_texts(name: str, data_dir: Path | None) -> Iterable[str]:
     check_set_name(name)
     if name == "humaneval":
         return _humaneval()
-    if name in ("pyfamilies", "pyfamilies-sft", "pyfamilies-600"):
+    if name in GENERATED_SETS:
         from codebench.bench import pyfamilies
 
         if name == pyfamilies.LARGE_NAME:

@@ -158,13 +158,10 @@ def evaluation_texts(
     """Texts of every evaluated set: HumanEval (prompt + solution), the built-in pyfamilies
     benchmark's held-out problems (prompt + solution), MBPP's test split and the 3-shot
     prompt's problems (text + code + tests), MTPB prompts, plus `extra` sets."""
-    from codebench.codeio.decontam import eval_texts
+    from codebench.codeio.decontam import GENERATED_SETS, eval_texts
 
     out: dict[str, list[str]] = {
-        "humaneval": list(eval_texts("humaneval", None)),
-        "pyfamilies": list(eval_texts("pyfamilies", None)),
-        "pyfamilies-sft": list(eval_texts("pyfamilies-sft", None)),
-        "pyfamilies-600": list(eval_texts("pyfamilies-600", None)),
+        name: list(eval_texts(name, None)) for name in ("humaneval", *GENERATED_SETS)
     }
     if data_dir is not None:
         from codebench.bench.mbpp import SHOT_IDS, TEST_IDS, mbpp_file

@@ -36,6 +36,7 @@ P61 = (1 << 61) - 1
 TIMEOUT = 1.0
 MEMORY_MB = 768
 AFFINITY = sorted(os.sched_getaffinity(0))
+NICE = os.getpriority(os.PRIO_PROCESS, 0)  # samples inherit it (`nice make test` runs at 19)
 
 # ------------------------------------------------------------------------ the honest probe
 PROBE = f"""
@@ -48,7 +49,7 @@ EXPECT = {{
 }}
 def pristine():
     bad = [r for r, v in EXPECT.items() if resource.getrlimit(r) != v]
-    if os.sched_getscheduler(0) != os.SCHED_OTHER or os.getpriority(os.PRIO_PROCESS, 0) != 0:
+    if os.sched_getscheduler(0) != os.SCHED_OTHER or os.getpriority(os.PRIO_PROCESS, 0) != {NICE}:
         bad.append("sched")
     if sorted(os.sched_getaffinity(0)) != {AFFINITY!r}:
         bad.append("affinity")

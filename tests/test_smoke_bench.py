@@ -63,30 +63,28 @@ def test_wrong_answers_fail(name):
     for p in get_task(name).problems():
         with pytest.raises(AssertionError):
             _run(p.prompt, "    return None\n", p.tests, p.entry_point)
-        fam = pyfamilies.FAMILY_BY_KEY[p.meta["family"]]
-        for other in fam.constants:
-            if other != p.meta["constant"]:
-                _, body = fam.render(p.meta["arg"], other)
-                with pytest.raises(AssertionError):
-                    _run(p.prompt, f"    return {body}\n", p.tests, p.entry_point)
+        m = p.meta
+        assert not _wrong_constants_passing(
+            p.prompt, p.tests, p.entry_point, m["family"], m["arg"], m["constant"]
+        )
 
 
-def _wrong_constant_passes(inst: pyfamilies.Instance) -> bool:
-    """Whether another constant of the instance's family passes its tests (run here)."""
-    fam = pyfamilies.FAMILY_BY_KEY[inst.family]
+def _wrong_constants_passing(prompt, tests, entry, family, arg, constant) -> list:
+    """The other constants of the family whose one-line solution passes the tests (run here)."""
+    fam = pyfamilies.FAMILY_BY_KEY[family]
+    passing = []
     for other in fam.constants:
-        if other != inst.constant:
+        if other != constant:
             try:
-                _run(
-                    inst.prompt,
-                    f"    return {fam.render(inst.arg, other)[1]}\n",
-                    inst.tests,
-                    inst.name,
-                )
+                _run(prompt, f"    return {fam.render(arg, other)[1]}\n", tests, entry)
             except AssertionError:
                 continue
-            return True
-    return False
+            passing.append(other)
+    return passing
+
+
+def _wrong_constant_passes(t: pyfamilies.Instance) -> bool:
+    return bool(_wrong_constants_passing(t.prompt, t.tests, t.name, t.family, t.arg, t.constant))
 
 
 def test_instances_with_weak_tests_are_marked_and_left_out():

@@ -343,6 +343,15 @@ def _value(kind: str, rng: random.Random, k: Any) -> Any:
     return "".join(rng.choice(letters) for _ in range(rng.randint(0, 8)))
 
 
+def undistinguished(family: Family, k: Any, inputs: list[Any]) -> list[Any]:
+    """The family's other constants that give the same result as `k` on every input."""
+    return [
+        c
+        for c in family.constants
+        if c != k and all(family.fn(v, c) == family.fn(v, k) for v in inputs)
+    ]
+
+
 def test_inputs(family: Family, k: Any, rng: random.Random, count: int = 5) -> list[Any]:
     """`count` distinct inputs, an edge case first, chosen so that every other constant of the
     family gives a different result on at least one of them (a wrong constant always fails)."""
@@ -353,10 +362,9 @@ def test_inputs(family: Family, k: Any, rng: random.Random, count: int = 5) -> l
     if family.kind == "str" and isinstance(k, str):
         pool[:0] = ["".join(rng.choice(k + "bcdx") for _ in range(6))]
     out, seen = [edge], {repr(edge)}
-    others = [c for c in family.constants if c != k]
 
     def alive() -> list:  # other constants that the chosen inputs do not yet rule out
-        return [c for c in others if all(family.fn(v, c) == family.fn(v, k) for v in out)]
+        return undistinguished(family, k, out)
 
     for v in pool:  # first the inputs that rule out another constant
         if len(out) >= count or not alive():
@@ -410,9 +418,7 @@ def make_instance(task_id: str, name: str, family: Family, rng: random.Random) -
     # `test_inputs` draws from a random pool, which now and then holds no input that tells two
     # constants apart (about 1 in 150 instances: `divisible` by 8 vs 4, `count` of 3 vs 2):
     # such an instance is marked, and the benchmark and the GRPO tasks leave it out
-    strict = all(
-        any(family.fn(v, c) != family.fn(v, k) for v in inputs) for c in family.constants if c != k
-    )
+    strict = not undistinguished(family, k, inputs)
     return Instance(task_id, family.key, name, arg, k, prompt, solution, tests, strict)
 
 
